@@ -1,0 +1,106 @@
+package cibatest_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/ciba/cibatest"
+)
+
+// luhnOK checks the Swedish check digit over the last ten digits.
+func luhnOK(tenDigits string) bool {
+	sum := 0
+	for i := range 10 {
+		d := int(tenDigits[i] - '0')
+		if i%2 == 0 { // weights 2,1,2,1,… from the left
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// mod11OK checks both Norwegian check digits.
+func mod11OK(n string) bool {
+	check := func(digits string, weights []int) int {
+		s := 0
+		for i, w := range weights {
+			s += int(digits[i]-'0') * w
+		}
+		k := 11 - s%11
+		if k == 11 {
+			k = 0
+		}
+		return k // 10 means no valid number
+	}
+	k1 := check(n, []int{3, 7, 6, 1, 8, 9, 4, 5, 2})
+	k2 := check(n, []int{5, 4, 3, 2, 7, 6, 5, 4, 3, 2})
+	return k1 < 10 && k2 < 10 && int(n[9]-'0') == k1 && int(n[10]-'0') == k2
+}
+
+func TestChecksumsCatchErrors(t *testing.T) {
+	// The validators themselves must be able to fail.
+	if !luhnOK("6802020575") || luhnOK("6802020576") {
+		t.Error("luhnOK disagrees with Idura's example 196802020575")
+	}
+	if mod11OK("01010012345") {
+		t.Error("mod11OK accepted an invalid number")
+	}
+}
+
+func TestUsersValid(t *testing.T) {
+	scripts := map[string]cibatest.Script{
+		cibatest.SEApprove: cibatest.ScriptApproveFast, cibatest.SEApproveSlow: cibatest.ScriptApproveSlow,
+		cibatest.SEDecline: cibatest.ScriptDecline, cibatest.SENoAnswer: cibatest.ScriptNoAnswer, cibatest.SEManual: cibatest.ScriptManual,
+		cibatest.NOApprove: cibatest.ScriptApproveFast, cibatest.NOApproveSlow: cibatest.ScriptApproveSlow,
+		cibatest.NODecline: cibatest.ScriptDecline, cibatest.NONoAnswer: cibatest.ScriptNoAnswer, cibatest.NOManual: cibatest.ScriptManual,
+	}
+	users := cibatest.Users()
+	if len(users) != len(scripts) {
+		t.Fatalf("Users() has %d users, want %d", len(users), len(scripts))
+	}
+	seen := map[string]bool{}
+	for _, u := range users {
+		n := u.NationalID
+		if seen[n] {
+			t.Errorf("user %s listed twice", u.GivenName)
+		}
+		seen[n] = true
+		if want, ok := scripts[n]; !ok || u.Script != want {
+			t.Errorf("user %s: script %v, want %v", u.GivenName, u.Script, want)
+		}
+		var date time.Time
+		var err error
+		switch len(n) {
+		case 12:
+			date, err = time.Parse("20060102", n[:8])
+			if !luhnOK(n[2:]) {
+				t.Errorf("Swedish user %s: bad Luhn check digit", u.GivenName)
+			}
+		case 11:
+			date, err = time.Parse("020106", n[:6])
+			if date.Year() > 2030 { // two-digit years: individual digits 500-999 can mean 20xx
+				date = date.AddDate(-100, 0, 0)
+			}
+			if !mod11OK(n) {
+				t.Errorf("Norwegian user %s: bad mod-11 check digits", u.GivenName)
+			}
+		default:
+			t.Errorf("user %s: %d digits", u.GivenName, len(n))
+			continue
+		}
+		if err != nil {
+			t.Errorf("user %s: not a real date: %v", u.GivenName, err)
+			continue
+		}
+		if len(n) == 12 && date.Format(time.DateOnly) != u.BirthDate {
+			t.Errorf("user %s: BirthDate %s does not match the number", u.GivenName, u.BirthDate)
+		}
+		if len(n) == 11 && date.Format("01-02") != u.BirthDate[5:] {
+			t.Errorf("user %s: BirthDate %s does not match the number", u.GivenName, u.BirthDate)
+		}
+	}
+}
