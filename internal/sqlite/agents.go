@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ivr/callerverify/agentui"
+)
+
+// CreateAgent stores a; agentui.ErrExists when the name is taken.
+func (db *DB) CreateAgent(ctx context.Context, a agentui.Agent) error {
+	err := db.write(ctx, func(tx wtx) error {
+		_, err := tx.exec(ctx, qInsertAgent, a.Name, a.PasswordHash, ms(a.CreatedAt))
+		if isUnique(err) {
+			return agentui.ErrExists
+		}
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: create agent: %w", err)
+	}
+	return nil
+}
+
+// Agent returns the named agent, or agentui.ErrNotFound.
+func (db *DB) Agent(ctx context.Context, name string) (agentui.Agent, error) {
+	var (
+		a       agentui.Agent
+		created int64
+	)
+	err := db.r.queryRow(ctx, qAgent, name).
+		Scan(&a.Name, &a.PasswordHash, &created)
+	if err != nil {
+		return agentui.Agent{}, fmt.Errorf("sqlite: get agent: %w", notFound(err, agentui.ErrNotFound))
+	}
+	a.CreatedAt = fromMS(created)
+	return a, nil
+}
+
+// Agents returns all agents ordered by name.
+func (db *DB) Agents(ctx context.Context) ([]agentui.Agent, error) {
+	rows, err := db.r.query(ctx, qAgents)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list agents: %w", err)
+	}
+	defer rows.Close()
+	var agents []agentui.Agent
+	for rows.Next() {
+		var (
+			a       agentui.Agent
+			created int64
+		)
+		if err := rows.Scan(&a.Name, &a.PasswordHash, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: list agents: %w", err)
+		}
+		a.CreatedAt = fromMS(created)
+		agents = append(agents, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list agents: %w", err)
+	}
+	return agents, nil
+}
+
+// DeleteAgent deletes the named agent and its sessions; agentui.ErrNotFound
+// when there is no such agent.
+func (db *DB) DeleteAgent(ctx context.Context, name string) error {
+	err := db.write(ctx, func(tx wtx) error {
+		// The foreign key cascades too; this keeps the promise should a
+		// connection ever run without foreign_keys.
+		if _, err := tx.exec(ctx, qDeleteAgentSessions, name); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, qDeleteAgent, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return agentui.ErrNotFound
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete agent: %w", err)
+	}
+	return nil
+}
+
+// CreateSession stores s. agentui.ErrNotFound when s.Agent names no agent,
+// agentui.ErrExists when the ID is taken.
+func (db *DB) CreateSession(ctx context.Context, s agentui.Session) error {
+	err := db.write(ctx, func(tx wtx) error {
+		_, err := tx.exec(ctx, qInsertSession,
+			s.ID, s.Agent, s.CSRFToken, ms(s.CreatedAt), ms(s.ExpiresAt))
+		switch {
+		case isForeignKey(err):
+			return agentui.ErrNotFound
+		case isUnique(err):
+			return agentui.ErrExists
+		}
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: create session: %w", err)
+	}
+	return nil
+}
+
+// Session returns the session with the given ID, or agentui.ErrNotFound. It
+// returns expired sessions too: the caller compares ExpiresAt with its clock.
+func (db *DB) Session(ctx context.Context, id string) (agentui.Session, error) {
+	var (
+		s                agentui.Session
+		created, expires int64
+	)
+	err := db.r.queryRow(ctx, qSession, id).
+		Scan(&s.ID, &s.Agent, &s.CSRFToken, &created, &expires)
+	if err != nil {
+		return agentui.Session{}, fmt.Errorf("sqlite: get session: %w", notFound(err, agentui.ErrNotFound))
+	}
+	s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
+	return s, nil
+}
+
+// DeleteSession deletes the session with the given ID. Deleting a session that
+// does not exist (a second logout) is not an error.
+func (db *DB) DeleteSession(ctx context.Context, id string) error {
+	err := db.write(ctx, func(tx wtx) error {
+		_, err := tx.exec(ctx, qDeleteSession, id)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions deletes the sessions whose ExpiresAt is at or before
+// now and returns how many it deleted.
+func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx wtx) error {
+		res, err := tx.exec(ctx, qDeleteExpiredSessions, ms(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
+	}
+	return int(n), nil
+}

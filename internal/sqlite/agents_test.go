@@ -1,0 +1,169 @@
+package sqlite_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/agentui"
+)
+
+func TestAgents(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	alice := agentui.Agent{Name: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: t0}
+	bob := agentui.Agent{Name: "bob", PasswordHash: "$argon2id$bob", CreatedAt: at(time.Minute)}
+	for _, a := range []agentui.Agent{bob, alice} {
+		if err := db.CreateAgent(ctx, a); err != nil {
+			t.Fatalf("CreateAgent(%s): %v", a.Name, err)
+		}
+	}
+
+	t.Run("an agent reads back as written, in UTC", func(t *testing.T) {
+		got, err := db.Agent(ctx, "alice")
+		want := alice
+		want.CreatedAt = utc(want.CreatedAt)
+		if err != nil || got != want {
+			t.Errorf("Agent(alice) = %+v, %v; want %+v", got, err, want)
+		}
+	})
+	t.Run("a taken name is ErrExists", func(t *testing.T) {
+		err := db.CreateAgent(ctx, agentui.Agent{Name: "alice", PasswordHash: "other"})
+		if !errors.Is(err, agentui.ErrExists) {
+			t.Errorf("CreateAgent(alice again) err = %v, want ErrExists", err)
+		}
+		if got, _ := db.Agent(ctx, "alice"); got.PasswordHash != alice.PasswordHash {
+			t.Error("duplicate create changed the stored hash")
+		}
+	})
+	t.Run("an unknown agent is ErrNotFound", func(t *testing.T) {
+		if _, err := db.Agent(ctx, "mallory"); !errors.Is(err, agentui.ErrNotFound) {
+			t.Errorf("Agent(unknown) err = %v, want ErrNotFound", err)
+		}
+		if err := db.DeleteAgent(ctx, "mallory"); !errors.Is(err, agentui.ErrNotFound) {
+			t.Errorf("DeleteAgent(unknown) err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("agents are listed by name", func(t *testing.T) {
+		got, err := db.Agents(ctx)
+		if err != nil {
+			t.Fatalf("Agents: %v", err)
+		}
+		var names []string
+		for _, a := range got {
+			names = append(names, a.Name)
+		}
+		if !slices.Equal(names, []string{"alice", "bob"}) {
+			t.Errorf("Agents = %v, want [alice bob]", names)
+		}
+	})
+}
+
+func TestSessions(t *testing.T) {
+	ctx := t.Context()
+	setup := func(t *testing.T) agentStore {
+		db := open(t)
+		for _, name := range []string{"alice", "bob"} {
+			if err := db.CreateAgent(ctx, agentui.Agent{Name: name, PasswordHash: "h", CreatedAt: t0}); err != nil {
+				t.Fatalf("CreateAgent: %v", err)
+			}
+		}
+		for _, s := range []agentui.Session{
+			{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: t0, ExpiresAt: at(time.Hour)},
+			{ID: "s-alice-2", Agent: "alice", CSRFToken: "csrf2", CreatedAt: t0, ExpiresAt: at(2 * time.Hour)},
+			{ID: "s-bob", Agent: "bob", CSRFToken: "csrf3", CreatedAt: t0, ExpiresAt: at(3 * time.Hour)},
+		} {
+			if err := db.CreateSession(ctx, s); err != nil {
+				t.Fatalf("CreateSession(%s): %v", s.ID, err)
+			}
+		}
+		return db
+	}
+	exists := func(t *testing.T, s agentStore, ids ...string) []string {
+		t.Helper()
+		var found []string
+		for _, id := range ids {
+			switch _, err := s.Session(ctx, id); {
+			case err == nil:
+				found = append(found, id)
+			case !errors.Is(err, agentui.ErrNotFound):
+				t.Fatalf("Session(%s): %v", id, err)
+			}
+		}
+		return found
+	}
+	all := []string{"s-alice-1", "s-alice-2", "s-bob"}
+
+	t.Run("a session reads back as written", func(t *testing.T) {
+		s := setup(t)
+		got, err := s.Session(ctx, "s-alice-1")
+		want := agentui.Session{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: utc(t0), ExpiresAt: utc(at(time.Hour))}
+		if err != nil || got != want {
+			t.Errorf("Session = %+v, %v; want %+v", got, err, want)
+		}
+	})
+	t.Run("a session for an unknown agent is ErrNotFound", func(t *testing.T) {
+		s := setup(t)
+		err := s.CreateSession(ctx, agentui.Session{ID: "s-x", Agent: "mallory", ExpiresAt: at(time.Hour)})
+		if !errors.Is(err, agentui.ErrNotFound) {
+			t.Errorf("CreateSession(unknown agent) err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("a taken session ID is ErrExists", func(t *testing.T) {
+		s := setup(t)
+		err := s.CreateSession(ctx, agentui.Session{ID: "s-bob", Agent: "alice", ExpiresAt: at(time.Hour)})
+		if !errors.Is(err, agentui.ErrExists) {
+			t.Errorf("CreateSession(taken ID) err = %v, want ErrExists", err)
+		}
+	})
+	t.Run("deleting an agent deletes its sessions only", func(t *testing.T) {
+		s := setup(t)
+		if err := s.DeleteAgent(ctx, "alice"); err != nil {
+			t.Fatalf("DeleteAgent: %v", err)
+		}
+		if got := exists(t, s, all...); !slices.Equal(got, []string{"s-bob"}) {
+			t.Errorf("sessions left = %v, want [s-bob]", got)
+		}
+		if _, err := s.Agent(ctx, "alice"); !errors.Is(err, agentui.ErrNotFound) {
+			t.Errorf("Agent(deleted) err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("logout deletes one session and a second logout is no error", func(t *testing.T) {
+		s := setup(t)
+		for range 2 {
+			if err := s.DeleteSession(ctx, "s-alice-1"); err != nil {
+				t.Fatalf("DeleteSession: %v", err)
+			}
+		}
+		if got := exists(t, s, all...); !slices.Equal(got, []string{"s-alice-2", "s-bob"}) {
+			t.Errorf("sessions left = %v, want [s-alice-2 s-bob]", got)
+		}
+	})
+
+	tests := []struct {
+		name string
+		now  time.Time
+		n    int
+		left []string
+	}{
+		{"before any expiry nothing goes", at(time.Hour - time.Millisecond), 0, all},
+		{"a session expires at its ExpiresAt", at(time.Hour), 1, []string{"s-alice-2", "s-bob"}},
+		{"later, more expire", at(150 * time.Minute), 2, []string{"s-bob"}},
+		{"at the end all are gone", at(24 * time.Hour), 3, nil},
+	}
+	for _, tt := range tests {
+		t.Run("expiry: "+tt.name, func(t *testing.T) {
+			s := setup(t)
+			n, err := s.DeleteExpiredSessions(ctx, tt.now)
+			if err != nil || n != tt.n {
+				t.Errorf("DeleteExpiredSessions = %d, %v; want %d, nil", n, err, tt.n)
+			}
+			if got := exists(t, s, all...); !slices.Equal(got, tt.left) {
+				t.Errorf("sessions left = %v, want %v", got, tt.left)
+			}
+		})
+	}
+}
+
+type agentStore = agentui.AgentStore

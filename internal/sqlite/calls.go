@@ -1,0 +1,224 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ivr/callerverify/ivr"
+)
+
+// defaultCallsLimit is the number of calls Calls returns when the filter sets
+// no limit.
+const defaultCallsLimit = 200
+
+// errExists ends a write transaction without committing when CreateCall finds
+// the SID taken.
+var errExists = errors.New("exists")
+
+// CreateCall stores c and events in one transaction. When a call with c.SID
+// exists already it returns false and stores nothing, not even the events.
+// c.Version is stored as given.
+func (db *DB) CreateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) (bool, error) {
+	err := db.write(ctx, func(tx wtx) error {
+		res, err := tx.exec(ctx, qInsertCall,
+			c.SID, c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
+			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome,
+			ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt), c.Version)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		} else if n == 0 {
+			return errExists
+		}
+		return nil
+	}, events)
+	switch {
+	case errors.Is(err, errExists):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlite: create call: %w", err)
+	}
+	return true, nil
+}
+
+// Call returns the call with the given SID, or ivr.ErrNotFound.
+func (db *DB) Call(ctx context.Context, sid string) (*ivr.Call, error) {
+	row := db.r.queryRow(ctx, qCall, sid)
+	c, err := scanCall(row)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get call: %w", notFound(err, ivr.ErrNotFound))
+	}
+	return c, nil
+}
+
+// UpdateCall stores c if the stored version equals c.Version, together with
+// events, and then increments c.Version. A different stored version gives
+// ivr.ErrConflict, a missing call ivr.ErrNotFound; either way nothing changes.
+func (db *DB) UpdateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) error {
+	err := db.write(ctx, func(tx wtx) error {
+		res, err := tx.exec(ctx, qUpdateCall,
+			c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
+			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome,
+			ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt),
+			c.SID, c.Version)
+		if err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		return versionCheck(ctx, tx, res, qCallExists, c.SID)
+	}, events)
+	if err != nil {
+		return fmt.Errorf("sqlite: update call: %w", err)
+	}
+	c.Version++
+	return nil
+}
+
+// versionCheck turns an update that changed no row into ivr.ErrConflict when
+// the row exists (exists is a query for that) and ivr.ErrNotFound when not.
+func versionCheck(ctx context.Context, tx wtx, res sql.Result, exists, key string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var found bool
+	if err := tx.queryRow(ctx, exists, key).Scan(&found); err != nil {
+		return fmt.Errorf("check version: %w", err)
+	}
+	if found {
+		return ivr.ErrConflict
+	}
+	return ivr.ErrNotFound
+}
+
+// Calls lists calls. With f.Live, the calls that have not ended, newest first;
+// otherwise the calls that ended at or after f.EndedSince, most recently ended
+// first. f.Limit defaults to 200.
+func (db *DB) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) {
+	limit := limitOr(f.Limit, defaultCallsLimit)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if f.Live {
+		rows, err = db.r.query(ctx, qLiveCalls, limit)
+	} else {
+		rows, err = db.r.query(ctx, qEndedCalls, ms(f.EndedSince), limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list calls: %w", err)
+	}
+	defer rows.Close()
+	var calls []*ivr.Call
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list calls: %w", err)
+		}
+		calls = append(calls, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list calls: %w", err)
+	}
+	return calls, nil
+}
+
+// Events returns the events stored for callSID, oldest (lowest Seq) first;
+// none, without error, for an unknown call.
+func (db *DB) Events(ctx context.Context, callSID string) ([]ivr.Event, error) {
+	rows, err := db.r.query(ctx, qEvents, callSID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	defer rows.Close()
+	var events []ivr.Event
+	for rows.Next() {
+		var (
+			e    ivr.Event
+			at   int64
+			kind string
+		)
+		if err := rows.Scan(&e.Seq, &at, &e.CallSID, &e.VerificationID, &kind, &e.Actor, &e.Detail); err != nil {
+			return nil, fmt.Errorf("sqlite: list events: %w", err)
+		}
+		e.At, e.Kind = fromMS(at), ivr.EventKind(kind)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	return events, nil
+}
+
+// AppendEvent stores e on its own and sets e.Seq. e.Call is not stored.
+func (db *DB) AppendEvent(ctx context.Context, e *ivr.Event) error {
+	if e == nil {
+		return errors.New("sqlite: append event: nil event")
+	}
+	if err := db.write(ctx, nil, []*ivr.Event{e}); err != nil {
+		return fmt.Errorf("sqlite: append event: %w", err)
+	}
+	return nil
+}
+
+// PurgeEnded deletes the calls that ended before before, with their
+// verifications and events, and returns how many calls it deleted. It works in
+// batches, each its own transaction, so that other writers are not held up.
+func (db *DB) PurgeEnded(ctx context.Context, before time.Time) (int, error) {
+	const batch = 500
+	cutoff := ms(before)
+	total := 0
+	for {
+		var n int
+		err := db.write(ctx, func(tx wtx) error {
+			// Events and verifications first: the batch is chosen from calls.
+			for _, q := range []string{qPurgeEvents, qPurgeVerifications} {
+				if _, err := tx.exec(ctx, q, cutoff, batch); err != nil {
+					return err
+				}
+			}
+			res, err := tx.exec(ctx, qPurgeCalls, cutoff, batch)
+			if err != nil {
+				return err
+			}
+			m, err := res.RowsAffected()
+			n = int(m)
+			return err
+		}, nil)
+		if err != nil {
+			return total, fmt.Errorf("sqlite: purge ended calls: %w", err)
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanCall(s scanner) (*ivr.Call, error) {
+	var (
+		c                         ivr.Call
+		state                     string
+		created, updated, endedAt int64
+	)
+	err := s.Scan(&c.SID, &c.From, &c.To, &c.Language, &state, &c.Step, &c.LastTwiML,
+		&c.NumberAttempts, &c.VerifyAttempts, &c.VerificationID, &c.Outcome,
+		&created, &updated, &endedAt, &c.Version)
+	if err != nil {
+		return nil, err
+	}
+	c.State = ivr.CallState(state)
+	c.CreatedAt, c.UpdatedAt, c.EndedAt = fromMS(created), fromMS(updated), fromMS(endedAt)
+	return &c, nil
+}

@@ -1,0 +1,244 @@
+// Package sqlite stores calls, verifications, the event log, agents and their
+// sessions in a SQLite database file. It is the only package that knows SQL;
+// *DB satisfies ivr.Store and agentui.AgentStore. It knows nothing of HTTP,
+// Twilio or CIBA.
+//
+// A DB holds two connection pools on the same file: one connection for all
+// writes, so writers in this process queue in Go instead of contending for
+// SQLite's lock, and a pool of read-only connections, which WAL mode lets run
+// beside the writer. busy_timeout covers other processes (such as
+// "ivrd agents add") writing to the same file.
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/ivr"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// pragmas are applied to every connection of both pools.
+const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+
+// DB is the SQLite store. It is safe for concurrent use.
+type DB struct {
+	w pool // exactly one connection: every write transaction
+	r pool // read-only connections: single-statement reads
+}
+
+// Open opens (creating if need be) the database file at path, brings its
+// schema up to date and returns the store. Close it when done.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: empty path")
+	}
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
+	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	db := &DB{w: pool{db: w}, r: pool{db: r}}
+
+	// Migrate before preparing: the statements name the tables.
+	err = migrate(ctx, w)
+	if err == nil {
+		err = db.w.prepare(ctx, writeQueries())
+	}
+	if err == nil {
+		err = db.r.prepare(ctx, readQueries())
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes both connection pools.
+func (db *DB) Close() error {
+	return errors.Join(db.r.close(), db.w.close())
+}
+
+// Ping runs a real query on a read connection: the file is open and the schema
+// is in place.
+func (db *DB) Ping(ctx context.Context) error {
+	var n int
+	if err := db.r.queryRow(ctx, qPing).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if n == 0 {
+		return errors.New("sqlite: ping: no migrations applied")
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations not yet recorded in the migrations
+// table, in name order, each in its own transaction together with its record.
+func migrate(ctx context.Context, w *sql.DB) error {
+	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (
+		name       TEXT    NOT NULL PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := migrateOne(ctx, w, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func migrateOne(ctx context.Context, w *sql.DB, file string) error {
+	name := path.Base(file) // what the migrations table records
+	body, err := fs.ReadFile(migrationFS, file)
+	if err != nil {
+		return fmt.Errorf("read migration %s: %w", name, err)
+	}
+	tx, err := w.BeginTx(ctx, nil) // immediate: a second process opening now waits here
+	if err != nil {
+		return fmt.Errorf("migration %s: begin: %w", name, err)
+	}
+	defer tx.Rollback()
+	var done bool
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM migrations WHERE name = ?)", name).Scan(&done); err != nil {
+		return fmt.Errorf("migration %s: check: %w", name, err)
+	}
+	if done {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("migration %s: apply: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", name, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("migration %s: record: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: commit: %w", name, err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction, stores events after it in the same
+// transaction and commits. Seq is set on the events only once the commit
+// succeeded, so a failed write leaves the caller's values untouched.
+func (db *DB) write(ctx context.Context, fn func(tx wtx) error, events []*ivr.Event) error {
+	sqlTx, err := db.w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer sqlTx.Rollback()
+	tx := wtx{tx: sqlTx, stmts: db.w.stmts}
+	if fn != nil {
+		if err := fn(tx); err != nil {
+			return err
+		}
+	}
+	seqs := make([]int64, len(events))
+	for i, e := range events {
+		if e == nil {
+			continue
+		}
+		res, err := tx.exec(ctx, qInsertEvent, ms(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail)
+		if err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		if seqs[i], err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for i, e := range events {
+		if e != nil {
+			e.Seq = seqs[i]
+		}
+	}
+	return nil
+}
+
+// ms is t as unix milliseconds, 0 for the zero time.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMS is the inverse of ms, in UTC.
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// constraint reports whether err is a SQLite constraint violation with one of
+// the given extended codes.
+func constraint(err error, codes ...int) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && slices.Contains(codes, e.Code())
+}
+
+func isUnique(err error) bool {
+	return constraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+}
+
+func isForeignKey(err error) bool {
+	return constraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+// notFound maps sql.ErrNoRows to want, leaving other errors as they are.
+func notFound(err, want error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return want
+	}
+	return err
+}
+
+// limitOr is n when positive, def otherwise.
+func limitOr(n, def int) int {
+	return cmp.Or(max(n, 0), def)
+}
+
+// Compile-time checks that DB is what the consumers need.
+var (
+	_ ivr.Store          = (*DB)(nil)
+	_ agentui.AgentStore = (*DB)(nil)
+)

@@ -1,0 +1,155 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// The statements the store runs, prepared once per connection at Open (SQLite
+// then skips parsing on every call). Reads run on the read pool, writes inside
+// transactions on the write connection.
+const (
+	callColumns = `sid, from_number, to_number, language, state, step, last_twiml,
+	number_attempts, verify_attempts, verification_id, outcome,
+	created_at, updated_at, ended_at, version`
+
+	verificationColumns = `id, call_sid, country, national_id, masked_id, id_hash,
+	initiator, status, pending, auth_req_id, binding_message,
+	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
+	subject, name, given_name, family_name, error,
+	created_at, updated_at, completed_at, version`
+
+	// inFlight is the condition of the partial index verifications_due; the
+	// poller's queries repeat it word for word so that SQLite uses that index.
+	inFlight = `status IN ('starting', 'pending')`
+
+	// endedBatch selects a batch of calls for PurgeEnded: ?1 cutoff, ?2 batch size.
+	endedBatch = `SELECT sid FROM calls WHERE ended_at > 0 AND ended_at < ?1 ORDER BY ended_at LIMIT ?2`
+
+	qPing = `SELECT count(*) FROM migrations`
+
+	qCall      = `SELECT ` + callColumns + ` FROM calls WHERE sid = ?`
+	qLiveCalls = `SELECT ` + callColumns + ` FROM calls
+		WHERE ended_at = 0 ORDER BY created_at DESC, rowid DESC LIMIT ?`
+	qEndedCalls = `SELECT ` + callColumns + ` FROM calls
+		WHERE ended_at > 0 AND ended_at >= ? ORDER BY ended_at DESC, created_at DESC, rowid DESC LIMIT ?`
+	qEvents = `SELECT seq, at, call_sid, verification_id, kind, actor, detail
+		FROM events WHERE call_sid = ? ORDER BY seq`
+	qVerification = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = ?`
+	qDue          = `SELECT ` + verificationColumns + ` FROM verifications
+		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
+	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight
+	qAgent      = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
+	qAgents     = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
+	qSession    = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
+
+	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	qInsertCall = `INSERT INTO calls (` + callColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sid) DO NOTHING`
+	qUpdateCall = `UPDATE calls SET
+		from_number = ?, to_number = ?, language = ?, state = ?, step = ?, last_twiml = ?,
+		number_attempts = ?, verify_attempts = ?, verification_id = ?, outcome = ?,
+		created_at = ?, updated_at = ?, ended_at = ?, version = version + 1
+		WHERE sid = ? AND version = ?`
+	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
+	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateVerification = `UPDATE verifications SET
+		call_sid = ?, country = ?, national_id = ?, masked_id = ?, id_hash = ?,
+		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
+		interval_ms = ?, expires_at = ?, next_poll_at = ?, polls = ?, slow_downs = ?, failures = ?,
+		subject = ?, name = ?, given_name = ?, family_name = ?, error = ?,
+		created_at = ?, updated_at = ?, completed_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`
+	qVerificationExists  = `SELECT EXISTS (SELECT 1 FROM verifications WHERE id = ?)`
+	qPurgeEvents         = `DELETE FROM events WHERE call_sid IN (` + endedBatch + `)`
+	qPurgeVerifications  = `DELETE FROM verifications WHERE call_sid IN (` + endedBatch + `)`
+	qPurgeCalls          = `DELETE FROM calls WHERE sid IN (` + endedBatch + `)`
+	qInsertAgent         = `INSERT INTO agents (name, password_hash, created_at) VALUES (?, ?, ?)`
+	qDeleteAgentSessions = `DELETE FROM agent_sessions WHERE agent = ?`
+	qDeleteAgent         = `DELETE FROM agents WHERE name = ?`
+	qInsertSession       = `INSERT INTO agent_sessions (id, agent, csrf_token, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`
+	qDeleteSession         = `DELETE FROM agent_sessions WHERE id = ?`
+	qDeleteExpiredSessions = `DELETE FROM agent_sessions WHERE expires_at <= ?`
+)
+
+func readQueries() []string {
+	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qDue, qNextPollAt,
+		qAgent, qAgents, qSession}
+}
+
+func writeQueries() []string {
+	return []string{qInsertEvent, qInsertCall, qUpdateCall, qCallExists, qInsertVerification,
+		qUpdateVerification, qVerificationExists, qPurgeEvents, qPurgeVerifications, qPurgeCalls,
+		qInsertAgent, qDeleteAgentSessions, qDeleteAgent, qInsertSession, qDeleteSession,
+		qDeleteExpiredSessions}
+}
+
+// pool is a connection pool and the statements prepared on it. A statement
+// not in stmts still runs, unprepared.
+type pool struct {
+	db    *sql.DB
+	stmts map[string]*sql.Stmt
+}
+
+// prepare prepares queries on p. For the write pool this must happen outside
+// any transaction: preparing takes a connection, and there is only one.
+func (p *pool) prepare(ctx context.Context, queries []string) error {
+	p.stmts = make(map[string]*sql.Stmt, len(queries))
+	for i, q := range queries {
+		s, err := p.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare statement %d: %w", i, err)
+		}
+		p.stmts[q] = s
+	}
+	return nil
+}
+
+func (p *pool) close() error {
+	var errs []error
+	for _, s := range p.stmts {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(append(errs, p.db.Close())...)
+}
+
+func (p *pool) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s, ok := p.stmts[q]; ok {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return p.db.QueryRowContext(ctx, q, args...)
+}
+
+func (p *pool) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s, ok := p.stmts[q]; ok {
+		return s.QueryContext(ctx, args...)
+	}
+	return p.db.QueryContext(ctx, q, args...)
+}
+
+// wtx is a write transaction. Its statements reuse the ones prepared on the
+// write connection.
+type wtx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s, ok := t.stmts[q]; ok {
+		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s, ok := t.stmts[q]; ok {
+		return t.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}

@@ -1,0 +1,342 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/ivr"
+)
+
+// open opens a fresh database in a temporary directory, closed at cleanup.
+func open(t testing.TB) *sqlite.DB {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), "ivr.db"))
+}
+
+func openAt(t testing.TB, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func TestStoreConformance(t *testing.T) {
+	StoreConformance(t, func(t *testing.T) ivr.Store { return open(t) })
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("re-opening keeps the data and applies no migration twice", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ivr.db")
+		db, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("first Open: %v", err)
+		}
+		if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+			t.Fatalf("CreateCall: %v", err)
+		}
+		if err := db.CreateAgent(t.Context(), agentui.Agent{Name: "alice", PasswordHash: "h"}); err != nil {
+			t.Fatalf("CreateAgent: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		for i := range 3 {
+			db, err := sqlite.Open(t.Context(), path)
+			if err != nil {
+				t.Fatalf("re-Open %d: %v", i, err)
+			}
+			if _, err := db.Call(t.Context(), "CA1"); err != nil {
+				t.Errorf("re-Open %d: Call: %v", i, err)
+			}
+			if _, err := db.Agent(t.Context(), "alice"); err != nil {
+				t.Errorf("re-Open %d: Agent: %v", i, err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		}
+		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql" {
+			t.Errorf("migrations table = %q, want each file once", got)
+		}
+	})
+
+	t.Run("two stores opening one new file at once both succeed", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ivr.db")
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				db, err := sqlite.Open(t.Context(), path)
+				if err == nil {
+					err = db.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql" {
+			t.Errorf("migrations table = %q, want each file once", got)
+		}
+	})
+
+	t.Run("a path with URI characters is a plain file name", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "odd name?mode=ro#x%20.db")
+		db := openAt(t, path)
+		if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+			t.Fatalf("CreateCall: %v", err)
+		}
+		if got, _ := filepath.Glob(filepath.Join(dir, "odd name?mode=ro#x%20.db")); len(got) != 1 {
+			t.Errorf("database file not at the given path; dir has %v", got)
+		}
+	})
+
+	t.Run("a missing directory is an error", func(t *testing.T) {
+		_, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "no", "such", "ivr.db"))
+		if err == nil {
+			t.Fatal("Open in a missing directory succeeded")
+		}
+	})
+
+	t.Run("Ping works until Close", func(t *testing.T) {
+		db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ivr.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := db.Ping(t.Context()); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+		db.Close()
+		if err := db.Ping(t.Context()); err == nil {
+			t.Error("Ping after Close succeeded")
+		}
+	})
+}
+
+// migrationRows lists the migrations table through a store opened on path.
+func migrationRows(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	names, err := sqlite.AppliedMigrations(t.Context(), db)
+	if err != nil {
+		t.Fatalf("applied migrations: %v", err)
+	}
+	return strings.Join(names, ",")
+}
+
+func TestErrorsHoldNoRowContents(t *testing.T) {
+	db := open(t)
+	const nid = "199001011239"
+	v := newVerification("v1", "CA1", ivr.VerPending, t0)
+	v.NationalID = nid
+	if err := db.CreateVerification(t.Context(), v); err != nil {
+		t.Fatalf("CreateVerification: %v", err)
+	}
+	stale := *v
+	if err := db.UpdateVerification(t.Context(), v); err != nil {
+		t.Fatalf("UpdateVerification: %v", err)
+	}
+	errs := []error{
+		db.CreateVerification(t.Context(), v),
+		db.UpdateVerification(t.Context(), &stale),
+	}
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	errs = append(errs, db.UpdateVerification(canceled, v))
+	_, err := db.Verification(t.Context(), nid)
+	errs = append(errs, err)
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("case %d: no error", i)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, nid) || strings.Contains(msg, v.AuthReqID) || strings.Contains(msg, "v1") {
+			t.Errorf("case %d: error %q holds row contents", i, msg)
+		}
+	}
+}
+
+func TestCanceledContextReleasesTheWriter(t *testing.T) {
+	db := open(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := db.CreateCall(ctx, newCall("CA1", t0)); err == nil {
+		t.Fatal("CreateCall with a canceled context succeeded")
+	}
+	if _, err := db.Call(t.Context(), "CA1"); !errors.Is(err, ivr.ErrNotFound) {
+		t.Errorf("Call after canceled create err = %v, want ErrNotFound", err)
+	}
+	if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+		t.Errorf("CreateCall after a canceled one: %v", err)
+	}
+}
+
+// TestConcurrentWriters hammers one store from many goroutines: no "database
+// is locked", no lost update, no torn audit trail.
+func TestConcurrentWriters(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	const workers, rounds = 32, 20
+	for w := range workers {
+		sid := fmt.Sprintf("CA%d", w)
+		mustCreateCall(t, db, newCall(sid, t0))
+		mustCreateVerification(t, db, newVerification("v"+sid, sid, ivr.VerPending, t0))
+	}
+	mustCreateCall(t, db, newCall("shared", t0))
+
+	var (
+		wg        sync.WaitGroup
+		conflicts atomic.Int64
+		wins      atomic.Int64
+		errs      = make(chan error, workers*rounds*4)
+	)
+	for w := range workers {
+		sid := fmt.Sprintf("CA%d", w)
+		wg.Go(func() {
+			v, err := db.Verification(ctx, "v"+sid)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := range rounds {
+				v.Polls++
+				v.NextPollAt = v.NextPollAt.Add(time.Second)
+				if err := db.UpdateVerification(ctx, v, event(sid, "polled", t0)); err != nil {
+					errs <- fmt.Errorf("UpdateVerification: %w", err)
+				}
+				if err := db.AppendEvent(ctx, event(sid, "note", t0)); err != nil {
+					errs <- fmt.Errorf("AppendEvent: %w", err)
+				}
+				if _, err := db.Call(ctx, sid); err != nil {
+					errs <- fmt.Errorf("Call: %w", err)
+				}
+				if _, err := db.DueVerifications(ctx, at(time.Hour), 10); err != nil {
+					errs <- fmt.Errorf("DueVerifications: %w", err)
+				}
+				if _, err := db.CreateCall(ctx, newCall(fmt.Sprintf("%s-%d", sid, i), t0)); err != nil {
+					errs <- fmt.Errorf("CreateCall: %w", err)
+				}
+				// Everyone races for the shared call: exactly one writer wins each version.
+				c, err := db.Call(ctx, "shared")
+				if err != nil {
+					errs <- fmt.Errorf("Call(shared): %w", err)
+					continue
+				}
+				c.Step++
+				switch err := db.UpdateCall(ctx, c, event("shared", "step", t0)); {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, ivr.ErrConflict):
+					conflicts.Add(1)
+				default:
+					errs <- fmt.Errorf("UpdateCall(shared): %w", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	for w := range workers {
+		sid := fmt.Sprintf("CA%d", w)
+		v, err := db.Verification(ctx, "v"+sid)
+		if err != nil {
+			t.Fatalf("Verification: %v", err)
+		}
+		if v.Polls != rounds || v.Version != rounds {
+			t.Errorf("%s: polls %d version %d, want %d each", sid, v.Polls, v.Version, rounds)
+		}
+		if n := len(mustEvents(t, db, sid)); n != 2*rounds {
+			t.Errorf("%s: %d events, want %d", sid, n, 2*rounds)
+		}
+	}
+	shared, err := db.Call(ctx, "shared")
+	if err != nil {
+		t.Fatalf("Call(shared): %v", err)
+	}
+	if shared.Version != wins.Load() || int64(shared.Step) != 1+wins.Load() {
+		t.Errorf("shared call: version %d step %d, want %d and %d (one per win)", shared.Version, shared.Step, wins.Load(), 1+wins.Load())
+	}
+	if n := int64(len(mustEvents(t, db, "shared"))); n != wins.Load() {
+		t.Errorf("shared call: %d events, want one per win (%d)", n, wins.Load())
+	}
+	t.Logf("shared call: %d wins, %d conflicts", wins.Load(), conflicts.Load())
+}
+
+// TestTwoStoresOnOneFile is two processes (serve and "ivrd agents add")
+// writing the same file: busy_timeout and BEGIN IMMEDIATE keep both going.
+func TestTwoStoresOnOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivr.db")
+	a, b := openAt(t, path), openAt(t, path)
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for i, db := range []*sqlite.DB{a, b} {
+		for g := range 4 {
+			wg.Go(func() {
+				for j := range 50 {
+					sid := fmt.Sprintf("CA-%d-%d-%d", i, g, j)
+					if _, err := db.CreateCall(t.Context(), newCall(sid, t0), event(sid, "call_started", t0)); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	calls, err := a.Calls(t.Context(), ivr.CallFilter{Live: true, Limit: 1000})
+	if err != nil || len(calls) != 400 {
+		t.Errorf("Calls = %d, %v; want 400", len(calls), err)
+	}
+}
+
+func TestPurgeEndedInBatches(t *testing.T) {
+	db := open(t)
+	const n = 501 // more than one batch
+	for i := range n {
+		c := newCall(fmt.Sprintf("CA%d", i), t0)
+		c.EndedAt = at(time.Minute)
+		mustCreateCall(t, db, c, event(c.SID, "call_started", t0))
+	}
+	mustCreateCall(t, db, newCall("live", t0))
+	got, err := db.PurgeEnded(t.Context(), at(time.Hour))
+	if err != nil || got != n {
+		t.Fatalf("PurgeEnded = %d, %v; want %d, nil", got, err, n)
+	}
+	left, err := db.Calls(t.Context(), ivr.CallFilter{Limit: 1000})
+	if err != nil || len(left) != 0 {
+		t.Errorf("ended calls left = %d, %v; want 0", len(left), err)
+	}
+	if _, err := db.Call(t.Context(), "live"); err != nil {
+		t.Errorf("live call after purge: %v", err)
+	}
+}

@@ -1,0 +1,548 @@
+package sqlite_test
+
+// This file is a conformance suite for the ivr.Store contract, written
+// against the interface only, so that a fake or a second store (PostgreSQL)
+// can run the same checks: copy it, or move it to a non-test package once a
+// second implementation exists.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/ivr"
+)
+
+// Purger is the optional retention method StoreConformance checks when the
+// store has it.
+type Purger interface {
+	PurgeEnded(ctx context.Context, before time.Time) (int, error)
+}
+
+// StoreConformance checks that the stores newStore returns behave as the
+// ivr.Store contract says. newStore must return an empty store each call.
+// Times are compared at millisecond precision, in UTC.
+func StoreConformance(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	t.Run("calls", func(t *testing.T) { testCalls(t, newStore) })
+	t.Run("verifications", func(t *testing.T) { testVerifications(t, newStore) })
+	t.Run("events", func(t *testing.T) { testEvents(t, newStore) })
+	t.Run("due verifications", func(t *testing.T) { testDue(t, newStore) })
+	t.Run("next poll time", func(t *testing.T) { testNextPollAt(t, newStore) })
+	t.Run("call listings", func(t *testing.T) { testCallFilter(t, newStore) })
+	t.Run("purge ended calls", func(t *testing.T) { testPurge(t, newStore) })
+}
+
+// t0 is a fixed instant with millisecond precision, outside UTC on purpose:
+// stores hand times back in UTC.
+var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589_000_000, time.FixedZone("CET", 3600))
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func newCall(sid string, created time.Time) *ivr.Call {
+	return &ivr.Call{
+		SID: sid, From: "+46701234567", To: "+46812345678", Language: "sv-SE",
+		State: ivr.CallGathering, Step: 1, LastTwiML: "<Response><Say>Hej</Say></Response>",
+		CreatedAt: created, UpdatedAt: created,
+	}
+}
+
+func newVerification(id, sid string, status ivr.VerificationStatus, next time.Time) *ivr.Verification {
+	return &ivr.Verification{
+		ID: id, CallSID: sid, Country: ivr.Sweden,
+		NationalID: "199001011239", MaskedID: "19900101-**39", IDHash: "hmac-abc",
+		Initiator: "caller", Status: status, AuthReqID: "auth-req-" + id,
+		BindingMessage: "Support call", Interval: 5 * time.Second,
+		ExpiresAt: at(3 * time.Minute), NextPollAt: next,
+		CreatedAt: t0, UpdatedAt: t0,
+	}
+}
+
+func event(sid string, kind string, when time.Time) *ivr.Event {
+	return &ivr.Event{At: when, CallSID: sid, Kind: ivr.EventKind(kind), Actor: "system", Detail: kind + " detail"}
+}
+
+// utc is what a store hands back for t: UTC, milliseconds.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Truncate(time.Millisecond).UTC()
+}
+
+func wantCall(c ivr.Call) *ivr.Call {
+	c.CreatedAt, c.UpdatedAt, c.EndedAt = utc(c.CreatedAt), utc(c.UpdatedAt), utc(c.EndedAt)
+	return &c
+}
+
+func wantVerification(v ivr.Verification) *ivr.Verification {
+	v.ExpiresAt, v.NextPollAt = utc(v.ExpiresAt), utc(v.NextPollAt)
+	v.CreatedAt, v.UpdatedAt, v.CompletedAt = utc(v.CreatedAt), utc(v.UpdatedAt), utc(v.CompletedAt)
+	return &v
+}
+
+func mustCreateCall(t testing.TB, s ivr.Store, c *ivr.Call, events ...*ivr.Event) {
+	t.Helper()
+	created, err := s.CreateCall(t.Context(), c, events...)
+	if err != nil || !created {
+		t.Fatalf("CreateCall(%s) = %v, %v; want true, nil", c.SID, created, err)
+	}
+}
+
+func mustCreateVerification(t testing.TB, s ivr.Store, v *ivr.Verification, events ...*ivr.Event) {
+	t.Helper()
+	if err := s.CreateVerification(t.Context(), v, events...); err != nil {
+		t.Fatalf("CreateVerification(%s) = %v", v.ID, err)
+	}
+}
+
+func mustEvents(t *testing.T, s ivr.Store, sid string) []ivr.Event {
+	t.Helper()
+	evs, err := s.Events(t.Context(), sid)
+	if err != nil {
+		t.Fatalf("Events(%s): %v", sid, err)
+	}
+	return evs
+}
+
+func kinds(evs []ivr.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, string(e.Kind))
+	}
+	return out
+}
+
+func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	t.Run("a created call reads back as written, times in UTC at ms precision", func(t *testing.T) {
+		s := newStore(t)
+		c := newCall("CA1", t0.Add(123456*time.Nanosecond)) // sub-millisecond part is dropped
+		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome = 2, 1, "v1", "verified"
+		c.EndedAt = at(time.Minute)
+		orig := *c
+		mustCreateCall(t, s, c)
+		got, err := s.Call(t.Context(), "CA1")
+		if err != nil {
+			t.Fatalf("Call: %v", err)
+		}
+		if want := wantCall(orig); *got != *want {
+			t.Errorf("Call =\n%+v\nwant\n%+v", *got, *want)
+		}
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt location = %v, want UTC", got.CreatedAt.Location())
+		}
+	})
+
+	t.Run("zero times read back as zero", func(t *testing.T) {
+		s := newStore(t)
+		mustCreateCall(t, s, &ivr.Call{SID: "CA0", State: ivr.CallGathering})
+		got, err := s.Call(t.Context(), "CA0")
+		if err != nil {
+			t.Fatalf("Call: %v", err)
+		}
+		if !got.CreatedAt.IsZero() || !got.UpdatedAt.IsZero() || !got.EndedAt.IsZero() {
+			t.Errorf("times = %v %v %v, want all zero", got.CreatedAt, got.UpdatedAt, got.EndedAt)
+		}
+	})
+
+	t.Run("creating an existing call changes nothing and stores no events", func(t *testing.T) {
+		s := newStore(t)
+		mustCreateCall(t, s, newCall("CA1", t0), event("CA1", "call_started", t0))
+		dup := newCall("CA1", at(time.Hour))
+		dup.State = ivr.CallHandedOff
+		ev := event("CA1", "duplicate", t0)
+		created, err := s.CreateCall(t.Context(), dup, ev)
+		if err != nil || created {
+			t.Fatalf("CreateCall(existing) = %v, %v; want false, nil", created, err)
+		}
+		if ev.Seq != 0 {
+			t.Errorf("Seq of an event not stored = %d, want 0", ev.Seq)
+		}
+		got, _ := s.Call(t.Context(), "CA1")
+		if got.State != ivr.CallGathering || !got.CreatedAt.Equal(t0) {
+			t.Errorf("call after duplicate create = %s/%v, want the first one", got.State, got.CreatedAt)
+		}
+		if k := kinds(mustEvents(t, s, "CA1")); !slices.Equal(k, []string{"call_started"}) {
+			t.Errorf("events = %v, want [call_started]", k)
+		}
+	})
+
+	t.Run("unknown call is ErrNotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.Call(t.Context(), "CAnope"); !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("Call(unknown) err = %v, want ErrNotFound", err)
+		}
+		err := s.UpdateCall(t.Context(), newCall("CAnope", t0), event("CAnope", "x", t0))
+		if !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("UpdateCall(unknown) err = %v, want ErrNotFound", err)
+		}
+		if evs := mustEvents(t, s, "CAnope"); len(evs) != 0 {
+			t.Errorf("events after failed update = %v, want none", kinds(evs))
+		}
+	})
+
+	t.Run("update stores the call and its events and bumps Version", func(t *testing.T) {
+		s := newStore(t)
+		c := newCall("CA1", t0)
+		mustCreateCall(t, s, c)
+		v0 := c.Version
+		c.State, c.Step, c.UpdatedAt, c.EndedAt = ivr.CallEnded, 7, at(time.Minute), at(time.Minute)
+		ev := event("CA1", "call_ended", at(time.Minute))
+		if err := s.UpdateCall(t.Context(), c, ev); err != nil {
+			t.Fatalf("UpdateCall: %v", err)
+		}
+		if c.Version != v0+1 {
+			t.Errorf("Version after update = %d, want %d", c.Version, v0+1)
+		}
+		if ev.Seq == 0 {
+			t.Error("event Seq not set")
+		}
+		got, _ := s.Call(t.Context(), "CA1")
+		if want := wantCall(*c); *got != *want {
+			t.Errorf("Call =\n%+v\nwant\n%+v", *got, *want)
+		}
+		// A second update from the fresh version works too.
+		c.Step = 8
+		if err := s.UpdateCall(t.Context(), c); err != nil {
+			t.Fatalf("second UpdateCall: %v", err)
+		}
+		if c.Version != v0+2 {
+			t.Errorf("Version after two updates = %d, want %d", c.Version, v0+2)
+		}
+	})
+
+	t.Run("a stale update is ErrConflict and changes nothing", func(t *testing.T) {
+		s := newStore(t)
+		mustCreateCall(t, s, newCall("CA1", t0))
+		a, _ := s.Call(t.Context(), "CA1")
+		b, _ := s.Call(t.Context(), "CA1")
+		a.State = ivr.CallVerifying
+		if err := s.UpdateCall(t.Context(), a, event("CA1", "first", t0)); err != nil {
+			t.Fatalf("first UpdateCall: %v", err)
+		}
+		b.State = ivr.CallHandedOff
+		staleVersion := b.Version
+		ev := event("CA1", "second", t0)
+		if err := s.UpdateCall(t.Context(), b, ev); !errors.Is(err, ivr.ErrConflict) {
+			t.Fatalf("stale UpdateCall err = %v, want ErrConflict", err)
+		}
+		if b.Version != staleVersion || ev.Seq != 0 {
+			t.Errorf("after conflict Version = %d, Seq = %d; want %d, 0", b.Version, ev.Seq, staleVersion)
+		}
+		got, _ := s.Call(t.Context(), "CA1")
+		if got.State != ivr.CallVerifying || got.Version != a.Version {
+			t.Errorf("stored = %s v%d, want %s v%d", got.State, got.Version, ivr.CallVerifying, a.Version)
+		}
+		if k := kinds(mustEvents(t, s, "CA1")); !slices.Equal(k, []string{"first"}) {
+			t.Errorf("events = %v, want [first]", k)
+		}
+	})
+}
+
+func testVerifications(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	t.Run("a created verification reads back as written", func(t *testing.T) {
+		s := newStore(t)
+		v := newVerification("v1", "CA1", ivr.VerPending, at(5*time.Second))
+		v.Pending, v.Polls, v.SlowDowns, v.Failures = "outstandingTransaction", 3, 1, 2
+		v.Interval = 7500 * time.Millisecond
+		orig := *v
+		ev := event("CA1", "verification_started", t0)
+		ev.VerificationID = "v1"
+		mustCreateVerification(t, s, v, ev)
+		got, err := s.Verification(t.Context(), "v1")
+		if err != nil {
+			t.Fatalf("Verification: %v", err)
+		}
+		if want := wantVerification(orig); *got != *want {
+			t.Errorf("Verification =\n%+v\nwant\n%+v", *got, *want)
+		}
+		evs := mustEvents(t, s, "CA1")
+		if len(evs) != 1 || evs[0].VerificationID != "v1" || evs[0].Seq != ev.Seq || ev.Seq == 0 {
+			t.Errorf("events = %+v, want the one with Seq %d", evs, ev.Seq)
+		}
+	})
+
+	t.Run("a duplicate ID is ErrConflict and stores no events", func(t *testing.T) {
+		s := newStore(t)
+		mustCreateVerification(t, s, newVerification("v1", "CA1", ivr.VerStarting, t0))
+		err := s.CreateVerification(t.Context(), newVerification("v1", "CA1", ivr.VerStarting, t0), event("CA1", "dup", t0))
+		if !errors.Is(err, ivr.ErrConflict) {
+			t.Errorf("duplicate CreateVerification err = %v, want ErrConflict", err)
+		}
+		if evs := mustEvents(t, s, "CA1"); len(evs) != 0 {
+			t.Errorf("events = %v, want none", kinds(evs))
+		}
+	})
+
+	t.Run("unknown verification is ErrNotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.Verification(t.Context(), "nope"); !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("Verification(unknown) err = %v, want ErrNotFound", err)
+		}
+		if err := s.UpdateVerification(t.Context(), newVerification("nope", "CA1", ivr.VerPending, t0)); !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("UpdateVerification(unknown) err = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("finishing stores the emptied national ID and bumps Version", func(t *testing.T) {
+		s := newStore(t)
+		v := newVerification("v1", "CA1", ivr.VerPending, t0)
+		mustCreateVerification(t, s, v)
+		v0 := v.Version
+		v.Status, v.NationalID, v.CompletedAt = ivr.VerApproved, "", at(time.Minute)
+		v.Subject, v.Name, v.GivenName, v.FamilyName = "sub-1", "Tess Testsson", "Tess", "Testsson"
+		if err := s.UpdateVerification(t.Context(), v, event("CA1", "verified", at(time.Minute))); err != nil {
+			t.Fatalf("UpdateVerification: %v", err)
+		}
+		if v.Version != v0+1 {
+			t.Errorf("Version = %d, want %d", v.Version, v0+1)
+		}
+		got, _ := s.Verification(t.Context(), "v1")
+		if want := wantVerification(*v); *got != *want {
+			t.Errorf("Verification =\n%+v\nwant\n%+v", *got, *want)
+		}
+		if got.NationalID != "" {
+			t.Error("national ID still stored after it was emptied")
+		}
+	})
+
+	t.Run("a stale update is ErrConflict and changes nothing", func(t *testing.T) {
+		s := newStore(t)
+		mustCreateVerification(t, s, newVerification("v1", "CA1", ivr.VerPending, t0))
+		a, _ := s.Verification(t.Context(), "v1")
+		b, _ := s.Verification(t.Context(), "v1")
+		a.Polls = 1
+		if err := s.UpdateVerification(t.Context(), a); err != nil {
+			t.Fatalf("UpdateVerification: %v", err)
+		}
+		b.Status = ivr.VerDeclined
+		ev := event("CA1", "declined", t0)
+		if err := s.UpdateVerification(t.Context(), b, ev); !errors.Is(err, ivr.ErrConflict) {
+			t.Fatalf("stale UpdateVerification err = %v, want ErrConflict", err)
+		}
+		got, _ := s.Verification(t.Context(), "v1")
+		if got.Status != ivr.VerPending || got.Polls != 1 {
+			t.Errorf("stored = %s polls %d, want pending polls 1", got.Status, got.Polls)
+		}
+		if evs := mustEvents(t, s, "CA1"); len(evs) != 0 || ev.Seq != 0 {
+			t.Errorf("events = %v (Seq %d), want none", kinds(evs), ev.Seq)
+		}
+	})
+}
+
+func testEvents(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	c := newCall("CA1", t0)
+	e1, e2 := event("CA1", "call_started", t0), event("CA1", "digits", at(time.Second))
+	mustCreateCall(t, s, c, e1, e2)
+	mustCreateCall(t, s, newCall("CA2", t0), event("CA2", "other_call", t0))
+	e3 := event("CA1", "note", at(2*time.Second))
+	e3.Call = &ivr.CallView{CallSID: "CA1", State: "verifying"} // not stored
+	if err := s.AppendEvent(t.Context(), e3); err != nil {
+		t.Fatalf("AppendEvent: %v", err)
+	}
+	c.State = ivr.CallVerifying
+	e4 := event("CA1", "verifying", at(3*time.Second))
+	if err := s.UpdateCall(t.Context(), c, e4); err != nil {
+		t.Fatalf("UpdateCall: %v", err)
+	}
+
+	seqs := []int64{e1.Seq, e2.Seq, e3.Seq, e4.Seq}
+	for i, seq := range seqs {
+		if seq == 0 || i > 0 && seq <= seqs[i-1] {
+			t.Errorf("Seqs = %v, want non-zero and increasing", seqs)
+			break
+		}
+	}
+	got := mustEvents(t, s, "CA1")
+	want := []ivr.Event{*e1, *e2, *e3, *e4}
+	for i := range want {
+		want[i].At, want[i].Call = utc(want[i].At), nil
+	}
+	if !slices.EqualFunc(got, want, func(a, b ivr.Event) bool { return a == b }) {
+		t.Errorf("Events(CA1) =\n%+v\nwant\n%+v", got, want)
+	}
+	if evs := mustEvents(t, s, "CAnone"); len(evs) != 0 {
+		t.Errorf("Events(unknown) = %v, want none", evs)
+	}
+}
+
+func testDue(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	now := at(time.Minute)
+	for _, v := range []*ivr.Verification{
+		newVerification("late", "CA1", ivr.VerPending, now.Add(-10*time.Second)),
+		newVerification("future", "CA1", ivr.VerPending, now.Add(time.Millisecond)),
+		newVerification("exact", "CA1", ivr.VerPending, now),
+		newVerification("starting", "CA2", ivr.VerStarting, now.Add(-20*time.Second)),
+		newVerification("done", "CA3", ivr.VerApproved, now.Add(-time.Hour)),
+		newVerification("declined", "CA3", ivr.VerDeclined, now.Add(-time.Hour)),
+		newVerification("cancelled", "CA3", ivr.VerCancelled, now.Add(-time.Hour)),
+		newVerification("oldest", "CA4", ivr.VerPending, now.Add(-30*time.Second)),
+	} {
+		mustCreateVerification(t, s, v)
+	}
+	tests := []struct {
+		name  string
+		now   time.Time
+		limit int
+		want  []string
+	}{
+		{"due ones come earliest first and done ones never", now, 10, []string{"oldest", "starting", "late", "exact"}},
+		{"limit cuts from the latest", now, 2, []string{"oldest", "starting"}},
+		{"nothing is due before the earliest", now.Add(-31 * time.Second), 10, nil},
+		{"a millisecond later the future one is due", now.Add(time.Millisecond), 10, []string{"oldest", "starting", "late", "exact", "future"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vs, err := s.DueVerifications(t.Context(), tt.now, tt.limit)
+			if err != nil {
+				t.Fatalf("DueVerifications: %v", err)
+			}
+			var ids []string
+			for _, v := range vs {
+				ids = append(ids, v.ID)
+			}
+			if !slices.Equal(ids, tt.want) {
+				t.Errorf("DueVerifications(%v, %d) = %v, want %v", tt.now, tt.limit, ids, tt.want)
+			}
+		})
+	}
+	t.Run("a due verification reads back in full", func(t *testing.T) {
+		vs, err := s.DueVerifications(t.Context(), now, 1)
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("DueVerifications = %d, %v", len(vs), err)
+		}
+		got, _ := s.Verification(t.Context(), "oldest")
+		if *vs[0] != *got {
+			t.Errorf("due row =\n%+v\nwant\n%+v", *vs[0], *got)
+		}
+	})
+}
+
+func testNextPollAt(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	if next, ok, err := s.NextPollAt(t.Context()); err != nil || ok || !next.IsZero() {
+		t.Errorf("NextPollAt(empty) = %v, %v, %v; want zero, false, nil", next, ok, err)
+	}
+	mustCreateVerification(t, s, newVerification("done", "CA1", ivr.VerExpired, at(-time.Hour)))
+	if _, ok, err := s.NextPollAt(t.Context()); err != nil || ok {
+		t.Errorf("NextPollAt(only finished) = %v, %v; want false, nil", ok, err)
+	}
+	mustCreateVerification(t, s, newVerification("b", "CA2", ivr.VerPending, at(10*time.Second)))
+	a := newVerification("a", "CA3", ivr.VerPending, at(5*time.Second))
+	mustCreateVerification(t, s, a)
+	if next, ok, err := s.NextPollAt(t.Context()); err != nil || !ok || !next.Equal(at(5*time.Second)) || next.Location() != time.UTC {
+		t.Errorf("NextPollAt = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, utc(at(5*time.Second)))
+	}
+	a.Status = ivr.VerApproved
+	if err := s.UpdateVerification(t.Context(), a); err != nil {
+		t.Fatalf("UpdateVerification: %v", err)
+	}
+	if next, ok, err := s.NextPollAt(t.Context()); err != nil || !ok || !next.Equal(at(10*time.Second)) {
+		t.Errorf("NextPollAt after one finished = %v, %v, %v; want %v, true, nil", next, ok, err, at(10*time.Second))
+	}
+}
+
+func testCallFilter(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	// live: L1 (oldest) .. L3 (newest); ended: E1 ended at +1m, E2 at +2m, E3 at +3m.
+	for i := 1; i <= 3; i++ {
+		mustCreateCall(t, s, newCall(fmt.Sprintf("L%d", i), at(time.Duration(i)*time.Second)))
+		c := newCall(fmt.Sprintf("E%d", i), at(-time.Hour))
+		c.State, c.EndedAt = ivr.CallEnded, at(time.Duration(i)*time.Minute)
+		mustCreateCall(t, s, c)
+	}
+	tests := []struct {
+		name string
+		f    ivr.CallFilter
+		want []string
+	}{
+		{"live calls newest first", ivr.CallFilter{Live: true}, []string{"L3", "L2", "L1"}},
+		{"live calls limited", ivr.CallFilter{Live: true, Limit: 2}, []string{"L3", "L2"}},
+		{"ended since a time, latest ended first", ivr.CallFilter{EndedSince: at(2 * time.Minute)}, []string{"E3", "E2"}},
+		{"ended since the zero time is every ended call", ivr.CallFilter{}, []string{"E3", "E2", "E1"}},
+		{"ended, limited", ivr.CallFilter{EndedSince: at(-time.Hour), Limit: 1}, []string{"E3"}},
+		{"ended since after the last is empty", ivr.CallFilter{EndedSince: at(3*time.Minute + time.Millisecond)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls, err := s.Calls(t.Context(), tt.f)
+			if err != nil {
+				t.Fatalf("Calls: %v", err)
+			}
+			var sids []string
+			for _, c := range calls {
+				sids = append(sids, c.SID)
+			}
+			if !slices.Equal(sids, tt.want) {
+				t.Errorf("Calls(%+v) = %v, want %v", tt.f, sids, tt.want)
+			}
+		})
+	}
+	t.Run("the default limit is 200", func(t *testing.T) {
+		s := newStore(t)
+		for i := range 201 {
+			mustCreateCall(t, s, newCall(fmt.Sprintf("CA%03d", i), at(time.Duration(i)*time.Second)))
+		}
+		calls, err := s.Calls(t.Context(), ivr.CallFilter{Live: true})
+		if err != nil {
+			t.Fatalf("Calls: %v", err)
+		}
+		if len(calls) != 200 || calls[0].SID != "CA200" {
+			t.Errorf("Calls(live) = %d calls starting %s, want 200 starting CA200", len(calls), calls[0].SID)
+		}
+	})
+}
+
+func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	p, ok := s.(Purger)
+	if !ok {
+		t.Skip("store has no PurgeEnded")
+	}
+	cutoff := at(time.Hour)
+	add := func(sid string, ended time.Time) {
+		c := newCall(sid, t0)
+		c.EndedAt = ended
+		mustCreateCall(t, s, c, event(sid, "call_started", t0))
+		mustCreateVerification(t, s, newVerification("v-"+sid, sid, ivr.VerApproved, t0), event(sid, "verified", t0))
+	}
+	add("old", cutoff.Add(-time.Millisecond))
+	add("older", cutoff.Add(-time.Hour))
+	add("edge", cutoff) // ended exactly at the cutoff: kept
+	add("recent", cutoff.Add(time.Minute))
+	add("live", time.Time{})
+
+	n, err := p.PurgeEnded(t.Context(), cutoff)
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeEnded = %d, %v; want 2, nil", n, err)
+	}
+	for _, sid := range []string{"old", "older"} {
+		if _, err := s.Call(t.Context(), sid); !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("Call(%s) after purge err = %v, want ErrNotFound", sid, err)
+		}
+		if _, err := s.Verification(t.Context(), "v-"+sid); !errors.Is(err, ivr.ErrNotFound) {
+			t.Errorf("Verification(v-%s) after purge err = %v, want ErrNotFound", sid, err)
+		}
+		if evs := mustEvents(t, s, sid); len(evs) != 0 {
+			t.Errorf("Events(%s) after purge = %v, want none", sid, kinds(evs))
+		}
+	}
+	for _, sid := range []string{"edge", "recent", "live"} {
+		if _, err := s.Call(t.Context(), sid); err != nil {
+			t.Errorf("Call(%s) after purge: %v", sid, err)
+		}
+		if _, err := s.Verification(t.Context(), "v-"+sid); err != nil {
+			t.Errorf("Verification(v-%s) after purge: %v", sid, err)
+		}
+		if evs := mustEvents(t, s, sid); len(evs) != 2 {
+			t.Errorf("Events(%s) after purge = %v, want 2", sid, kinds(evs))
+		}
+	}
+	if n, err := p.PurgeEnded(t.Context(), cutoff); err != nil || n != 0 {
+		t.Errorf("second PurgeEnded = %d, %v; want 0, nil", n, err)
+	}
+}
