@@ -41,6 +41,7 @@ const (
 	qDue          = `SELECT ` + verificationColumns + ` FROM verifications
 		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
 	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight
+	qInFlight   = `SELECT count(*) FROM verifications WHERE ` + inFlight
 	qAgent      = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
 	qAgents     = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
 	qSession    = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
@@ -80,7 +81,7 @@ const (
 
 func readQueries() []string {
 	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qDue, qNextPollAt,
-		qAgent, qAgents, qSession}
+		qInFlight, qAgent, qAgents, qSession}
 }
 
 func writeQueries() []string {

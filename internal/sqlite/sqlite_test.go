@@ -340,3 +340,13 @@ func TestPurgeEndedInBatches(t *testing.T) {
 		t.Errorf("live call after purge: %v", err)
 	}
 }
+
+func TestInFlight(t *testing.T) {
+	db := open(t)
+	for i, st := range []ivr.VerificationStatus{ivr.VerStarting, ivr.VerPending, ivr.VerApproved, ivr.VerCancelled, ivr.VerPending} {
+		mustCreateVerification(t, db, newVerification(fmt.Sprintf("v%d", i), "CA1", st, at(time.Second)))
+	}
+	if n, err := db.InFlight(t.Context()); err != nil || n != 3 {
+		t.Fatalf("InFlight = %d, %v; want 3, nil", n, err)
+	}
+}

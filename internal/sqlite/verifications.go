@@ -111,6 +111,16 @@ func (db *DB) NextPollAt(ctx context.Context) (time.Time, bool, error) {
 	return fromMS(next.Int64), true, nil
 }
 
+// InFlight counts the verifications still starting or pending (a gauge
+// for /metrics).
+func (db *DB) InFlight(ctx context.Context) (int, error) {
+	var n int
+	if err := db.r.queryRow(ctx, qInFlight).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count in-flight verifications: %w", err)
+	}
+	return n, nil
+}
+
 func scanVerification(s scanner) (*ivr.Verification, error) {
 	var (
 		v                           ivr.Verification
