@@ -1,0 +1,132 @@
+package ivr
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/twilio/twilio-go/client"
+)
+
+// maxWebhookBody caps a Twilio webhook body; real ones are under 2 KB.
+const maxWebhookBody = 64 << 10
+
+// SignatureChecker rejects requests that do not carry a valid
+// X-Twilio-Signature for the public URL Twilio called.
+type SignatureChecker struct {
+	origin    string // scheme://host[:port]
+	prefix    string // path of the public URL, escaped, no trailing slash; may be ""
+	validator client.RequestValidator
+}
+
+// NewSignatureChecker checks signatures against publicURL (IVR_PUBLIC_URL, the
+// base Twilio calls, e.g. "https://ivr.example.com" or
+// "https://example.com/ivr") and the account's auth token. publicURL must be
+// https, except on a loopback host (127.0.0.0/8, ::1, localhost) where http is
+// accepted for demos and tests. A path in publicURL is the public prefix of
+// every webhook path: it is put in front of a request path that does not
+// start with it (a proxy or http.StripPrefix removed it).
+func NewSignatureChecker(publicURL, authToken string) (*SignatureChecker, error) {
+	if authToken == "" {
+		return nil, errors.New("ivr: signature checker: TWILIO_AUTH_TOKEN is empty")
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL is not an absolute URL")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must not have a query or fragment")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must be https (http only on a loopback host)")
+		}
+	default:
+		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must be https")
+	}
+	// Twilio signs without userinfo, and hosts are case-insensitive (twilio-node
+	// lower-cases them).
+	return &SignatureChecker{
+		origin:    u.Scheme + "://" + strings.ToLower(u.Host),
+		prefix:    strings.TrimRight(u.EscapedPath(), "/"),
+		validator: client.NewRequestValidator(authToken),
+	}, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Middleware passes on only requests whose X-Twilio-Signature matches the
+// public URL of the request (base + path + raw query) and its POST form
+// parameters. A missing or wrong signature gets 403 and a body over 64 KB
+// gets 413, and next is not called. The form is parsed here; next reads it
+// from r.PostForm / r.FormValue.
+func (s *SignatureChecker) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig := r.Header.Get("X-Twilio-Signature")
+		if sig == "" {
+			http.Error(w, "missing X-Twilio-Signature", http.StatusForbidden)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxWebhookBody)
+		}
+		if err := r.ParseForm(); err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "malformed form body", http.StatusBadRequest)
+			return
+		}
+		params := make(map[string]string, len(r.PostForm))
+		for k, v := range r.PostForm {
+			params[k] = v[0]
+		}
+		if !s.validator.Validate(s.publicURL(r), params, sig) {
+			http.Error(w, "invalid X-Twilio-Signature", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// publicURL is the URL Twilio requested: the public origin, the public path
+// prefix unless the request path still carries it, and the request-target
+// (path and raw query) as received.
+func (s *SignatureChecker) publicURL(r *http.Request) string {
+	uri := r.URL.RequestURI()
+	if s.prefix == "" || strings.HasPrefix(uri, s.prefix+"/") {
+		return s.origin + uri
+	}
+	return s.origin + s.prefix + uri
+}
+
+// SignRequest computes the X-Twilio-Signature Twilio sends for a request to
+// fullURL (scheme, host, path and query exactly as requested) with POST
+// parameters params (nil for a GET). For a repeated key only the first value
+// counts, as in twilio-go's validator.
+func SignRequest(authToken, fullURL string, params url.Values) string {
+	m := hmac.New(sha1.New, []byte(authToken))
+	m.Write([]byte(fullURL))
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if len(params[k]) > 0 {
+			m.Write([]byte(k + params[k][0]))
+		}
+	}
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
