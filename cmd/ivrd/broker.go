@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+)
+
+// newBrokerClient loads the client credentials and runs discovery.
+func newBrokerClient(ctx context.Context, b BrokerConfig, hc *http.Client) (*ciba.Client, error) {
+	profile, err := ciba.ProfileByName(b.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("CIBA_PROFILE: %w", err)
+	}
+	cfg := ciba.Config{
+		Issuer:     b.Issuer,
+		ClientID:   b.ClientID,
+		Secret:     b.Secret,
+		Audience:   b.Audience,
+		Profile:    profile,
+		HTTPClient: hc,
+	}
+	if b.KeyFile != "" {
+		key, err := ciba.LoadKey(b.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CIBA_CLIENT_KEY: %w", err)
+		}
+		cfg.Key = key
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := ciba.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("eID broker at CIBA_ISSUER: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadServe(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(keyFile, []byte("placeholder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]string{
+		"IVR_PUBLIC_URL":    "https://ivr.example.com",
+		"IVR_DB":            filepath.Join(dir, "ivr.db"),
+		"TWILIO_AUTH_TOKEN": "tok",
+		"CIBA_ISSUER":       "https://bank.idura.broker",
+		"CIBA_CLIENT_ID":    "urn:my:application:identifier:1",
+		"CIBA_CLIENT_KEY":   keyFile,
+	}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range good {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(m, kv[i])
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr []string // every setting named in the error
+	}{
+		{name: "a complete configuration starts", env: good},
+		{name: "everything missing names every setting", env: map[string]string{},
+			wantErr: []string{"IVR_PUBLIC_URL", "IVR_DB", "TWILIO_AUTH_TOKEN", "CIBA_ISSUER", "CIBA_CLIENT_ID", "CIBA_CLIENT_KEY"}},
+		{name: "plain http public URL off loopback", env: with("IVR_PUBLIC_URL", "http://ivr.example.com"), wantErr: []string{"IVR_PUBLIC_URL", "must be https"}},
+		{name: "http on loopback is accepted", env: with("IVR_PUBLIC_URL", "http://127.0.0.1:8080", "CIBA_ISSUER", "http://localhost:8444")},
+		{name: "unknown language", env: with("IVR_LANGUAGE", "no-NO"), wantErr: []string{"IVR_LANGUAGE", "nb-NO"}},
+		{name: "unknown profile", env: with("CIBA_PROFILE", "okta"), wantErr: []string{"CIBA_PROFILE"}},
+		{name: "key and secret both set", env: with("CIBA_CLIENT_SECRET", "s"), wantErr: []string{"CIBA_CLIENT_SECRET", "only one"}},
+		{name: "unreadable key file", env: with("CIBA_CLIENT_KEY", filepath.Join(dir, "nope.pem")), wantErr: []string{"CIBA_CLIENT_KEY", "cannot read"}},
+		{name: "bad listen address", env: with("IVR_LISTEN", "8080"), wantErr: []string{"IVR_LISTEN"}},
+		{name: "bad dial number", env: with("IVR_DIAL_NUMBER", "0812345"), wantErr: []string{"IVR_DIAL_NUMBER"}},
+		{name: "bad account SID", env: with("TWILIO_ACCOUNT_SID", "SK123"), wantErr: []string{"TWILIO_ACCOUNT_SID"}},
+		{name: "short hash key", env: with("IVR_HASH_KEY", "abcd"), wantErr: []string{"IVR_HASH_KEY"}},
+		{name: "bad retention", env: with("IVR_RETENTION", "soon"), wantErr: []string{"IVR_RETENTION"}},
+		{name: "flags override the environment", env: with("IVR_LANGUAGE", "xx"), args: []string{"--language", "nb-NO"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadServe(mapEnv(tt.env), tt.args)
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("loadServe: %v", err)
+				}
+				if len(cfg.HashKey) < 16 {
+					t.Errorf("hash key of %d bytes", len(cfg.HashKey))
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loadServe succeeded, want an error naming %v", tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "tok") && tt.env["TWILIO_AUTH_TOKEN"] == "tok" && strings.Contains(err.Error(), "=tok") {
+				t.Errorf("error leaks the auth token: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "720h": 720 * time.Hour, "1h30m": 90 * time.Minute} {
+		if got, err := parseDays(in); err != nil || got != want {
+			t.Errorf("parseDays(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+func TestRedactAttr(t *testing.T) {
+	tests := []struct{ key, in, want string }{
+		{"msg", "number 196802020575 rejected", "number **********75 rejected"},
+		{"digits", "1234", "[redacted]"},
+		{"call_sid", "CA0123456789abcdef0123456789abcdef", "CA0123456789abcdef0123456789abcdef"},
+		{"state", "verifying", "verifying"},
+		{"from", "+46701234567", "+*********67"},
+	}
+	for _, tt := range tests {
+		got := redactAttr(nil, slog.String(tt.key, tt.in))
+		if got.Value.String() != tt.want {
+			t.Errorf("redact %s=%q = %q, want %q", tt.key, tt.in, got.Value.String(), tt.want)
+		}
+	}
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/web"
+)
+
+const (
+	demoAuthToken  = "demo-auth-token-not-secret"
+	demoAccountSID = "ACdemo00000000000000000000000000000"
+	demoClientID   = "ivr-demo"
+	demoAgent      = "demo"
+	demoFrom       = "+46701234567"
+	demoTo         = "+46812345678"
+)
+
+// cmdDemo runs the whole product on one machine with embedded defaults: the
+// service, the simulator broker in-process, sqlite in a temporary directory,
+// a demo agent, and the demo's phone and BankID app pages. Twilio signature
+// checking stays on, with a demo auth token that the phone page signs with.
+func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	listen := fset.String("listen", "127.0.0.1:8080", "listen address (loopback); falls back to a free port if taken")
+	call := fset.String("call", "", "run one scripted call to this national identity number in the terminal, print the transcript, and exit (0 when verified)")
+	language := fset.String("language", or(getenv("IVR_LANGUAGE"), "en-US"), "caller language: sv-SE, nb-NO, en-US")
+	verbose := fset.Bool("v", false, "log at info level (default: warnings only)")
+	if err := fset.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	if !strings.Contains(strings.Join(languages, " "), *language) {
+		return fmt.Errorf("--language: unknown language %q: use sv-SE, nb-NO or en-US", *language)
+	}
+	level := "warn"
+	if *verbose {
+		level = "info"
+	}
+	log := newLogger(stderr, level)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil && *listen == "127.0.0.1:8080" {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return fmt.Errorf("demo: listen: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !isLoopback(host) {
+		ln.Close()
+		return fmt.Errorf("demo: --listen must be a loopback address: the demo has a published auth token")
+	}
+	dir, err := os.MkdirTemp("", "ivrd-demo-")
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	base := "http://" + ln.Addr().String()
+	sim, key, err := demoBroker(base + "/broker")
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hashKey := make([]byte, 32)
+	rand.Read(hashKey)
+	password := randomHex(16)
+	cfg := &Config{
+		Listen:          ln.Addr().String(),
+		PublicURL:       base,
+		DBPath:          filepath.Join(dir, "ivr.db"),
+		Language:        *language,
+		AgentQueue:      "support",
+		LogLevel:        level,
+		HashKey:         hashKey,
+		TwilioAuthToken: demoAuthToken,
+		Broker:          BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: "idura"},
+	}
+	broker := &lazyBroker{}
+	var running atomic.Pointer[app]
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var result error
+	return errors.Join(runServer(ctx, server{
+		cfg:      cfg,
+		log:      log,
+		listener: ln,
+		broker:   broker,
+		jwks:     []jwkKey{key},
+		discover: func(ctx context.Context) {
+			c, err := ciba.New(ctx, ciba.Config{Issuer: sim.Issuer(), ClientID: demoClientID, Key: key, HTTPClient: sim.HTTPClient()})
+			if err != nil {
+				log.Error("demo broker discovery", "err", err)
+				return
+			}
+			broker.client.Store(c)
+		},
+		extra: func(r chi.Router) { demoRoutes(r, cfg, sim, &running, password) },
+		started: func(a *app) {
+			running.Store(a)
+			if err := a.addDemoAgent(ctx, password); err != nil {
+				result = err
+				cancel()
+				return
+			}
+			if *call != "" {
+				go func() {
+					result = runDemoCall(ctx, a, cfg, *call, stdout)
+					cancel()
+				}()
+				return
+			}
+			printDemo(stdout, base)
+		},
+	}), result)
+}
+
+// demoBroker starts the in-process simulator and registers a fresh client key.
+func demoBroker(issuer string) (*cibatest.Broker, jwk.Key, error) {
+	sim, err := cibatest.New(cibatest.Config{Issuer: issuer})
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: simulator: %w", err)
+	}
+	key, err := ciba.GenerateKey("RS256")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: signing key: %w", err)
+	}
+	pub, err := jwk.PublicSetOf(mustSet(key))
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: public key: %w", err)
+	}
+	if err := sim.RegisterClient(cibatest.Client{ID: demoClientID, JWKS: pub}); err != nil {
+		return nil, nil, fmt.Errorf("demo: register client: %w", err)
+	}
+	return sim, key, nil
+}
+
+func mustSet(k jwk.Key) jwk.Set {
+	s := jwk.NewSet()
+	_ = s.AddKey(k)
+	return s
+}
+
+func (a *app) addDemoAgent(ctx context.Context, password string) error {
+	if err := agentui.AddAgent(ctx, a.db, demoAgent, password, time.Now()); err != nil {
+		return fmt.Errorf("demo: add agent: %w", err)
+	}
+	return nil
+}
+
+// demoRoutes serves the simulator, the demo pages and their config.
+func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, running *atomic.Pointer[app], password string) {
+	r.Handle("/broker/*", http.StripPrefix("/broker", sim))
+	static, _ := fs.Sub(web.FS, "static/demo")
+	r.Handle("/demo/static/*", http.StripPrefix("/demo/static/", http.FileServerFS(static)))
+	page := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.ServeFileFS(w, r, static, name)
+		}
+	}
+	r.Get("/demo/phone", page("phone.html"))
+	r.Get("/demo/bankid", page("bankid.html"))
+	r.Get("/demo", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/demo/phone", http.StatusFound) })
+	r.Get("/demo/login", func(w http.ResponseWriter, r *http.Request) {
+		a := running.Load()
+		if a == nil {
+			http.Error(w, "starting up; try again in a moment", http.StatusServiceUnavailable)
+			return
+		}
+		cookie, err := a.ui.Login(r.Context(), demoAgent, password)
+		if err != nil {
+			http.Error(w, "demo login failed", http.StatusInternalServerError)
+			return
+		}
+		http.SetCookie(w, cookie)
+		http.Redirect(w, r, "/agent/", http.StatusFound)
+	})
+	r.Get("/demo/api/config", func(w http.ResponseWriter, r *http.Request) {
+		var users []map[string]string
+		for _, u := range cibatest.Users() {
+			country := "SE"
+			if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil {
+				country = string(id.Country())
+			}
+			users = append(users, map[string]string{"name": u.GivenName + " " + u.FamilyName, "number": u.NationalID, "country": country, "script": fmt.Sprint(u.Script)})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"publicURL": cfg.PublicURL, "twilioAuthToken": demoAuthToken, "accountSid": demoAccountSID,
+			"voicePath": "/twilio/voice", "statusPath": "/twilio/status", "from": demoFrom, "to": demoTo,
+			"simURL": "/broker/sim", "dashboardURL": "/demo/login", "users": users,
+		})
+	})
+}
+
+func printDemo(w io.Writer, base string) {
+	fmt.Fprintf(w, `ivrd demo is running (everything in-process; Twilio signatures checked with a demo token).
+
+  Phone (you are the caller):   %[1]s/demo/phone
+  BankID app on that phone:     %[1]s/demo/bankid
+  Agent dashboard (logged in):  %[1]s/demo/login
+
+Call from the phone page, type one of the test numbers it lists and #, then approve
+in the BankID app page and watch the dashboard. Press Ctrl-C to stop; nothing is kept.
+
+`, base)
+	printTestUsers(w)
+}
+
+// runDemoCall plays one call through the real webhooks over HTTP and prints
+// the transcript.
+func runDemoCall(ctx context.Context, a *app, cfg *Config, number string, stdout io.Writer) error {
+	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
+	pressed := false
+	tr, err := tw.Call(ctx, ivrtest.Caller{
+		From: demoFrom, To: demoTo,
+		Keys: func(heard string) string {
+			if pressed {
+				return "" // one attempt; silence afterwards
+			}
+			pressed = true
+			return number + "#"
+		},
+	})
+	if tr != nil {
+		printTranscript(stdout, tr)
+	}
+	if err != nil {
+		return fmt.Errorf("demo call: %w", err)
+	}
+	c, err := a.db.Call(ctx, tr.CallSID)
+	if err != nil {
+		return fmt.Errorf("demo call: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nOutcome: %s (%s)\n", or(c.Outcome, "none"), tr.Outcome)
+	if c.Outcome != "verified" {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func printTranscript(w io.Writer, tr *ivrtest.Transcript) {
+	for _, l := range tr.Lines {
+		at := fmt.Sprintf("%6.1fs", l.At.Seconds())
+		switch l.Kind {
+		case "say":
+			fmt.Fprintf(w, "%s  IVR (%s): %s\n", at, l.Language, l.Text)
+		case "press":
+			fmt.Fprintf(w, "%s  caller presses: %s\n", at, maskDigits(l.Text))
+		default:
+			fmt.Fprintf(w, "%s  [%s] %s\n", at, l.Kind, l.Text)
+		}
+	}
+}
+
+// maskDigits hides all but the last two digits of what the caller typed.
+func maskDigits(s string) string {
+	if len(s) <= 3 {
+		return s
+	}
+	return strings.Repeat("*", len(s)-3) + s[len(s)-3:]
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,95 @@
+// Command ivrd is the caller-verification IVR: Twilio voice webhooks, BankID
+// through OpenID Connect CIBA, and a live agent dashboard, in one binary.
+//
+// Usage:
+//
+//	ivrd serve                     run the service (config from the environment)
+//	ivrd demo                      everything on one machine, no accounts
+//	ivrd sim                       a standalone Idura-style CIBA broker simulator
+//	ivrd verify --ssn N            one CIBA authentication, outcome as JSON
+//	ivrd keys generate             a private_key_jwt signing key and its public JWKS
+//	ivrd agents add|list|remove    dashboard accounts
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ec exitCode
+		if errors.As(err, &ec) {
+			os.Exit(int(ec))
+		}
+		fmt.Fprintln(os.Stderr, "ivrd:", err)
+		os.Exit(1)
+	}
+}
+
+// exitCode ends the program with a status and no further message (the
+// command has printed what it had to say).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// env reads the environment; tests pass a map's lookup instead of os.Getenv.
+type env func(string) string
+
+const usage = `ivrd — caller verification with BankID over Twilio voice
+
+Usage:
+  ivrd serve                   run the service; configuration from the environment (see README)
+  ivrd demo [--call NUMBER]    the whole product on one machine with embedded defaults
+  ivrd sim                     a standalone Idura-style BankID CIBA broker simulator
+  ivrd verify --ssn NUMBER     run one CIBA authentication against CIBA_ISSUER and print the outcome as JSON
+  ivrd twilio configure --number +46...  point a Twilio number's webhooks at IVR_PUBLIC_URL
+  ivrd check                   validate the configuration and reach the eID broker (no authentication started)
+  ivrd keys generate           write a private_key_jwt signing key and print its public JWKS
+  ivrd agents add NAME         add a dashboard agent (password from stdin or prompted)
+  ivrd agents list|remove NAME manage dashboard agents
+
+Run "ivrd COMMAND -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitCode(2)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, getenv, stdout, stderr)
+	case "sim":
+		return cmdSim(ctx, rest, getenv, stdout, stderr)
+	case "verify":
+		return cmdVerify(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, stdout, stderr)
+	case "twilio":
+		return cmdTwilio(ctx, rest, getenv, stdout, stderr, nil)
+	case "agents":
+		return cmdAgents(ctx, rest, getenv, stdin, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, rest, getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "ivrd: unknown command %q\n\n%s", cmd, usage)
+		return exitCode(2)
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/ivr"
+)
+
+// metrics are the service's Prometheus metrics, on a registry of their own
+// (no global state). Labels never carry personal data: routes are from a
+// fixed list, outcomes and countries from fixed sets.
+type metrics struct {
+	reg           *prometheus.Registry
+	webhook       *prometheus.HistogramVec
+	verifications *prometheus.CounterVec
+	brokerLatency *prometheus.HistogramVec
+	brokerErrors  *prometheus.CounterVec
+	storeErrors   prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.webhook = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ivr_webhook_duration_seconds",
+		Help:    "Time to answer a Twilio webhook, by route and status code class.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+	}, []string{"route", "code"})
+	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ivr_verifications_total",
+		Help: "Verifications that reached an outcome, by outcome, country and initiator.",
+	}, []string{"outcome", "country", "initiator"})
+	m.brokerLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ivr_broker_request_duration_seconds",
+		Help:    "Time of requests to the eID broker, by endpoint and result.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+	}, []string{"endpoint", "result"})
+	m.brokerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ivr_broker_errors_total",
+		Help: "Failed requests to the eID broker (unreachable, 5xx, garbage, client rejected), by endpoint and kind.",
+	}, []string{"endpoint", "kind"})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ivr_store_errors_total",
+		Help: "Failed readiness checks of the sqlite store.",
+	})
+	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// gauge registers a gauge read at scrape time.
+func (m *metrics) gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/retry", "/twilio/repeat"}
+
+// instrument times every webhook by route.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := "other"
+		for _, p := range webhookRoutes {
+			if r.URL.Path == p {
+				route = p
+			}
+		}
+		m.webhook.WithLabelValues(route, codeClass(sw.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func codeClass(code int) string {
+	return string("12345"[min(max(code/100, 1), 5)-1]) + "xx"
+}
+
+// instrumentedBroker times broker requests and classifies their results.
+type instrumentedBroker struct {
+	next ivr.Authenticator
+	m    *metrics
+}
+
+func (b instrumentedBroker) Authenticate(ctx context.Context, req ciba.AuthRequest) (*ciba.AuthResponse, error) {
+	start := time.Now()
+	res, err := b.next.Authenticate(ctx, req)
+	b.observe("bc-authorize", start, err)
+	return res, err
+}
+
+func (b instrumentedBroker) Token(ctx context.Context, id string) (*ciba.TokenResponse, error) {
+	start := time.Now()
+	res, err := b.next.Token(ctx, id)
+	b.observe("token", start, err)
+	return res, err
+}
+
+func (b instrumentedBroker) observe(endpoint string, start time.Time, err error) {
+	result := "ok"
+	var be *ciba.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &be):
+		result = be.Code // a fixed protocol vocabulary
+		if len(result) > 40 || strings.ContainsAny(result, " \n") {
+			result = "other"
+		}
+		if be.Code == "invalid_client" || be.Code == "unauthorized_client" || be.Code == "invalid_request" {
+			b.m.brokerErrors.WithLabelValues(endpoint, be.Code).Inc()
+		}
+	case errors.Is(err, ciba.ErrInvalidIDToken):
+		result = "invalid_id_token"
+		b.m.brokerErrors.WithLabelValues(endpoint, result).Inc()
+	case errors.Is(err, ciba.ErrTransport):
+		result = "transport"
+		b.m.brokerErrors.WithLabelValues(endpoint, result).Inc()
+	default:
+		result = "error"
+		b.m.brokerErrors.WithLabelValues(endpoint, result).Inc()
+	}
+	b.m.brokerLatency.WithLabelValues(endpoint, result).Observe(time.Since(start).Seconds())
+}
+
+// countingPublisher counts verification outcomes from the events going to
+// the dashboards, then passes them on.
+type countingPublisher struct {
+	next ivr.Publisher
+	m    *metrics
+}
+
+func (p countingPublisher) Publish(ctx context.Context, e ivr.Event) {
+	if e.Call != nil && e.Call.Verification != nil && e.VerificationID != "" {
+		v := e.Call.Verification
+		if v.ID == e.VerificationID && v.CompletedAt != nil && strings.HasPrefix(string(e.Kind), "verification.") && isOutcome(v.Status) {
+			initiator := "caller"
+			if strings.HasPrefix(v.Initiator, "agent") {
+				initiator = "agent"
+			}
+			p.m.verifications.WithLabelValues(v.Status, v.Country, initiator).Inc()
+		}
+	}
+	p.next.Publish(ctx, e)
+}
+
+func isOutcome(status string) bool {
+	switch ivr.VerificationStatus(status) {
+	case ivr.VerApproved, ivr.VerDeclined, ivr.VerExpired, ivr.VerUnknownUser, ivr.VerFailed, ivr.VerCancelled:
+		return true
+	}
+	return false
+}

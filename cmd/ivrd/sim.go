@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/ivr"
+)
+
+// cmdSim runs the Idura-style broker simulator on its own.
+func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8444", "listen address")
+	issuer := fs.String("issuer", "", "issuer URL (default http://<listen>)")
+	clientID := fs.String("client-id", "ivr", "client ID to register")
+	jwksFile := fs.String("client-jwks", "", "file with the client's public JWKS (as printed by ivrd keys generate)")
+	jwksURL := fs.String("client-jwks-url", "", "URL of the client's JWKS, e.g. http://127.0.0.1:8080/.well-known/jwks.json")
+	interval := fs.Duration("interval", 2*time.Second, "polling interval the broker asks for")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	secret := getenv("SIM_CLIENT_SECRET")
+	if *jwksFile == "" && *jwksURL == "" && secret == "" {
+		return errors.New("sim: register the client's key with --client-jwks FILE or --client-jwks-url URL (or set SIM_CLIENT_SECRET)")
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("sim: listen: %w", err)
+	}
+	if *issuer == "" {
+		*issuer = "http://" + ln.Addr().String()
+	}
+	b, err := cibatest.New(cibatest.Config{Issuer: *issuer, Interval: *interval})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("sim: %w", err)
+	}
+	client := cibatest.Client{ID: *clientID, JWKSURL: *jwksURL, Secret: secret}
+	if *jwksFile != "" {
+		raw, err := os.ReadFile(*jwksFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("sim: --client-jwks: %w", err)
+		}
+		set, err := jwk.Parse(raw)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("sim: --client-jwks %s is not a JWKS: %w", *jwksFile, err)
+		}
+		client.JWKS = set
+	}
+	if err := b.RegisterClient(client); err != nil {
+		ln.Close()
+		return fmt.Errorf("sim: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	fmt.Fprintf(stdout, "Idura-style BankID CIBA simulator at %s (client %q)\n\n", *issuer, *clientID)
+	printTestUsers(stdout)
+	fmt.Fprintf(stdout, "\nTry: CIBA_ISSUER=%s CIBA_CLIENT_ID=%s CIBA_CLIENT_KEY=ivrd-signing-key.pem ivrd verify --ssn %s\n", *issuer, *clientID, cibatest.SEApprove)
+	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	return serveUntilDone(ctx, srv, ln, log)
+}
+
+// printTestUsers lists the simulator's scripted users.
+func printTestUsers(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Test users\tnumber\tbehaviour")
+	for _, u := range cibatest.Users() {
+		country := "Swedish BankID"
+		if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil && id.Country() == ivr.Norway {
+			country = "Norwegian BankID"
+		}
+		fmt.Fprintf(tw, "  %s %s (%s)\t%s\t%s\n", u.GivenName, u.FamilyName, country, u.NationalID, u.Script)
+	}
+	tw.Flush()
+}
+
+// serveUntilDone serves on ln until ctx ends, then shuts down gracefully.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return err
+	}
+	<-errc
+	return nil
+}
