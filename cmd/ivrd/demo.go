@@ -269,6 +269,8 @@ func printTranscript(w io.Writer, tr *ivrtest.Transcript) {
 			fmt.Fprintf(w, "%s  IVR (%s): %s\n", at, l.Language, l.Text)
 		case "press":
 			fmt.Fprintf(w, "%s  caller presses: %s\n", at, maskDigits(l.Text))
+		case "gather":
+			fmt.Fprintf(w, "%s  [listening for keys]\n", at)
 		default:
 			fmt.Fprintf(w, "%s  [%s] %s\n", at, l.Kind, l.Text)
 		}

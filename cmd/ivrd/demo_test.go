@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/ciba/cibatest"
+)
+
+// TestDemoCall runs `ivrd demo --call` end to end: the real binary's wiring,
+// real HTTP on loopback, the simulator broker, signed webhooks. It takes the
+// simulator's scripted time (a few seconds), not a sleep.
+func TestDemoCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs whole calls in real time")
+	}
+	tests := []struct {
+		name     string
+		number   string
+		language string
+		wantCode int
+		want     []string
+	}{
+		{"Swedish caller approves", cibatest.SEApprove, "sv-SE", 0, []string{"BankID", "Astrid", "Outcome: verified"}},
+		{"Norwegian caller hears the word pair and approves", cibatest.NOApprove, "nb-NO", 0, []string{"Kari", "Outcome: verified"}},
+		{"Swedish caller declines", cibatest.SEDecline, "en-US", 1, []string{"Outcome: unverified"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			err := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--language", tt.language, "--call", tt.number}, mapEnv(nil), strings.NewReader(""), &out, &errOut)
+			code := 0
+			if err != nil {
+				var ec exitCode
+				if !errors.As(err, &ec) {
+					t.Fatalf("demo --call: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+				}
+				code = int(ec)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\n%s", code, tt.wantCode, out.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("transcript lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String()+errOut.String(), tt.number) {
+				t.Errorf("the full number appears in the output")
+			}
+		})
+	}
+}
