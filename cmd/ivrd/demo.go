@@ -172,7 +172,7 @@ func (a *app) addDemoAgent(ctx context.Context, password string) error {
 
 // demoRoutes serves the simulator, the demo pages and their config.
 func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, running *atomic.Pointer[app], password string) {
-	r.Handle("/broker/*", http.StripPrefix("/broker", sim))
+	r.Handle("/broker/*", sim)
 	static, _ := fs.Sub(web.FS, "static/demo")
 	r.Handle("/demo/static/*", http.StripPrefix("/demo/static/", http.FileServerFS(static)))
 	page := func(name string) http.HandlerFunc {

@@ -1,0 +1,316 @@
+package ivr_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/ivr/ivrtest"
+)
+
+const (
+	publicURL = "http://127.0.0.1:8080"
+	authToken = "test-auth-token"
+	issuer    = "http://127.0.0.1:9999"
+)
+
+// unknownSE is a valid Swedish personnummer the broker does not know.
+var unknownSE = "19" + luhnComplete("800101234")
+
+func luhnComplete(nine string) string {
+	sum := 0
+	for i, r := range nine {
+		v := int(r-'0') * (2 - i%2)
+		sum += v/10 + v%10
+	}
+	return nine + string(rune('0'+(10-sum%10)%10))
+}
+
+var (
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+)
+
+// signingKey is one broker signing key for the whole suite: RSA key
+// generation is slow.
+func signingKey(t testing.TB) *rsa.PrivateKey {
+	keyOnce.Do(func() {
+		var err error
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+	})
+	return key
+}
+
+// recorder is a Publisher that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []ivr.Event
+}
+
+func (r *recorder) Publish(_ context.Context, e ivr.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) all() []ivr.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ivr.Event(nil), r.events...)
+}
+
+// switchHandler lets a test swap the service behind the virtual Twilio (a
+// restart).
+type switchHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+// env is a whole IVR: the simulated broker, a real ciba client, sqlite in a
+// temp dir, the service with its poller, and a virtual Twilio. It must be
+// made inside a synctest bubble.
+type env struct {
+	t      testing.TB
+	broker *cibatest.Broker
+	client *ciba.Client
+	db     *sqlite.DB
+	dbPath string
+	pub    *recorder
+	svc    *ivr.Service
+	stop   func() // stops the service's poller and waits for it
+	front  *switchHandler
+	tw     *ivrtest.Twilio
+	cfg    ivr.Config
+	auth   ivr.Authenticator // replaces the ciba client when set (before start)
+}
+
+func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
+	t.Helper()
+	ctx := t.Context()
+	b, err := cibatest.New(cibatest.Config{Issuer: issuer, SigningKey: signingKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RegisterClient(cibatest.Client{ID: "ivr", Secret: "ivr-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := ciba.New(ctx, ciba.Config{Issuer: issuer, ClientID: "ivr", Secret: "ivr-secret", HTTPClient: b.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, broker: b, client: cl, pub: &recorder{}, front: &switchHandler{}}
+	e.dbPath = filepath.Join(t.TempDir(), "ivr.db")
+	e.db, err = sqlite.Open(ctx, e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.db.Close() })
+	e.cfg = ivr.Config{
+		PublicURL:       publicURL,
+		TwilioAuthToken: authToken,
+		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
+	}
+	for _, m := range mod {
+		m(&e.cfg)
+	}
+	e.start()
+	e.tw = &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(e.front)}
+	return e
+}
+
+// start runs a new Service (and its poller) on the env's store.
+func (e *env) start() {
+	e.t.Helper()
+	var auth ivr.Authenticator = e.client
+	if e.auth != nil {
+		auth = e.auth
+	}
+	svc, err := ivr.NewService(e.cfg, e.db, auth, e.pub, testLogger(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(e.t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+			svc.Close()
+		})
+	}
+	e.t.Cleanup(e.stop)
+	e.svc = svc
+	e.front.set(svc.Handler())
+}
+
+// restart stops the service and starts a new one on the same database, as
+// a deploy or a crash would.
+func (e *env) restart() {
+	e.stop()
+	e.start()
+}
+
+// caller is a scripted person: it types the next number when asked for
+// one, answers the retry offer, and stays silent on hold.
+type caller struct {
+	numbers []string // what to type at each "enter your number", "" for silence
+	retries []string // keys at each retry offer
+	heard   []string
+}
+
+func (c *caller) keys(heard string) string {
+	c.heard = append(c.heard, heard)
+	switch {
+	case containsAny(heard, "avsluta med fyrkant", "avslutt med firkant", "followed by the pound key"):
+		if len(c.numbers) == 0 {
+			return ""
+		}
+		n := c.numbers[0]
+		c.numbers = c.numbers[1:]
+		if n == "" {
+			return ""
+		}
+		return n + "#"
+	case containsAny(heard, "försöka igen", "prøve igjen", "try again"):
+		if len(c.retries) == 0 {
+			return ""
+		}
+		k := c.retries[0]
+		c.retries = c.retries[1:]
+		return k
+	}
+	return ""
+}
+
+func (c *caller) all() string { return strings.Join(c.heard, "\n") }
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// call places a call and returns the transcript and the caller.
+func (e *env) call(c *caller, mod ...func(*ivrtest.Caller)) *ivrtest.Transcript {
+	e.t.Helper()
+	ic := ivrtest.Caller{Keys: c.keys}
+	for _, m := range mod {
+		m(&ic)
+	}
+	tr, err := e.tw.Call(e.t.Context(), ic)
+	if err != nil {
+		e.t.Fatalf("call: %v\n%s", err, tr)
+	}
+	e.t.Logf("transcript:\n%s", tr)
+	return tr
+}
+
+func (e *env) storedCall(sid string) *ivr.Call {
+	e.t.Helper()
+	c, err := e.db.Call(context.Background(), sid)
+	if err != nil {
+		e.t.Fatalf("load call: %v", err)
+	}
+	return c
+}
+
+func (e *env) verifications(sid string) []*ivr.Verification {
+	e.t.Helper()
+	evs, err := e.db.Events(context.Background(), sid)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []*ivr.Verification
+	for _, ev := range evs {
+		if ev.VerificationID == "" || seen[ev.VerificationID] {
+			continue
+		}
+		seen[ev.VerificationID] = true
+		v, err := e.db.Verification(context.Background(), ev.VerificationID)
+		if err != nil {
+			e.t.Fatalf("load verification: %v", err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (e *env) eventKinds(sid string) []ivr.EventKind {
+	evs, err := e.db.Events(context.Background(), sid)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []ivr.EventKind
+	for _, ev := range evs {
+		out = append(out, ev.Kind)
+	}
+	return out
+}
+
+func countKind(kinds []ivr.EventKind, k ivr.EventKind) int {
+	n := 0
+	for _, x := range kinds {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+// checkEnded checks what must hold after every call: the call ended, no
+// verification is open, and none keeps the full number.
+func (e *env) checkEnded(sid string) {
+	e.t.Helper()
+	c := e.storedCall(sid)
+	if c.State != ivr.CallEnded || c.EndedAt.IsZero() {
+		e.t.Errorf("call state %s, ended %v; want ended", c.State, c.EndedAt)
+	}
+	for _, v := range e.verifications(sid) {
+		if !v.Status.Done() {
+			e.t.Errorf("verification %s still %s after the call", v.ID, v.Status)
+		}
+		if v.NationalID != "" {
+			e.t.Errorf("verification %s keeps the full national identity number after it ended", v.ID)
+		}
+		if v.MaskedID == "" || v.IDHash == "" {
+			e.t.Errorf("verification %s lost its masked ID or hash", v.ID)
+		}
+	}
+}
+
+// saidAt returns the call time at which text was first said, or -1.
+func saidAt(tr *ivrtest.Transcript, text string) time.Duration {
+	for _, l := range tr.Lines {
+		if l.Kind == "say" && strings.Contains(l.Text, text) {
+			return l.At
+		}
+	}
+	return -1
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

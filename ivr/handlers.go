@@ -1,0 +1,485 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/twilio/twilio-go/twiml"
+)
+
+// maxConflictRetries bounds how often a handler reloads a call that another
+// writer changed under it.
+const maxConflictRetries = 4
+
+// request is what a webhook handler reads from Twilio's form.
+type request struct {
+	sid    string
+	from   string
+	to     string
+	digits string
+	step   int // the ?s= the request answers; -1 when absent
+	hold   HoldState
+}
+
+func parseRequest(r *http.Request) (request, bool) {
+	if err := r.ParseForm(); err != nil {
+		return request{}, false
+	}
+	q := r.URL.Query()
+	req := request{
+		sid:    r.PostForm.Get("CallSid"),
+		from:   r.PostForm.Get("From"),
+		to:     r.PostForm.Get("To"),
+		digits: r.PostForm.Get("Digits"),
+		step:   -1,
+	}
+	if !validSID(req.sid) {
+		return request{}, false
+	}
+	if n, err := strconv.Atoi(q.Get("s")); err == nil && n >= 0 {
+		req.step = n
+	}
+	req.hold.Announced = q.Get("a") == "1"
+	if n, err := strconv.Atoi(q.Get("n")); err == nil && n >= 0 && n < 1000 {
+		req.hold.Hops = n
+	}
+	return req, true
+}
+
+func validSID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func writeTwiML(w http.ResponseWriter, doc string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(doc))
+}
+
+// apologise answers a caller when our own state cannot be read or written:
+// an apology and a hand-off, unverified, in the default language.
+func (s *Service) apologise(w http.ResponseWriter, sid string, err error) {
+	s.log.Error("webhook failed; handing off unverified", "call_sid", sid, "err", err)
+	writeTwiML(w, s.fallbackTwiML(sid))
+}
+
+// handleVoice answers an incoming call: the greeting and the Gather for the
+// national identity number. A retried request gets the stored answer.
+func (s *Service) handleVoice(w http.ResponseWriter, r *http.Request) {
+	req, ok := parseRequest(r)
+	if !ok {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.greet(w, r.Context(), req)
+}
+
+// greet creates the call and greets the caller; for a call that exists
+// already it repeats the stored answer.
+func (s *Service) greet(w http.ResponseWriter, ctx context.Context, req request) {
+	now := s.now()
+	c := Call{SID: req.sid, From: req.from, To: req.to, Language: s.cfg.Language, Step: 1, CreatedAt: now, UpdatedAt: now}
+	c, d := Step(c, Input{Kind: InIncoming}, s.lim, now)
+	doc, err := s.render(&c, d, nil)
+	if err != nil {
+		s.apologise(w, req.sid, err)
+		return
+	}
+	c.LastTwiML = doc
+	ev := s.event(&c, "", EventCallStarted, "twilio", "caller "+MaskPhone(req.from))
+	created, err := s.store.CreateCall(ctx, &c, ev)
+	if err != nil {
+		s.apologise(w, req.sid, err)
+		return
+	}
+	if !created {
+		old, err := s.store.Call(ctx, req.sid)
+		if err != nil {
+			s.apologise(w, req.sid, err)
+			return
+		}
+		writeTwiML(w, s.stored(old))
+		return
+	}
+	s.log.Info("call started", "call_sid", c.SID, "state", c.State)
+	s.publish(ctx, &c, nil, ev)
+	writeTwiML(w, doc)
+}
+
+// stored is the answer kept for a call: its last TwiML, or a hang-up for a
+// call that has ended.
+func (s *Service) stored(c *Call) string {
+	if c.State == CallEnded || c.LastTwiML == "" {
+		doc, _ := s.render(c, Decision{Screen: ScreenGoodbye}, nil)
+		return doc
+	}
+	return c.LastTwiML
+}
+
+func (s *Service) handleGather(w http.ResponseWriter, r *http.Request) {
+	s.advance(w, r, InNumber)
+}
+
+func (s *Service) handleHold(w http.ResponseWriter, r *http.Request) {
+	s.advance(w, r, InHold)
+}
+
+func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
+	s.advance(w, r, InRetryChoice)
+}
+
+// advance runs one step of a call: load, Step, store, effect, answer. A
+// request for a step already processed (a Twilio retry or a duplicate) is
+// answered with the stored TwiML and changes nothing.
+func (s *Service) advance(w http.ResponseWriter, r *http.Request, kind InputKind) {
+	req, ok := parseRequest(r)
+	if !ok {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	ctx := r.Context()
+	for range maxConflictRetries {
+		c, err := s.store.Call(ctx, req.sid)
+		if errors.Is(err, ErrNotFound) {
+			// A call we never saw (or lost): start over sensibly.
+			s.greet(w, ctx, req)
+			return
+		}
+		if err != nil {
+			s.apologise(w, req.sid, err)
+			return
+		}
+		if req.step != c.Step || c.State == CallEnded {
+			writeTwiML(w, s.stored(c))
+			return
+		}
+		doc, err := s.apply(ctx, c, kind, req)
+		if errors.Is(err, ErrConflict) {
+			continue // another writer got there first; look again
+		}
+		if err != nil {
+			s.apologise(w, req.sid, err)
+			return
+		}
+		writeTwiML(w, doc)
+		return
+	}
+	s.apologise(w, req.sid, ErrConflict)
+}
+
+// apply runs Step for one request on c (as loaded) and stores the result.
+func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req request) (string, error) {
+	now := s.now()
+	v, err := s.current(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	in := Input{Kind: kind, Verification: v, Hold: req.hold}
+	var id NationalID
+	switch kind {
+	case InNumber:
+		var perr error
+		id, perr = ParseNationalID(req.digits, now)
+		in.NumberOK = perr == nil
+		if perr != nil {
+			in.NumberReason = ReasonLength
+			if e, ok := errors.AsType[*InvalidIDError](perr); ok {
+				in.NumberReason = e.Reason
+			}
+		}
+	case InHold, InRetryChoice:
+		in.Key = firstKey(req.digits)
+	}
+	next, d := Step(*c, in, s.lim, now)
+	if d.Event == "" && next.State == c.State && d.Effect == EffectNone {
+		// Nothing changed (a hold hop): answer from state, store nothing.
+		return s.render(c, d, v)
+	}
+	next.Step++
+	next.UpdatedAt = now
+	if d.Effect == EffectStart {
+		return s.startFromCall(ctx, &next, d, id)
+	}
+	doc, err := s.render(&next, d, v)
+	if err != nil {
+		return "", err
+	}
+	next.LastTwiML = doc
+	vid := ""
+	if v != nil {
+		vid = v.ID
+	}
+	actor := "caller"
+	if kind == InHold {
+		actor = "system" // the hold loop only reports what the poller learnt
+	}
+	evs := []*Event{s.event(&next, vid, d.Event, actor, eventDetail(d))}
+	if next.State == CallHandedOff && d.Event != EventHandedOff {
+		evs = append(evs, s.event(&next, vid, EventHandedOff, "system", eventDetail(Decision{Screen: ScreenHandOff, Verified: d.Verified, Reason: d.Reason})))
+	}
+	if err := s.store.UpdateCall(ctx, &next, evs...); err != nil {
+		return "", err
+	}
+	s.log.Info("call step", "call_sid", next.SID, "state", next.State, "event", string(d.Event))
+	s.publish(ctx, &next, v, evs...)
+	return doc, nil
+}
+
+func eventDetail(d Decision) string {
+	switch d.Screen {
+	case ScreenHandOff:
+		if d.Verified {
+			return "handed to agents, verified"
+		}
+		if d.Reason != "" {
+			return "handed to agents unverified: " + d.Reason
+		}
+		return "handed to agents unverified"
+	case ScreenOfferRetry:
+		return "retry offered after " + d.Reason
+	case ScreenAskNumber:
+		if d.Reason != "" && d.Reason != "retry" {
+			return "number rejected: " + d.Reason
+		}
+		if d.Reason == "retry" {
+			return "caller asked to try again"
+		}
+	}
+	return ""
+}
+
+func firstKey(digits string) string {
+	if digits == "" {
+		return ""
+	}
+	return digits[:1]
+}
+
+// startFromCall stores the call as verifying, creates the verification,
+// starts bc-authorize in the background and waits for it up to StartWait,
+// then answers with what the caller should hear: the instructions (or word
+// pair), the failure, or "one moment" and the hold loop.
+func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id NationalID) (string, error) {
+	now := s.now()
+	v := s.newVerification(c.SID, id, "caller", now)
+	c.VerificationID = v.ID
+	doc, err := s.render(c, d, v) // "one moment" and the hold loop, for a retried request
+	if err != nil {
+		return "", err
+	}
+	c.LastTwiML = doc
+	evAccepted := s.event(c, v.ID, EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
+	if err := s.store.UpdateCall(ctx, c, evAccepted); err != nil {
+		return "", err
+	}
+	evStarted := s.event(c, v.ID, EventVerification, "caller", verificationDetail(v))
+	if err := s.store.CreateVerification(ctx, v, evStarted); err != nil {
+		// The call points at a verification that does not exist: the next
+		// hold hop treats it as failed and offers a retry.
+		return "", err
+	}
+	s.log.Info("verification starting", "call_sid", c.SID, "verification_id", v.ID, "state", v.Status)
+	s.publish(ctx, c, v, evAccepted, evStarted)
+	s.notify()
+
+	result := s.launchStart(ctx, v, id, "user")
+	timer := time.NewTimer(s.cfg.StartWait)
+	defer timer.Stop()
+	select {
+	case got := <-result:
+		v = got
+	case <-timer.C:
+	case <-ctx.Done():
+		return doc, nil
+	}
+
+	// Decide what the caller hears now, from the verification as it is.
+	now = s.now()
+	next, d2 := Step(*c, Input{Kind: InHold, Verification: v}, s.lim, now)
+	doc2, err := s.render(&next, d2, v)
+	if err != nil {
+		return doc, nil
+	}
+	next.LastTwiML = doc2
+	next.UpdatedAt = now
+	var evs []*Event
+	if d2.Event != "" {
+		evs = append(evs, s.event(&next, v.ID, d2.Event, "system", eventDetail(d2)))
+	}
+	if err := s.store.UpdateCall(ctx, &next, evs...); err != nil {
+		// The first answer is stored; the hold loop catches up.
+		s.log.Warn("store answer after start", "call_sid", c.SID, "verification_id", v.ID, "err", err)
+		return doc, nil
+	}
+	*c = next
+	s.publish(ctx, c, v, evs...)
+	return doc2, nil
+}
+
+func verificationDetail(v *Verification) string {
+	return method(v.Country) + " " + v.MaskedID + " (" + v.Initiator + ")"
+}
+
+// handleStatus records the end of a call: its verification is cancelled so
+// that polling stops. Duplicates and unknown calls are answered 200.
+func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
+	req, ok := parseRequest(r)
+	if !ok {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	status := r.PostForm.Get("CallStatus")
+	if terminalStatus(status) {
+		if err := s.endCall(r.Context(), req.sid, status); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("end call", "call_sid", req.sid, "err", err)
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	writeTwiML(w, emptyResponse)
+}
+
+const emptyResponse = `<?xml version="1.0" encoding="UTF-8"?><Response/>`
+
+func terminalStatus(st string) bool {
+	switch st {
+	case "completed", "busy", "failed", "no-answer", "canceled":
+		return true
+	}
+	return false
+}
+
+// endCall marks the call ended and cancels its verification.
+func (s *Service) endCall(ctx context.Context, sid, status string) error {
+	var c *Call
+	var ev *Event
+	for i := 0; ; i++ {
+		var err error
+		c, err = s.store.Call(ctx, sid)
+		if err != nil {
+			return err
+		}
+		if c.State == CallEnded {
+			return nil // a duplicate callback
+		}
+		now := s.now()
+		c.State = CallEnded
+		c.EndedAt = now
+		c.UpdatedAt = now
+		ev = s.event(c, c.VerificationID, EventCallEnded, "twilio", "call "+safeStatus(status))
+		err = s.store.UpdateCall(ctx, c, ev)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+			return err
+		}
+	}
+	s.log.Info("call ended", "call_sid", sid, "state", c.State)
+	var v *Verification
+	if c.VerificationID != "" {
+		var err error
+		v, err = s.cancelVerification(ctx, c.VerificationID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("cancel verification", "call_sid", sid, "verification_id", c.VerificationID, "err", err)
+		}
+	}
+	s.publish(ctx, c, v, ev)
+	return nil
+}
+
+func safeStatus(st string) string {
+	if terminalStatus(st) {
+		return st
+	}
+	return "ended"
+}
+
+// handleFallback is Twilio's Voice Fallback URL: an apology and a hand-off,
+// unverified. It touches no store, so it works when the store is down.
+func (s *Service) handleFallback(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	sid := r.PostForm.Get("CallSid")
+	if !validSID(sid) {
+		sid = ""
+	}
+	code := safeCode(r.PostForm.Get("ErrorCode"))
+	s.log.Warn("twilio fallback", "call_sid", sid, "error_code", code)
+	writeTwiML(w, s.fallbackTwiML(sid))
+	if sid != "" {
+		// Best effort, after answering: the store may be what failed.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Second)
+		defer cancel()
+		ev := &Event{At: s.now(), CallSID: sid, Kind: EventFallback, Actor: "twilio", Detail: "Twilio used the fallback URL, error " + code}
+		if err := s.store.AppendEvent(ctx, ev); err != nil {
+			s.log.Warn("record fallback", "call_sid", sid, "err", err)
+		}
+	}
+}
+
+func safeCode(s string) string {
+	if len(s) > 8 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return ""
+		}
+	}
+	return s
+}
+
+// handleWhisper is played to the agent before a <Dial>ed call connects:
+// who the caller is, verified or not. The call is named by ?call=.
+func (s *Service) handleWhisper(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	sid := r.URL.Query().Get("call")
+	var c *Call
+	var v *Verification
+	if validSID(sid) {
+		if got, err := s.store.Call(r.Context(), sid); err == nil {
+			c = got
+			v, _ = s.current(r.Context(), c)
+		}
+	}
+	doc, err := s.whisperTwiML(c, v)
+	if err != nil {
+		s.log.Error("whisper", "call_sid", sid, "err", err)
+		doc = emptyResponse
+	}
+	writeTwiML(w, doc)
+}
+
+// handleAfter is the action of the hand-off's <Enqueue> or <Dial>: once the
+// caller has talked to an agent the call ends; if nobody answered, the
+// caller hears so before it ends. It reads no store.
+func (s *Service) handleAfter(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	qr, ds := r.PostForm.Get("QueueResult"), r.PostForm.Get("DialCallStatus")
+	lang := s.cfg.Language
+	var doc []byte
+	var err error
+	if qr == "bridged" || qr == "hangup" || ds == "completed" || ds == "answered" {
+		doc, err = Render(twiml.VoiceHangup{})
+	} else {
+		doc, err = Render(say(lang, prompt(lang, pNoAgent, "")), twiml.VoiceHangup{})
+	}
+	if err != nil {
+		writeTwiML(w, emptyResponse)
+		return
+	}
+	writeTwiML(w, string(doc))
+}

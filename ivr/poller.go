@@ -1,0 +1,365 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+)
+
+// Backoff bounds for transport failures toward the broker.
+const (
+	maxBackoff   = 30 * time.Second
+	storeBackoff = time.Second
+)
+
+// Run is the poller: it drives every pending verification in the store
+// until ctx is done, then waits for the polls in flight. It keeps no state
+// of its own that a restart could lose: what to poll and when is read from
+// the store (DueVerifications, NextPollAt), so a new Service on the same
+// store carries on where the old one stopped. It wakes when the earliest
+// verification is due or when a new one is stored; it never busy-loops.
+func (s *Service) Run(ctx context.Context) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inflight = map[string]bool{}
+		sem      = make(chan struct{}, s.cfg.PollConcurrency)
+		kick     = make(chan struct{}, 1) // a poll finished
+		failed   atomic.Bool              // a poll could not store its result
+	)
+	defer wg.Wait()
+	limit := 4 * s.cfg.PollConcurrency
+
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if failed.Swap(false) {
+			// The store refused a result: its NextPollAt did not move, so
+			// polling again at once would hammer the broker.
+			if !sleep(ctx, storeBackoff) {
+				return nil
+			}
+		}
+		mu.Lock()
+		busy := len(inflight)
+		mu.Unlock()
+		due, err := s.store.DueVerifications(ctx, s.now(), limit+busy)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("poller: due verifications", "err", err)
+			if !sleep(ctx, storeBackoff) {
+				return nil
+			}
+			continue
+		}
+		dispatched := 0
+		for _, v := range due {
+			mu.Lock()
+			skip := inflight[v.ID]
+			mu.Unlock()
+			if skip {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			mu.Lock()
+			inflight[v.ID] = true
+			mu.Unlock()
+			dispatched++
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(inflight, v.ID)
+					mu.Unlock()
+					<-sem
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
+				}()
+				if !s.poll(ctx, v) {
+					failed.Store(true)
+				}
+			})
+		}
+
+		// Wait for the next due time, a new verification, or a finished
+		// poll (which moves NextPollAt).
+		next, ok, err := s.store.NextPollAt(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("poller: next poll time", "err", err)
+			next, ok = s.now().Add(storeBackoff), true
+		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		mu.Lock()
+		busy = len(inflight)
+		mu.Unlock()
+		if ok {
+			d := next.Sub(s.now())
+			switch {
+			case d > 0:
+				timer = time.NewTimer(d)
+				fire = timer.C
+			case busy == 0 && dispatched == 0 && len(due) == 0:
+				// Due but not returned (clock skew between store and us):
+				// look again shortly rather than spin.
+				timer = time.NewTimer(storeBackoff)
+				fire = timer.C
+			case busy == 0:
+				continue // more due than one batch: go again at once
+			}
+			// d <= 0 with polls in flight: they are the due ones; wait
+			// for one to finish.
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-kick:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// sleep waits d or until ctx is done; false when ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// poll handles one due verification: fails it if it never started, expires
+// it at its deadline, otherwise asks the broker for the token once and
+// stores what it learnt. It reports false when the result could not be
+// stored.
+func (s *Service) poll(ctx context.Context, v *Verification) bool {
+	now := s.now()
+	var f func(*Verification) []*Event
+	switch {
+	case v.Status == VerStarting:
+		if now.Before(v.CreatedAt.Add(s.cfg.StartTimeout)) {
+			f = func(v *Verification) []*Event { // not yet: come back at the timeout
+				if v.Status != VerStarting {
+					return nil
+				}
+				v.NextPollAt = v.CreatedAt.Add(s.cfg.StartTimeout)
+				return []*Event{}
+			}
+			break
+		}
+		f = s.ending(VerFailed, "broker did not answer the start", now)
+	case !v.ExpiresAt.IsZero() && !now.Before(v.ExpiresAt):
+		if v.Failures > 0 {
+			f = s.ending(VerFailed, "broker unreachable", now)
+		} else {
+			f = s.ending(VerExpired, "no answer before expiry", now)
+		}
+	case s.callEnded(ctx, v.CallSID):
+		// The hang-up was missed (a status callback lost while we were
+		// down): stop polling for a call nobody is on.
+		f = s.ending(VerCancelled, "call ended", now)
+	default:
+		tctx, cancel := context.WithTimeout(ctx, tokenCallTimeout)
+		tok, err := s.auth.Token(tctx, v.AuthReqID)
+		cancel()
+		if ctx.Err() != nil {
+			return true // shutting down: the next run polls again
+		}
+		f = s.outcome(tok, err, s.now())
+	}
+	got, evs, err := s.mutateVerification(ctx, v, f)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("poller: store verification", "call_sid", v.CallSID, "verification_id", v.ID, "err", err)
+		}
+		return false
+	}
+	if got.Status.Done() && len(evs) > 0 {
+		s.log.Info("verification finished", "call_sid", got.CallSID, "verification_id", got.ID, "state", got.Status, "polls", got.Polls)
+	}
+	var published []*Event
+	for _, e := range evs {
+		if e.Kind != "" {
+			published = append(published, e)
+		}
+	}
+	s.publishVerification(ctx, got, published...)
+	return true
+}
+
+// ending returns a mutation that ends a still-open verification with st.
+func (s *Service) ending(st VerificationStatus, reason string, now time.Time) func(*Verification) []*Event {
+	return func(v *Verification) []*Event {
+		if v.Status.Done() {
+			return nil
+		}
+		finish(v, st, reason, now)
+		return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+	}
+}
+
+// outcome turns one token response into a mutation of the verification.
+func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) func(*Verification) []*Event {
+	if err == nil {
+		return func(v *Verification) []*Event {
+			if v.Status != VerPending {
+				return nil
+			}
+			v.Polls++
+			if tok == nil || tok.Claims == nil {
+				finish(v, VerFailed, "no ID token", now)
+				return []*Event{s.verificationEvent(v, EventFailed, "no ID token", now)}
+			}
+			if merr := tok.Claims.MatchNationalID(v.NationalID); merr != nil {
+				reason := "verified number differs from the one entered"
+				if errors.Is(merr, ciba.ErrNationalIDMissing) {
+					reason = "ID token carries no national identity number"
+				}
+				finish(v, VerFailed, reason, now)
+				return []*Event{s.verificationEvent(v, EventFailed, reason, now)}
+			}
+			v.Subject = tok.Claims.Subject
+			v.Name = tok.Claims.Name
+			v.GivenName = tok.Claims.GivenName
+			v.FamilyName = tok.Claims.FamilyName
+			if v.Name == "" {
+				v.Name = joinName(v.GivenName, v.FamilyName)
+			}
+			v.Pending = ""
+			finish(v, VerApproved, "", now)
+			return []*Event{s.verificationEvent(v, EventApproved, "verified", now)}
+		}
+	}
+	switch {
+	case errors.Is(err, ciba.ErrAuthorizationPending):
+		desc := ""
+		if e, ok := errors.AsType[*ciba.Error](err); ok {
+			desc = pendingText(e.Description)
+		}
+		return func(v *Verification) []*Event {
+			if v.Status != VerPending {
+				return nil
+			}
+			v.Polls++
+			v.Failures = 0
+			v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+			v.UpdatedAt = now
+			if desc != "" && desc != v.Pending {
+				v.Pending = desc
+				return []*Event{s.verificationEvent(v, EventPendingUpdate, desc, now)}
+			}
+			return []*Event{}
+		}
+	case errors.Is(err, ciba.ErrSlowDown):
+		var retryAfter time.Duration
+		if e, ok := errors.AsType[*ciba.Error](err); ok {
+			retryAfter = e.RetryAfter
+		}
+		return func(v *Verification) []*Event {
+			if v.Status != VerPending {
+				return nil
+			}
+			v.Polls++
+			v.SlowDowns++
+			v.Failures = 0
+			v.Interval += ciba.SlowDownStep
+			if retryAfter > v.Interval {
+				v.Interval = retryAfter
+			}
+			v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+			v.UpdatedAt = now
+			return []*Event{}
+		}
+	}
+	st, reason := classify(err)
+	if st == "" { // transport: back off, retry until the deadline
+		return func(v *Verification) []*Event {
+			if v.Status != VerPending {
+				return nil
+			}
+			v.Polls++
+			v.Failures++
+			v.NextPollAt = ceilMS(minTime(now.Add(backoff(v.Interval, v.Failures)), v.ExpiresAt))
+			v.UpdatedAt = now
+			return []*Event{}
+		}
+	}
+	return func(v *Verification) []*Event {
+		if v.Status != VerPending {
+			return nil
+		}
+		v.Polls++
+		finish(v, st, reason, now)
+		return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+	}
+}
+
+// backoff is the wait after the n-th consecutive transport failure:
+// doubling from the interval, capped.
+func backoff(interval time.Duration, n int) time.Duration {
+	d := max(interval, time.Second)
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// pendingText keeps a broker's pending description only if it is one of
+// the short, known, PII-free sub-states (broker text may echo the hint).
+func pendingText(desc string) string {
+	switch desc {
+	case "awaiting first user interaction",
+		"awaiting user request acknowledgement",
+		"awaiting user identification",
+		"User has not yet granted authorization":
+		return desc
+	}
+	return ""
+}
+
+func joinName(given, family string) string {
+	switch {
+	case given == "":
+		return family
+	case family == "":
+		return given
+	}
+	return given + " " + family
+}
+
+// ceilMS rounds t up to a whole millisecond: stores may keep milliseconds
+// only, and a poll a fraction early earns a slow_down.
+func ceilMS(t time.Time) time.Time {
+	r := t.Truncate(time.Millisecond)
+	if r.Before(t) {
+		r = r.Add(time.Millisecond)
+	}
+	return r
+}
+
+// callEnded reports whether the call is known to have ended.
+func (s *Service) callEnded(ctx context.Context, sid string) bool {
+	c, err := s.store.Call(ctx, sid)
+	return err == nil && (c.State == CallEnded || !c.EndedAt.IsZero())
+}

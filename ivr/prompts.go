@@ -1,0 +1,190 @@
+package ivr
+
+import "strings"
+
+// Languages the IVR speaks.
+const (
+	Swedish   = "sv-SE"
+	Norwegian = "nb-NO"
+	English   = "en-US"
+)
+
+// voices maps a language to its explicit Twilio voice: the Console's
+// account default must never decide how the IVR sounds.
+var voices = map[string]string{
+	Swedish:   "Polly.Elin-Neural",
+	Norwegian: "Polly.Ida-Neural",
+	English:   "Polly.Joanna-Neural",
+}
+
+// supportedLanguage reports whether the IVR has prompts in lang.
+func supportedLanguage(lang string) bool {
+	_, ok := voices[lang]
+	return ok
+}
+
+// Prompt keys.
+const (
+	pGreeting       = "greeting"
+	pAskNumber      = "ask_number"
+	pEmpty          = "empty"
+	pLength         = "length"
+	pDate           = "date"
+	pChecksum       = "checksum"
+	pTryAgain       = "try_again"
+	pTooMany        = "too_many"
+	pStarting       = "starting"
+	pOpenBankIDSE   = "open_bankid_se"
+	pWordPairIntro  = "word_pair_intro"
+	pWordPairRepeat = "word_pair_repeat"
+	pWordPairHint   = "word_pair_hint"
+	pStillWaitingSE = "still_waiting_se"
+	pStillWaitingNO = "still_waiting_no"
+	pRepeatHintSE   = "repeat_hint_se"
+	pVerified       = "verified"
+	pVerifiedNoName = "verified_no_name"
+	pDeclined       = "declined"
+	pExpired        = "expired"
+	pUnknownUser    = "unknown_user"
+	pFailed         = "failed"
+	pCancelled      = "cancelled"
+	pOfferRetry     = "offer_retry"
+	pConnecting     = "connecting"
+	pNoAgent        = "no_agent"
+	pFallback       = "fallback"
+	pWhisperOK      = "whisper_verified"
+	pWhisperNo      = "whisper_unverified"
+	pBinding        = "binding_message"
+)
+
+// prompts holds every sentence the IVR says, per language. "{name}" is
+// replaced by the caller's first name.
+var prompts = map[string]map[string]string{
+	Swedish: {
+		pGreeting:       "Välkommen till kundtjänst. Innan vi kopplar dig vidare vill vi bekräfta vem du är med BankID.",
+		pAskNumber:      "Knappa in ditt personnummer med tolv siffror och avsluta med fyrkant.",
+		pEmpty:          "Jag hörde inga siffror.",
+		pLength:         "Numret har fel antal siffror. Ett svenskt personnummer har tolv siffror, ett norskt personnummer elva.",
+		pDate:           "Födelsedatumet i numret stämmer inte.",
+		pChecksum:       "Numret stämmer inte. Kontrollera att du knappade rätt.",
+		pTryAgain:       "Försök igen.",
+		pTooMany:        "Vi kunde tyvärr inte ta emot ditt personnummer.",
+		pStarting:       "Ett ögonblick, vi kontaktar BankID.",
+		pOpenBankIDSE:   "Öppna BankID-appen i din telefon och bekräfta att du pratar med oss. Stanna kvar i samtalet så länge.",
+		pWordPairIntro:  "Öppna BankID-appen och välj det ordpar du hör nu.",
+		pWordPairRepeat: "Jag upprepar.",
+		pWordPairHint:   "Tryck på valfri knapp för att höra orden igen.",
+		pStillWaitingSE: "Vi väntar fortfarande på att du bekräftar i BankID-appen.",
+		pStillWaitingNO: "Vi väntar fortfarande. Välj det här ordparet i BankID-appen.",
+		pRepeatHintSE:   "Tryck på valfri knapp för att höra det här igen.",
+		pVerified:       "Tack, {name}. Nu vet vi att det är du.",
+		pVerifiedNoName: "Tack, nu vet vi att det är du.",
+		pDeclined:       "Identifieringen avbröts i BankID.",
+		pExpired:        "Tiden för identifieringen gick ut.",
+		pUnknownUser:    "Vi hittar inget BankID för det numret.",
+		pFailed:         "Vi når tyvärr inte BankID just nu.",
+		pCancelled:      "Identifieringen avbröts.",
+		pOfferRetry:     "Tryck [1] för att försöka igen, eller vänta kvar så kopplar vi dig till en medarbetare.",
+		pConnecting:     "Du kopplas nu till en medarbetare.",
+		pNoAgent:        "Tyvärr kunde ingen svara just nu. Välkommen att ringa igen senare.",
+		pFallback:       "Tyvärr har vi ett tekniskt fel just nu.",
+		pWhisperOK:      "Verifierad kund: {name}.",
+		pWhisperNo:      "Kunden är inte verifierad.",
+		pBinding:        "Samtal med kundtjänst",
+	},
+	Norwegian: {
+		pGreeting:       "Velkommen til kundeservice. Før vi setter deg over, vil vi bekrefte hvem du er med BankID.",
+		pAskNumber:      "Tast inn fødselsnummeret ditt, elleve siffer, og avslutt med firkant.",
+		pEmpty:          "Jeg hørte ingen siffer.",
+		pLength:         "Nummeret har feil antall siffer. Et norsk fødselsnummer har elleve siffer, et svensk personnummer tolv.",
+		pDate:           "Fødselsdatoen i nummeret stemmer ikke.",
+		pChecksum:       "Nummeret stemmer ikke. Sjekk at du tastet riktig.",
+		pTryAgain:       "Prøv igjen.",
+		pTooMany:        "Vi klarte dessverre ikke å ta imot fødselsnummeret ditt.",
+		pStarting:       "Et øyeblikk, vi kontakter BankID.",
+		pOpenBankIDSE:   "Åpne BankID-appen på telefonen og bekreft at du snakker med oss. Bli værende i samtalen så lenge.",
+		pWordPairIntro:  "Åpne BankID-appen og velg ordparet du hører nå.",
+		pWordPairRepeat: "Jeg gjentar.",
+		pWordPairHint:   "Trykk på en hvilken som helst tast for å høre ordene igjen.",
+		pStillWaitingSE: "Vi venter fortsatt på at du bekrefter i BankID-appen.",
+		pStillWaitingNO: "Vi venter fortsatt. Velg dette ordparet i BankID-appen.",
+		pRepeatHintSE:   "Trykk på en hvilken som helst tast for å høre dette igjen.",
+		pVerified:       "Takk, {name}. Nå vet vi at det er deg.",
+		pVerifiedNoName: "Takk, nå vet vi at det er deg.",
+		pDeclined:       "Identifiseringen ble avbrutt i BankID.",
+		pExpired:        "Tiden for identifiseringen gikk ut.",
+		pUnknownUser:    "Vi finner ingen BankID for dette nummeret.",
+		pFailed:         "Vi får dessverre ikke kontakt med BankID akkurat nå.",
+		pCancelled:      "Identifiseringen ble avbrutt.",
+		pOfferRetry:     "Trykk [1] for å prøve igjen, eller vent, så setter vi deg over til en medarbeider.",
+		pConnecting:     "Du blir nå satt over til en medarbeider.",
+		pNoAgent:        "Dessverre kunne ingen svare akkurat nå. Du er velkommen til å ringe igjen senere.",
+		pFallback:       "Beklager, vi har en teknisk feil akkurat nå.",
+		pWhisperOK:      "Bekreftet innringer: {name}.",
+		pWhisperNo:      "Innringeren er ikke bekreftet.",
+		pBinding:        "Samtale med kundeservice",
+	},
+	English: {
+		pGreeting:       "Welcome to customer service. Before we put you through, we'd like to confirm who you are with BankID.",
+		pAskNumber:      "Please enter your personal identity number, followed by the pound key.",
+		pEmpty:          "I didn't hear any digits.",
+		pLength:         "That number has the wrong number of digits. A Swedish personal identity number has twelve digits, a Norwegian one eleven.",
+		pDate:           "The date of birth in that number isn't valid.",
+		pChecksum:       "That number doesn't add up. Please check that you typed it correctly.",
+		pTryAgain:       "Please try again.",
+		pTooMany:        "Sorry, we couldn't take your identity number.",
+		pStarting:       "One moment, we're contacting BankID.",
+		pOpenBankIDSE:   "Please open the BankID app on your phone and confirm that you're talking to us. Stay on the line while you do.",
+		pWordPairIntro:  "Please open the BankID app and choose the word pair you're about to hear.",
+		pWordPairRepeat: "Once more.",
+		pWordPairHint:   "Press any key to hear the words again.",
+		pStillWaitingSE: "We're still waiting for you to confirm in the BankID app.",
+		pStillWaitingNO: "We're still waiting. Choose this word pair in the BankID app.",
+		pRepeatHintSE:   "Press any key to hear this again.",
+		pVerified:       "Thank you, {name}. You're verified.",
+		pVerifiedNoName: "Thank you. You're verified.",
+		pDeclined:       "The identification was cancelled in BankID.",
+		pExpired:        "The identification timed out.",
+		pUnknownUser:    "We couldn't find a BankID for that number.",
+		pFailed:         "Sorry, we can't reach BankID right now.",
+		pCancelled:      "The identification was cancelled.",
+		pOfferRetry:     "Press [1] to try again, or stay on the line and we'll put you through to an agent.",
+		pConnecting:     "We're putting you through to an agent now.",
+		pNoAgent:        "Sorry, nobody could take your call right now. Please call again later.",
+		pFallback:       "Sorry, we're having a technical problem.",
+		pWhisperOK:      "Verified caller: {name}.",
+		pWhisperNo:      "The caller is not verified.",
+		pBinding:        "Call with customer service",
+	},
+}
+
+// prompt returns the sentence key in lang, with {name} filled in.
+func prompt(lang, key, name string) string {
+	t, ok := prompts[lang][key]
+	if !ok {
+		t = prompts[English][key]
+	}
+	return strings.ReplaceAll(t, "{name}", name)
+}
+
+// failureKey maps a failure reason (a verification status, or a Step
+// reason) to what the caller is told.
+func failureKey(reason string) string {
+	switch VerificationStatus(reason) {
+	case VerDeclined:
+		return pDeclined
+	case VerExpired:
+		return pExpired
+	case VerUnknownUser:
+		return pUnknownUser
+	case VerFailed:
+		return pFailed
+	case VerCancelled:
+		return pCancelled
+	}
+	switch reason {
+	case ReasonTooManyNumbers:
+		return pTooMany
+	}
+	return ""
+}

@@ -1,0 +1,288 @@
+package ivr
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/twilio/twilio-go/twiml"
+)
+
+// TwiML timings.
+const (
+	numberTimeout = "10" // seconds of silence that end the number Gather
+	retryTimeout  = "6"  // seconds to press 1 for a retry
+	holdPause     = "1"  // one hop of the hold loop: pause, then …
+	holdTimeout   = "1"  // … wait this long for a key: about 2 s a hop
+)
+
+// render turns a decision into the TwiML document the caller gets. c is the
+// call as stored after the step (its Step numbers the next request); v is
+// its current verification, if any.
+func (s *Service) render(c *Call, d Decision, v *Verification) (string, error) {
+	lang := c.Language
+	if !supportedLanguage(lang) {
+		lang = s.cfg.Language
+	}
+	var verbs []twiml.Element
+	switch d.Screen {
+	case ScreenAskNumber:
+		var lines []string
+		if d.First {
+			lines = append(lines, prompt(lang, pGreeting, ""))
+		}
+		if r := reasonPrompt(d.Reason); r != "" {
+			lines = append(lines, prompt(lang, r, ""), prompt(lang, pTryAgain, ""))
+		}
+		lines = append(lines, prompt(lang, pAskNumber, ""))
+		verbs = append(verbs, twiml.VoiceGather{
+			Input:               "dtmf",
+			FinishOnKey:         "#",
+			Timeout:             numberTimeout,
+			ActionOnEmptyResult: "true",
+			Action:              stepURL("/twilio/gather", c.Step),
+			Method:              "POST",
+			InnerElements:       []twiml.Element{say(lang, lines...)},
+		})
+	case ScreenStarting:
+		verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStarting, "")))
+	case ScreenHold:
+		verbs = s.hold(c, d.Hold)
+	case ScreenInstruct, ScreenRepeat:
+		verbs = s.hold(c, d.Hold, instructions(lang, d.Country, v)...)
+	case ScreenReminder:
+		if d.Country == Norway && v != nil && v.BindingMessage != "" {
+			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingNO, "")), wordPair(v.BindingMessage), say(lang, prompt(lang, pWordPairHint, "")))
+		} else {
+			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingSE, ""), prompt(lang, pRepeatHintSE, "")))
+		}
+	case ScreenOfferRetry:
+		var lines []string
+		if k := failureKey(d.Reason); k != "" {
+			lines = append(lines, prompt(lang, k, ""))
+		}
+		lines = append(lines, prompt(lang, pOfferRetry, ""))
+		verbs = append(verbs, twiml.VoiceGather{
+			Input:               "dtmf",
+			NumDigits:           "1",
+			Timeout:             retryTimeout,
+			ActionOnEmptyResult: "true",
+			Action:              stepURL("/twilio/retry", c.Step),
+			Method:              "POST",
+			InnerElements:       []twiml.Element{say(lang, lines...)},
+		})
+	case ScreenHandOff:
+		var lines []string
+		if d.Verified {
+			name := ""
+			if v != nil {
+				name = v.GivenName
+				if name == "" {
+					name = v.Name
+				}
+			}
+			if name != "" {
+				lines = append(lines, prompt(lang, pVerified, name))
+			} else {
+				lines = append(lines, prompt(lang, pVerifiedNoName, ""))
+			}
+		} else if k := failureKey(d.Reason); k != "" {
+			lines = append(lines, prompt(lang, k, ""))
+		}
+		lines = append(lines, prompt(lang, pConnecting, ""))
+		verbs = append(verbs, say(lang, lines...))
+		verbs = append(verbs, s.handOffVerbs(c.SID, v, d.Verified)...)
+	default: // ScreenGoodbye
+		verbs = append(verbs, twiml.VoiceHangup{})
+	}
+	doc, err := Render(verbs...)
+	return string(doc), err
+}
+
+// hold is one hop of the hold loop: whatever is said, then a one-second
+// pause, inside a one-key Gather so any key asks for a repeat; with no key
+// Twilio comes back (actionOnEmptyResult) in about two seconds.
+func (s *Service) hold(c *Call, h HoldState, said ...twiml.Element) []twiml.Element {
+	u := holdURL(c.Step, h)
+	inner := append(said, twiml.VoicePause{Length: holdPause})
+	return []twiml.Element{
+		twiml.VoiceGather{
+			Input:               "dtmf",
+			NumDigits:           "1",
+			Timeout:             holdTimeout,
+			ActionOnEmptyResult: "true",
+			Action:              u,
+			Method:              "POST",
+			InnerElements:       inner,
+		},
+		twiml.VoiceRedirect{Url: u, Method: "POST"},
+	}
+}
+
+// instructions tell the caller what to do in the BankID app: Sweden,
+// confirm the call; Norway, pick the word pair, read twice.
+func instructions(lang string, country Country, v *Verification) []twiml.Element {
+	if country == Norway && v != nil && v.BindingMessage != "" {
+		return []twiml.Element{
+			say(lang, prompt(lang, pWordPairIntro, "")),
+			wordPair(v.BindingMessage),
+			say(lang, prompt(lang, pWordPairRepeat, "")),
+			wordPair(v.BindingMessage),
+			say(lang, prompt(lang, pWordPairHint, "")),
+		}
+	}
+	return []twiml.Element{say(lang, prompt(lang, pOpenBankIDSE, ""), prompt(lang, pRepeatHintSE, ""))}
+}
+
+// wordPair reads the Norwegian word pair in a Norwegian voice whatever the
+// call's language (the words are Norwegian), slowly, with a pause between
+// the words.
+func wordPair(pair string) twiml.Element {
+	words := strings.Fields(pair)
+	var parts []twiml.Element
+	for i, w := range words {
+		if i > 0 {
+			parts = append(parts, Break{Time: "700ms"})
+		}
+		parts = append(parts, Text(w))
+	}
+	return SaySSML(voices[Norwegian], Norwegian,
+		Break{Time: "300ms"},
+		Prosody{Rate: "slow", Parts: parts},
+		Break{Time: "500ms"},
+	)
+}
+
+// say is one <Say> in lang's voice; sentences are separated by a short
+// break, and "[1]" in a sentence is read as the key "1" (say-as).
+func say(lang string, lines ...string) twiml.Element {
+	var parts []twiml.Element
+	for i, l := range lines {
+		if i > 0 {
+			parts = append(parts, Break{Time: "300ms"})
+		}
+		parts = append(parts, keys(l)...)
+	}
+	return SaySSML(voices[lang], lang, parts...)
+}
+
+// keys splits text around "[k]" markers, reading k character by character.
+func keys(text string) []twiml.Element {
+	var out []twiml.Element
+	for {
+		i := strings.Index(text, "[")
+		j := strings.Index(text, "]")
+		if i < 0 || j < i {
+			break
+		}
+		if i > 0 {
+			out = append(out, Text(text[:i]))
+		}
+		out = append(out, SayAs{InterpretAs: "characters", Text: text[i+1 : j]})
+		text = text[j+1:]
+	}
+	if text != "" {
+		out = append(out, Text(text))
+	}
+	return out
+}
+
+func reasonPrompt(reason string) string {
+	switch reason {
+	case "empty":
+		return pEmpty
+	case "length":
+		return pLength
+	case "date":
+		return pDate
+	case "checksum":
+		return pChecksum
+	}
+	return ""
+}
+
+func stepURL(path string, step int) string {
+	return path + "?s=" + strconv.Itoa(step)
+}
+
+func holdURL(step int, h HoldState) string {
+	a := "0"
+	if h.Announced {
+		a = "1"
+	}
+	return "/twilio/hold?s=" + strconv.Itoa(step) + "&a=" + a + "&n=" + strconv.Itoa(h.Hops)
+}
+
+// handOffVerbs put the caller through to agents: <Dial> to DialNumber with a
+// whisper telling the agent who is calling, or <Enqueue> (with a TaskRouter
+// <Task> carrying the verification when a workflow is configured).
+func (s *Service) handOffVerbs(sid string, v *Verification, verified bool) []twiml.Element {
+	after := "/twilio/after"
+	if s.cfg.DialNumber != "" {
+		whisper := strings.TrimSuffix(s.cfg.PublicURL, "/") + "/twilio/whisper?call=" + url.QueryEscape(sid)
+		return []twiml.Element{twiml.VoiceDial{
+			Action: after,
+			Method: "POST",
+			InnerElements: []twiml.Element{
+				twiml.VoiceNumber{PhoneNumber: s.cfg.DialNumber, Url: whisper, Method: "POST"},
+			},
+		}}
+	}
+	if s.cfg.WorkflowSID != "" {
+		return []twiml.Element{twiml.VoiceEnqueue{
+			WorkflowSid:   s.cfg.WorkflowSID,
+			Action:        after,
+			Method:        "POST",
+			InnerElements: []twiml.Element{twiml.VoiceTask{Body: taskJSON(sid, v, verified)}},
+		}}
+	}
+	return []twiml.Element{twiml.VoiceEnqueue{Name: s.cfg.AgentQueue, Action: after, Method: "POST"}}
+}
+
+// taskJSON is the TaskRouter task's attributes: what the agent needs to
+// know, masked where it is personal.
+func taskJSON(sid string, v *Verification, verified bool) string {
+	t := struct {
+		CallSID        string `json:"call_sid"`
+		Verified       bool   `json:"verified"`
+		Name           string `json:"name,omitempty"`
+		Method         string `json:"method,omitempty"`
+		MaskedID       string `json:"masked_id,omitempty"`
+		VerificationID string `json:"verification_id,omitempty"`
+	}{CallSID: sid, Verified: verified}
+	if v != nil {
+		t.VerificationID = v.ID
+		t.Method = method(v.Country)
+		t.MaskedID = v.MaskedID
+		if verified {
+			t.Name = v.Name
+		}
+	}
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+// fallbackTwiML is the answer when our own state cannot be used: an apology
+// and a hand-off, unverified, in the default language.
+func (s *Service) fallbackTwiML(sid string) string {
+	lang := s.cfg.Language
+	verbs := []twiml.Element{say(lang, prompt(lang, pFallback, ""), prompt(lang, pConnecting, ""))}
+	verbs = append(verbs, s.handOffVerbs(sid, nil, false)...)
+	doc, err := Render(verbs...)
+	if err != nil {
+		return emptyResponse
+	}
+	return string(doc)
+}
+
+// whisperTwiML tells the agent, before the call connects, who is calling.
+func (s *Service) whisperTwiML(c *Call, v *Verification) (string, error) {
+	lang := s.cfg.Language
+	text := prompt(lang, pWhisperNo, "")
+	if c != nil && v != nil && v.Status == VerApproved {
+		text = prompt(lang, pWhisperOK, v.Name)
+	}
+	doc, err := Render(say(lang, text))
+	return string(doc), err
+}

@@ -1,0 +1,277 @@
+// Package ivr answers Twilio voice webhooks for the caller-verification line:
+// it gathers the caller's national identity number, runs a CIBA
+// authentication through a ciba client, holds the caller while the broker is
+// polled, and hands the call to agents, verified or not. It knows nothing of
+// websockets, HTML or SQL: the dashboard receives events through Publisher,
+// and persistence sits behind Store.
+package ivr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+)
+
+// Config configures a Service.
+type Config struct {
+	PublicURL       string // the https base Twilio calls; used to check signatures
+	TwilioAuthToken string
+
+	Language    string // prompts' language: "sv-SE" (default), "nb-NO" or "en-US"
+	AgentQueue  string // <Enqueue> queue name; default "support"
+	DialNumber  string // optional: <Dial> this number instead of <Enqueue>
+	WorkflowSID string // optional TaskRouter workflow for <Enqueue><Task>
+
+	HashKey []byte        // key of the national-ID hash kept at rest; required, ≥ 16 bytes
+	Profile *ciba.Profile // broker profile; default ciba.Idura
+
+	// StartWait is how long a webhook waits for bc-authorize before it
+	// answers with the hold loop; default 6 s (Twilio waits 15 s in all).
+	StartWait time.Duration
+	// StartTimeout fails a verification still starting after this long
+	// (its bc-authorize was lost, e.g. in a crash); default 30 s.
+	StartTimeout time.Duration
+
+	PollConcurrency   int // token requests in flight at once; default 32
+	MaxNumberAttempts int // wrong numbers before a hand-off; default 3
+	MaxVerifyAttempts int // verifications per call; default 2 (one retry)
+
+	Now func() time.Time // default time.Now
+}
+
+// ErrCallEnded is returned by StartAgentVerification for a call that has
+// ended. It also matches ErrNotFound (errors.Is), since the call is no
+// longer live.
+var ErrCallEnded error = callEndedError{}
+
+type callEndedError struct{}
+
+func (callEndedError) Error() string        { return "ivr: call has ended" }
+func (callEndedError) Is(target error) bool { return target == ErrNotFound }
+
+// maxStartWait keeps a webhook well inside Twilio's 15 s.
+const maxStartWait = 10 * time.Second
+
+// startCallTimeout bounds one background bc-authorize call.
+const startCallTimeout = 20 * time.Second
+
+// tokenCallTimeout bounds one token request.
+const tokenCallTimeout = 10 * time.Second
+
+// Service is the IVR: webhook handlers, the verification lifecycle and the
+// poller. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	store Store
+	auth  Authenticator
+	pub   Publisher
+	log   *slog.Logger
+	sig   *SignatureChecker
+	lim   Limits
+
+	wake chan struct{} // a verification became due; buffered 1
+	wg   sync.WaitGroup
+}
+
+// NewService checks cfg, fills in defaults and returns a Service. pub may be
+// nil.
+func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log *slog.Logger) (*Service, error) {
+	if store == nil || auth == nil {
+		return nil, errors.New("ivr: new service: store and authenticator are required")
+	}
+	if len(cfg.HashKey) < 16 {
+		return nil, errors.New("ivr: new service: HashKey must be at least 16 bytes")
+	}
+	if cfg.Language == "" {
+		cfg.Language = Swedish
+	}
+	if !supportedLanguage(cfg.Language) {
+		return nil, fmt.Errorf("ivr: new service: unsupported language %q (want sv-SE, nb-NO or en-US)", cfg.Language)
+	}
+	if cfg.AgentQueue == "" {
+		cfg.AgentQueue = "support"
+	}
+	if cfg.Profile == nil {
+		cfg.Profile = ciba.Idura
+	}
+	if cfg.StartWait <= 0 {
+		cfg.StartWait = 6 * time.Second
+	}
+	if cfg.StartWait > maxStartWait {
+		cfg.StartWait = maxStartWait // Twilio gives up on a webhook after 15 s
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.StartTimeout <= startCallTimeout {
+		cfg.StartTimeout = startCallTimeout + 5*time.Second
+	}
+	if cfg.PollConcurrency <= 0 {
+		cfg.PollConcurrency = 32
+	}
+	if cfg.MaxNumberAttempts <= 0 {
+		cfg.MaxNumberAttempts = 3
+	}
+	if cfg.MaxVerifyAttempts <= 0 {
+		cfg.MaxVerifyAttempts = 2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sig, err := NewSignatureChecker(cfg.PublicURL, cfg.TwilioAuthToken)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
+	}
+	return &Service{
+		cfg:   cfg,
+		store: store,
+		auth:  auth,
+		pub:   pub,
+		log:   log,
+		sig:   sig,
+		lim: Limits{
+			MaxNumberAttempts: cfg.MaxNumberAttempts,
+			MaxVerifyAttempts: cfg.MaxVerifyAttempts,
+			StartTimeout:      cfg.StartTimeout,
+			ExpiryGrace:       5 * time.Second,
+			ReminderHops:      10,
+		},
+		wake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Close waits for background bc-authorize calls to finish. Call it after
+// the HTTP server has shut down.
+func (s *Service) Close() { s.wg.Wait() }
+
+func (s *Service) now() time.Time { return s.cfg.Now() }
+
+// notify wakes the poller.
+func (s *Service) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publish sends events to the dashboard with the call as it is now.
+func (s *Service) publish(ctx context.Context, c *Call, v *Verification, events ...*Event) {
+	if s.pub == nil || len(events) == 0 {
+		return
+	}
+	view := View(c, v)
+	for _, e := range events {
+		ev := *e
+		cv := view
+		ev.Call = &cv
+		s.pub.Publish(ctx, ev)
+	}
+}
+
+// publishVerification publishes a verification's events with its call.
+func (s *Service) publishVerification(ctx context.Context, v *Verification, events ...*Event) {
+	if s.pub == nil || len(events) == 0 {
+		return
+	}
+	c, err := s.store.Call(ctx, v.CallSID)
+	if err != nil {
+		s.log.Warn("publish: load call", "call_sid", v.CallSID, "verification_id", v.ID, "err", err)
+		return
+	}
+	if c.VerificationID != "" && c.VerificationID != v.ID {
+		// An older verification: show the call's current one.
+		if cur, err := s.store.Verification(ctx, c.VerificationID); err == nil {
+			v = cur
+		}
+	}
+	s.publish(ctx, c, v, events...)
+}
+
+func (s *Service) event(c *Call, verificationID string, kind EventKind, actor, detail string) *Event {
+	return &Event{At: s.now(), CallSID: c.SID, VerificationID: verificationID, Kind: kind, Actor: actor, Detail: detail}
+}
+
+// LiveCalls returns every call that has not ended, as the dashboard shows it.
+func (s *Service) LiveCalls(ctx context.Context) ([]CallView, error) {
+	return s.views(ctx, CallFilter{Live: true})
+}
+
+// RecentCalls returns the calls that ended at or after since.
+func (s *Service) RecentCalls(ctx context.Context, since time.Time) ([]CallView, error) {
+	return s.views(ctx, CallFilter{EndedSince: since})
+}
+
+func (s *Service) views(ctx context.Context, f CallFilter) ([]CallView, error) {
+	calls, err := s.store.Calls(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: list calls: %w", err)
+	}
+	out := make([]CallView, 0, len(calls))
+	for _, c := range calls {
+		v, err := s.current(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("ivr: list calls: %w", err)
+		}
+		out = append(out, View(c, v))
+	}
+	return out, nil
+}
+
+// current loads the call's current verification, nil if none.
+func (s *Service) current(ctx context.Context, c *Call) (*Verification, error) {
+	if c.VerificationID == "" {
+		return nil, nil
+	}
+	v, err := s.store.Verification(ctx, c.VerificationID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// Timeline returns a call's events, oldest first; ErrNotFound for an
+// unknown call.
+func (s *Service) Timeline(ctx context.Context, callSID string) ([]Event, error) {
+	if _, err := s.store.Call(ctx, callSID); err != nil {
+		return nil, fmt.Errorf("ivr: timeline: %w", err)
+	}
+	evs, err := s.store.Events(ctx, callSID)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: timeline: %w", err)
+	}
+	return evs, nil
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "v_" + hex.EncodeToString(b[:])
+}
+
+// Handler serves the Twilio webhooks under /twilio/ (mount it at the root):
+// voice, gather, hold, retry, status, fallback, whisper and after (the
+// action of the hand-off's <Enqueue> or <Dial>). Every request's
+// X-Twilio-Signature is checked first.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /twilio/voice", s.handleVoice)
+	mux.HandleFunc("POST /twilio/gather", s.handleGather)
+	mux.HandleFunc("POST /twilio/hold", s.handleHold)
+	mux.HandleFunc("POST /twilio/retry", s.handleRetry)
+	mux.HandleFunc("POST /twilio/status", s.handleStatus)
+	mux.HandleFunc("POST /twilio/fallback", s.handleFallback)
+	mux.HandleFunc("POST /twilio/whisper", s.handleWhisper)
+	mux.HandleFunc("POST /twilio/after", s.handleAfter)
+	return s.sig.Middleware(mux)
+}

@@ -1,0 +1,288 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+)
+
+// newVerification makes a verification in VerStarting for id. NextPollAt is
+// the start timeout, so the poller fails it if bc-authorize never answers.
+func (s *Service) newVerification(callSID string, id NationalID, initiator string, now time.Time) *Verification {
+	return &Verification{
+		ID:         newID(),
+		CallSID:    callSID,
+		Country:    id.Country(),
+		NationalID: id.Digits(),
+		MaskedID:   id.Masked(),
+		IDHash:     id.Hash(s.cfg.HashKey),
+		Initiator:  initiator,
+		Status:     VerStarting,
+		NextPollAt: now.Add(s.cfg.StartTimeout),
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+}
+
+// defaultExpiry is the lifetime assumed when the broker gives none;
+// maxExpiry bounds any lifetime (Idura's Norwegian requests live 900 s).
+const (
+	defaultExpiry = 120 * time.Second
+	maxExpiry     = 15 * time.Minute
+)
+
+// launchStart sends bc-authorize in a goroutine owned by the Service, with a
+// context detached from the request (Twilio hangs up on slow webhooks; the
+// broker call must still land in the store) and bounded by its own timeout.
+// The stored verification arrives on the returned channel.
+func (s *Service) launchStart(ctx context.Context, v *Verification, id NationalID, callInitiator string) <-chan *Verification {
+	out := make(chan *Verification, 1)
+	cp := *v
+	s.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCallTimeout)
+		defer cancel()
+		out <- s.authenticate(ctx, &cp, id, callInitiator)
+	})
+	return out
+}
+
+// authenticate runs bc-authorize for v and stores the result. It returns
+// the verification as stored.
+func (s *Service) authenticate(ctx context.Context, v *Verification, id NationalID, callInitiator string) *Verification {
+	in := ciba.RequestInput{NationalID: id.Digits()}
+	switch v.Country {
+	case Sweden:
+		in.Method = "se-bankid"
+		in.CallInitiator = callInitiator
+		in.BindingMessage = prompt(s.cfg.Language, pBinding, "")
+	case Norway:
+		in.Method = "no-bankid"
+		// Idura releases socialno only with the ssn scope; without it the
+		// token cannot be matched to the number entered.
+		in.Scopes = []string{"ssn"}
+	}
+	var resp *ciba.AuthResponse
+	req, err := s.cfg.Profile.Request(in)
+	if err == nil {
+		resp, err = s.auth.Authenticate(ctx, req)
+	}
+	now := s.now()
+	got, evs, werr := s.mutateVerification(ctx, v, func(v *Verification) []*Event {
+		if v.Status != VerStarting {
+			return nil // cancelled or timed out meanwhile
+		}
+		if err != nil {
+			st, reason := classify(err)
+			if st == "" { // a transport failure: nothing to retry at start
+				st = VerFailed
+			}
+			finish(v, st, reason, now)
+			return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+		}
+		v.Status = VerPending
+		v.AuthReqID = resp.AuthReqID
+		v.Interval = resp.PollInterval()
+		switch {
+		case resp.ExpiresIn > 0:
+			v.ExpiresAt = now.Add(resp.ExpiresIn)
+		case !resp.ExpiresAt.IsZero():
+			v.ExpiresAt = resp.ExpiresAt
+		default:
+			v.ExpiresAt = now.Add(defaultExpiry)
+		}
+		// Nobody holds longer than this, whatever the broker allows.
+		v.ExpiresAt = minTime(v.ExpiresAt, now.Add(maxExpiry))
+		if v.Country == Norway {
+			v.BindingMessage = resp.BindingMessage
+		} else {
+			v.BindingMessage = in.BindingMessage
+		}
+		v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+		v.UpdatedAt = now
+		detail := "waiting for the user"
+		if v.Country == Norway {
+			detail = "word pair sent"
+		}
+		return []*Event{s.verificationEvent(v, EventPending, detail, now)}
+	})
+	if werr != nil {
+		s.log.Error("store bc-authorize result", "call_sid", v.CallSID, "verification_id", v.ID, "err", werr)
+		return v
+	}
+	if err != nil {
+		s.log.Warn("bc-authorize failed", "call_sid", v.CallSID, "verification_id", v.ID, "state", got.Status, "err", err)
+	} else {
+		s.log.Info("bc-authorize accepted", "call_sid", v.CallSID, "verification_id", v.ID, "state", got.Status)
+	}
+	s.notify()
+	s.publishVerification(ctx, got, evs...)
+	return got
+}
+
+func (s *Service) verificationEvent(v *Verification, kind EventKind, detail string, now time.Time) *Event {
+	actor := "system"
+	return &Event{At: now, CallSID: v.CallSID, VerificationID: v.ID, Kind: kind, Actor: actor, Detail: detail}
+}
+
+// mutateVerification applies f to v and stores it with the events f
+// returns; on a version conflict it reloads v and applies f again. f
+// returning nil means "nothing to change". It returns the verification as
+// stored and the events written.
+func (s *Service) mutateVerification(ctx context.Context, v *Verification, f func(*Verification) []*Event) (*Verification, []*Event, error) {
+	cur := *v
+	for i := 0; ; i++ {
+		evs := f(&cur)
+		if evs == nil {
+			return &cur, nil, nil
+		}
+		err := s.store.UpdateVerification(ctx, &cur, evs...)
+		if err == nil {
+			return &cur, evs, nil
+		}
+		if !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+			return &cur, nil, err
+		}
+		fresh, err := s.store.Verification(ctx, v.ID)
+		if err != nil {
+			return &cur, nil, err
+		}
+		cur = *fresh
+	}
+}
+
+// finish ends a verification: its full national identity number is dropped.
+func finish(v *Verification, st VerificationStatus, reason string, now time.Time) {
+	v.Status = st
+	v.Error = reason
+	v.NationalID = ""
+	v.CompletedAt = now
+	v.UpdatedAt = now
+}
+
+// cancelVerification ends a verification whose call ended.
+func (s *Service) cancelVerification(ctx context.Context, id string) (*Verification, error) {
+	v, err := s.store.Verification(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	got, evs, err := s.mutateVerification(ctx, v, func(v *Verification) []*Event {
+		if v.Status.Done() {
+			return nil
+		}
+		finish(v, VerCancelled, "call ended", now)
+		return []*Event{s.verificationEvent(v, EventCancelled, "call ended", now)}
+	})
+	if err != nil {
+		return got, err
+	}
+	if len(evs) > 0 {
+		s.log.Info("verification cancelled", "call_sid", got.CallSID, "verification_id", got.ID, "state", got.Status)
+	}
+	return got, nil
+}
+
+// classify maps a broker error to a final status and a short reason that
+// carries no personal data. A transport failure gives status "" (retry).
+func classify(err error) (VerificationStatus, string) {
+	switch {
+	case errors.Is(err, ciba.ErrAccessDenied):
+		return VerDeclined, "declined by the user"
+	case errors.Is(err, ciba.ErrExpiredToken), errors.Is(err, ciba.ErrExpired):
+		return VerExpired, "expired at the broker"
+	case errors.Is(err, ciba.ErrUnknownUserID):
+		return VerUnknownUser, "unknown user"
+	case errors.Is(err, ciba.ErrInvalidIDToken):
+		return VerFailed, "invalid ID token"
+	case errors.Is(err, ciba.ErrTransport), errors.Is(err, context.DeadlineExceeded):
+		return "", "broker unreachable"
+	}
+	if e, ok := errors.AsType[*ciba.Error](err); ok {
+		return VerFailed, "broker error " + safeToken(e.Code)
+	}
+	return VerFailed, "broker error"
+}
+
+// safeToken keeps an OAuth error code printable and short.
+func safeToken(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r == '_' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.IsZero() || a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// StartAgentVerification starts a verification for a live call on an
+// agent's behalf (Swedish callInitiator "RP"). It waits up to StartWait for
+// the broker's answer and returns the verification as stored, without the
+// full national identity number. Errors: *InvalidIDError for a bad number,
+// ErrNotFound for an unknown call, ErrCallEnded for a call that ended.
+func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*Verification, error) {
+	c, err := s.store.Call(ctx, callSID)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: agent verification: %w", err)
+	}
+	if c.State == CallEnded || !c.EndedAt.IsZero() {
+		return nil, ErrCallEnded
+	}
+	now := s.now()
+	id, err := ParseNationalID(number, now)
+	if err != nil {
+		return nil, err
+	}
+	initiator := "agent:" + agent
+	v := s.newVerification(callSID, id, initiator, now)
+	evs := []*Event{
+		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
+		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventVerification, Actor: initiator, Detail: verificationDetail(v)},
+	}
+	if err := s.store.CreateVerification(ctx, v, evs...); err != nil {
+		return nil, fmt.Errorf("ivr: agent verification: %w", err)
+	}
+	// The call now shows this verification.
+	for i := 0; ; i++ {
+		c.VerificationID = v.ID
+		c.UpdatedAt = now
+		err = s.store.UpdateCall(ctx, c)
+		if err == nil || !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+			break
+		}
+		if c, err = s.store.Call(ctx, callSID); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Warn("agent verification: link call", "call_sid", callSID, "verification_id", v.ID, "err", err)
+	}
+	s.log.Info("agent verification starting", "call_sid", callSID, "verification_id", v.ID, "state", v.Status)
+	s.publish(ctx, c, v, evs...)
+	s.notify()
+
+	result := s.launchStart(ctx, v, id, "RP")
+	timer := time.NewTimer(s.cfg.StartWait)
+	defer timer.Stop()
+	select {
+	case got := <-result:
+		v = got
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	out := *v
+	out.NationalID = ""
+	return &out, nil
+}
