@@ -237,7 +237,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	form := f.recorded()[0].form
 	want := map[string]string{
-		"scope":                 "openid",
+		"scope":                 "openid ssn",
 		"login_hint":            "sub:ssn:01010112345",
 		"acr_values":            "urn:grn:authn:no:bankid",
 		"authorization_details": `[{"type":"customerServiceCall.v1"}]`,

@@ -70,7 +70,7 @@ func Example() {
 		fmt.Println("verified:", tok.Claims.Country, tok.Claims.GivenName, tok.Claims.MatchNationalID(cibatest.NOManual) == nil)
 	}
 	// Output:
-	// ciba.AuthRequest{scope=openid login_hint=[redacted] acr_values=urn:grn:authn:no:bankid authorization_details=[{"type":"customerServiceCall.v1"}]}
+	// ciba.AuthRequest{scope=openid ssn login_hint=[redacted] acr_values=urn:grn:authn:no:bankid authorization_details=[{"type":"customerServiceCall.v1"}]}
 	// word pair to read to the caller: true
 	// verified: NO Sigrid true
 }

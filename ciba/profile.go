@@ -72,6 +72,9 @@ type Method struct {
 	// NationalIDLengths are the digit counts accepted for NationalID
 	// (Swedish 10 or 12, Norwegian 11); nil accepts any length.
 	NationalIDLengths []int
+	// Scopes are added to the profile's scopes for this method (Idura
+	// releases the Norwegian socialno claim only with "ssn").
+	Scopes []string
 }
 
 // Profile describes a CIBA broker as data: where its endpoints are when
@@ -150,6 +153,11 @@ var (
 				AuthorizationType: "customerServiceCall.v1",
 				BindingMessage:    BindingRule{Forbidden: true},
 				NationalIDLengths: []int{11},
+				// Idura puts socialno in the ID token only with the ssn
+				// scope (and a legal basis configured for the
+				// application); without it the verified number cannot be
+				// compared with the one the caller typed.
+				Scopes: []string{"ssn"},
 			},
 		},
 	}
@@ -233,6 +241,7 @@ func (p *Profile) Clone() *Profile {
 	for i, m := range p.Methods {
 		m.ACRValues = slices.Clone(m.ACRValues)
 		m.NationalIDLengths = slices.Clone(m.NationalIDLengths)
+		m.Scopes = slices.Clone(m.Scopes)
 		q.Methods[i] = m
 	}
 	return &q
@@ -262,13 +271,26 @@ func (p *Profile) Request(in RequestInput) (AuthRequest, error) {
 	return req, nil
 }
 
+// scopes joins scope lists in order, without duplicates.
+func scopes(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 func (p *Profile) request(in RequestInput) (AuthRequest, error) {
 	m, ok := p.Method(in.Method)
 	if !ok {
 		return AuthRequest{}, fmt.Errorf("unknown method %q", in.Method)
 	}
 	req := AuthRequest{
-		Scope:                   append(slices.Clone(p.Scope), in.Scopes...),
+		Scope:                   scopes(p.Scope, m.Scopes, in.Scopes),
 		ACRValues:               slices.Clone(m.ACRValues),
 		BindingMessage:          in.BindingMessage,
 		ClientNotificationToken: in.ClientNotificationToken,

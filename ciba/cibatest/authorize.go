@@ -131,6 +131,7 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		acr:           strings.TrimSpace(form.Get("acr_values")),
 		binding:       bindingMessage,
 		callInitiator: callInitiator,
+		ssnScope:      hasScope(form.Get("scope"), "ssn"),
 		created:       now,
 		expires:       now.Add(time.Duration(expiresSec) * time.Second),
 		interval:      interval,

@@ -568,7 +568,9 @@ func verifyIDToken(t *testing.T, e *env, idToken string) map[string]any {
 func TestNorwegianApproval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, cibatest.Config{})
-		ar := e.start(noForm(cibatest.NOApprove))
+		form := noForm(cibatest.NOApprove)
+		form.Set("scope", "openid ssn") // socialno is released only with the ssn scope
+		ar := e.start(form)
 		pair := ar.str("bindingMessage")
 		words := strings.Fields(pair)
 		capitalised := func(w string) bool { r, _ := utf8.DecodeRuneInString(w); return unicode.IsUpper(r) }
@@ -598,6 +600,17 @@ func TestNorwegianApproval(t *testing.T) {
 		c := verifyIDToken(t, e, tok.str("id_token"))
 		if c["socialno"] != cibatest.NOApprove || c["identityscheme"] != "nobankid-oidc" || c["country"] != "NO" || c["ssn"] != nil {
 			t.Errorf("NO claims = %v", c)
+		}
+
+		// Without the ssn scope the token carries no socialno, as at Idura.
+		ar = e.start(noForm(cibatest.NOApprove))
+		time.Sleep(4 * time.Second)
+		tok = e.token(ar.str("auth_req_id"))
+		if tok.status != http.StatusOK {
+			t.Fatalf("token without ssn scope = %d %s", tok.status, tok.raw)
+		}
+		if c := verifyIDToken(t, e, tok.str("id_token")); c["socialno"] != nil || c["name"] != "Kari Nordmann" {
+			t.Errorf("NO claims without the ssn scope = %v, want a name and no socialno", c)
 		}
 	})
 }

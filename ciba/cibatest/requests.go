@@ -62,6 +62,7 @@ type request struct {
 	binding                    string
 	choices                    []string
 	callInitiator              string
+	ssnScope                   bool // the "ssn" scope was asked for
 	created, expires           time.Time
 
 	interval time.Duration // enforced between polls; grows on slow_down

@@ -74,6 +74,7 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		user     = req.user
 		reqACR   = req.acr
 		reqCntry = req.country
+		ssnScope = req.ssnScope
 	)
 	b.mu.Unlock()
 
@@ -89,7 +90,7 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	claims := b.idTokenClaims(clientID, user, reqCntry, reqACR, at, now)
+	claims := b.idTokenClaims(clientID, user, reqCntry, reqACR, ssnScope, at, now)
 	key := b.currentKey()
 	var idToken string
 	if b.cfg.IDTokenHook != nil {
@@ -114,7 +115,10 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // idTokenClaims are Idura-like claims for an approved request.
-func (b *Broker) idTokenClaims(clientID string, u User, cntry, acr string, authTime, now time.Time) map[string]any {
+// idTokenClaims are Idura-like claims. As at Idura, the Norwegian national
+// identity number (socialno) is released only when the "ssn" scope was
+// asked for; the Swedish ssn claim always is.
+func (b *Broker) idTokenClaims(clientID string, u User, cntry, acr string, ssnScope bool, authTime, now time.Time) map[string]any {
 	sub, nameID := subject(b.cfg.Issuer, u.NationalID)
 	c := map[string]any{
 		"iss":                   b.cfg.Issuer,
@@ -141,7 +145,9 @@ func (b *Broker) idTokenClaims(clientID string, u User, cntry, acr string, authT
 		c["ssn"] = u.NationalID
 	} else {
 		c["identityscheme"] = "nobankid-oidc"
-		c["socialno"] = u.NationalID
+		if ssnScope {
+			c["socialno"] = u.NationalID
+		}
 	}
 	return c
 }
