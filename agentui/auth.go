@@ -1,0 +1,398 @@
+package agentui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Login errors.
+var (
+	ErrBadCredentials = errors.New("agentui: wrong agent name or password")
+)
+
+// RateLimitError is returned by Login when too many logins failed recently.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string { return "agentui: too many failed logins" }
+
+const csrfHeader = "X-CSRF-Token"
+
+// cookie returns the session cookie's name and path: a __Host- cookie on
+// https (Secure, Path=/, no Domain), a plain one scoped to /agent otherwise.
+func (s *Server) cookie() (name, path string) {
+	if s.secure {
+		return "__Host-ivr_agent", "/"
+	}
+	return "ivr_agent", "/agent"
+}
+
+// Login checks an agent's name and password, and on success creates a
+// session and returns its cookie. Failed logins count against the name's
+// rate limit (the HTTP handler adds one per client IP); a limited name gets
+// a *RateLimitError even with the right password.
+func (s *Server) Login(ctx context.Context, name, password string) (*http.Cookie, error) {
+	return s.login(ctx, name, password, "")
+}
+
+func (s *Server) login(ctx context.Context, name, password, ip string) (*http.Cookie, error) {
+	now := s.cfg.Now()
+	norm, nameErr := NormalizeAgentName(name)
+	keys := []string{"name:" + norm}
+	if nameErr != nil {
+		keys[0] = "name:" // all malformed names share one bucket
+	}
+	if ip != "" {
+		keys = append(keys, "ip:"+ip)
+	}
+	// The attempt counts as a failure from the start, so that parallel
+	// guesses cannot all pass the check before any of them has failed.
+	if wait := s.limiter.attempt(now, keys...); wait > 0 {
+		return nil, &RateLimitError{RetryAfter: wait}
+	}
+	hash := dummyHash
+	a, err := s.agents.Agent(ctx, norm)
+	switch {
+	case nameErr == nil && err == nil:
+		hash = a.PasswordHash
+	case nameErr == nil && !errors.Is(err, ErrNotFound):
+		s.limiter.forget(now, keys...)
+		return nil, fmt.Errorf("agentui: login: %w", err)
+	}
+	if !CheckPassword(hash, password) || nameErr != nil || err != nil {
+		return nil, ErrBadCredentials
+	}
+	s.limiter.forget(now, keys...)
+	token, sess, err := s.sessions.create(ctx, norm, now)
+	if err != nil {
+		return nil, err
+	}
+	name, path := s.cookie()
+	return &http.Cookie{
+		Name: name, Value: token, Path: path, Expires: sess.ExpiresAt,
+		MaxAge:   int(sess.ExpiresAt.Sub(now).Seconds()),
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode,
+	}, nil
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter) {
+	name, path := s.cookie()
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1,
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+}
+
+// session returns the request's valid session.
+func (s *Server) session(r *http.Request) (Session, bool) {
+	name, _ := s.cookie()
+	c, err := r.Cookie(name)
+	if err != nil || c.Value == "" {
+		return Session{}, false
+	}
+	return s.sessions.get(r.Context(), sessionID(c.Value))
+}
+
+// sameOrigin reports whether the request's Origin (or, lacking one, its
+// Referer) is the service's own origin. A request with neither is refused.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	want := s.origin
+	if want == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		want = scheme + "://" + strings.ToLower(r.Host)
+	}
+	got := r.Header.Get("Origin")
+	if got == "" {
+		u, err := url.Parse(r.Header.Get("Referer"))
+		if err != nil || u.Host == "" {
+			return false
+		}
+		got = u.Scheme + "://" + u.Host
+	}
+	return strings.EqualFold(got, want)
+}
+
+// checkCSRF reports whether a state-changing request carries the session's
+// CSRF token (header or form field) and a same-origin Origin.
+func (s *Server) checkCSRF(r *http.Request, sess Session) bool {
+	tok := r.Header.Get(csrfHeader)
+	if tok == "" {
+		tok = r.PostFormValue("csrf")
+	}
+	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRFToken)) == 1 && s.sameOrigin(r)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.session(r); ok {
+		http.Redirect(w, r, "/agent/", http.StatusSeeOther)
+		return
+	}
+	s.renderLogin(w, http.StatusOK, "", "")
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, status int, name, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := s.loginPage.Execute(w, map[string]string{"Name": name, "Error": msg}); err != nil {
+		s.log.Error("render login page", "err", err)
+	}
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderLogin(w, http.StatusBadRequest, "", "The form could not be read. Please try again.")
+		return
+	}
+	name := r.PostFormValue("name")
+	cookie, err := s.login(r.Context(), name, r.PostFormValue("password"), clientIP(r))
+	var rl *RateLimitError
+	switch {
+	case err == nil:
+		http.SetCookie(w, cookie)
+		http.Redirect(w, r, "/agent/", http.StatusSeeOther)
+	case errors.As(err, &rl):
+		secs := int(math.Ceil(rl.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.log.Warn("login rate limited")
+		s.renderLogin(w, http.StatusTooManyRequests, name,
+			fmt.Sprintf("Too many failed attempts. Try again in %d minutes.", (secs+59)/60))
+	case errors.Is(err, ErrBadCredentials):
+		s.log.Info("login failed")
+		s.renderLogin(w, http.StatusUnauthorized, name, "Wrong agent name or password.")
+	default:
+		s.log.Error("login", "err", err)
+		s.renderLogin(w, http.StatusInternalServerError, name, "Something went wrong. Please try again.")
+	}
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(r)
+	if !ok {
+		s.clearCookie(w)
+		http.Redirect(w, r, "/agent/login", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if !s.checkCSRF(r, sess) {
+		http.Error(w, "missing or wrong CSRF token or origin", http.StatusForbidden)
+		return
+	}
+	if err := s.sessions.delete(r.Context(), sess.ID); err != nil {
+		s.log.Error("logout", "err", err)
+		http.Error(w, "logout failed; try again", http.StatusInternalServerError)
+		return
+	}
+	s.clearCookie(w)
+	http.Redirect(w, r, "/agent/login", http.StatusSeeOther)
+}
+
+// sessions creates and checks sessions. The store keeps them (so a restart
+// keeps agents logged in); last use, for the idle timeout, is kept in
+// memory: after a restart a session's idle clock starts again.
+type sessions struct {
+	store AgentStore
+	ttl   time.Duration
+	idle  time.Duration
+	now   func() time.Time
+
+	mu       sync.Mutex
+	lastUsed map[string]time.Time
+}
+
+func newSessions(store AgentStore, cfg Config) *sessions {
+	return &sessions{store: store, ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, now: cfg.Now,
+		lastUsed: map[string]time.Time{}}
+}
+
+// sessionID is the stored ID of a cookie token: its SHA-256, hex.
+func sessionID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (ss *sessions) create(ctx context.Context, agent string, now time.Time) (string, Session, error) {
+	// Logging in is a fine moment to clear out sessions that expired.
+	if _, err := ss.store.DeleteExpiredSessions(ctx, now); err != nil {
+		return "", Session{}, fmt.Errorf("agentui: delete expired sessions: %w", err)
+	}
+	token := randomToken()
+	sess := Session{ID: sessionID(token), Agent: agent, CSRFToken: randomToken(),
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(ss.ttl).UTC()}
+	if err := ss.store.CreateSession(ctx, sess); err != nil {
+		return "", Session{}, fmt.Errorf("agentui: create session: %w", err)
+	}
+	ss.mu.Lock()
+	for id, last := range ss.lastUsed {
+		if now.Sub(last) >= ss.idle {
+			delete(ss.lastUsed, id)
+		}
+	}
+	ss.lastUsed[sess.ID] = now
+	ss.mu.Unlock()
+	return token, sess, nil
+}
+
+// get returns the session with the given ID if it has neither expired nor
+// been idle too long, and marks it used.
+func (ss *sessions) get(ctx context.Context, id string) (Session, bool) {
+	sess, err := ss.store.Session(ctx, id)
+	if err != nil {
+		return Session{}, false
+	}
+	return sess, ss.use(ctx, sess)
+}
+
+// alive is asked by an open websocket at every ping: an open dashboard keeps
+// its session from going idle, and a session that ended (logout, expiry,
+// agent removed) closes the websocket. A store error keeps it open.
+func (ss *sessions) alive(ctx context.Context, id string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sess, err := ss.store.Session(ctx, id)
+	if err != nil {
+		return !errors.Is(err, ErrNotFound)
+	}
+	return ss.use(ctx, sess)
+}
+
+// use reports whether sess is still valid and, if so, marks it used now;
+// an expired or idle session is deleted.
+func (ss *sessions) use(ctx context.Context, sess Session) bool {
+	now := ss.now()
+	ss.mu.Lock()
+	last, seen := ss.lastUsed[sess.ID]
+	valid := now.Before(sess.ExpiresAt) && !(seen && now.Sub(last) >= ss.idle)
+	if valid {
+		ss.lastUsed[sess.ID] = now
+	} else {
+		delete(ss.lastUsed, sess.ID)
+	}
+	ss.mu.Unlock()
+	if !valid {
+		_ = ss.store.DeleteSession(ctx, sess.ID) // best effort; it is refused anyway
+	}
+	return valid
+}
+
+func (ss *sessions) delete(ctx context.Context, id string) error {
+	ss.mu.Lock()
+	delete(ss.lastUsed, id)
+	ss.mu.Unlock()
+	if err := ss.store.DeleteSession(ctx, id); err != nil {
+		return fmt.Errorf("agentui: delete session: %w", err)
+	}
+	return nil
+}
+
+// limiter counts failed logins per key in a sliding window.
+type limiter struct {
+	limit  int
+	window time.Duration
+
+	mu    sync.Mutex
+	fails map[string][]time.Time
+}
+
+func newLimiter(limit int, window time.Duration) *limiter {
+	return &limiter{limit: limit, window: window, fails: map[string][]time.Time{}}
+}
+
+// attempt returns how long until the most limited of keys may try again;
+// when none is limited it records an attempt for each key and returns 0.
+func (l *limiter) attempt(now time.Time, keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for _, k := range keys {
+		if f := l.prune(now, k); len(f) >= l.limit {
+			wait = max(wait, f[len(f)-l.limit].Add(l.window).Sub(now))
+		}
+	}
+	if wait > 0 {
+		return wait
+	}
+	if len(l.fails) > 10000 { // bound memory under a spray of names or addresses
+		for k := range l.fails {
+			l.prune(now, k)
+		}
+	}
+	for _, k := range keys {
+		f := append(l.fails[k], now)
+		if len(f) > l.limit {
+			f = f[len(f)-l.limit:]
+		}
+		l.fails[k] = f
+	}
+	return 0
+}
+
+// forget takes back an attempt recorded at t: the login succeeded, or
+// failed for a reason that was not the password.
+func (l *limiter) forget(t time.Time, keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		f := l.fails[k]
+		for i := len(f) - 1; i >= 0; i-- {
+			if f[i].Equal(t) {
+				f = append(f[:i], f[i+1:]...)
+				break
+			}
+		}
+		if len(f) == 0 {
+			delete(l.fails, k)
+		} else {
+			l.fails[k] = f
+		}
+	}
+}
+
+// prune drops k's failures older than the window; l.mu is held.
+func (l *limiter) prune(now time.Time, k string) []time.Time {
+	f := l.fails[k]
+	i := 0
+	for i < len(f) && !now.Before(f[i].Add(l.window)) {
+		i++
+	}
+	f = f[i:]
+	if len(f) == 0 {
+		delete(l.fails, k)
+		return nil
+	}
+	l.fails[k] = f
+	return f
+}

@@ -1,0 +1,320 @@
+package agentui_test
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/ivr"
+)
+
+// memStore is an in-memory agentui.AgentStore.
+type memStore struct {
+	mu       sync.Mutex
+	agents   map[string]agentui.Agent
+	sessions map[string]agentui.Session
+}
+
+func newMemStore() *memStore {
+	return &memStore{agents: map[string]agentui.Agent{}, sessions: map[string]agentui.Session{}}
+}
+
+func (m *memStore) CreateAgent(_ context.Context, a agentui.Agent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.agents[a.Name]; ok {
+		return agentui.ErrExists
+	}
+	m.agents[a.Name] = a
+	return nil
+}
+
+func (m *memStore) Agent(_ context.Context, name string) (agentui.Agent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.agents[name]
+	if !ok {
+		return agentui.Agent{}, agentui.ErrNotFound
+	}
+	return a, nil
+}
+
+func (m *memStore) Agents(context.Context) ([]agentui.Agent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []agentui.Agent
+	for _, a := range m.agents {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b agentui.Agent) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (m *memStore) DeleteAgent(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.agents[name]; !ok {
+		return agentui.ErrNotFound
+	}
+	delete(m.agents, name)
+	for id, s := range m.sessions {
+		if s.Agent == name {
+			delete(m.sessions, id)
+		}
+	}
+	return nil
+}
+
+func (m *memStore) CreateSession(_ context.Context, s agentui.Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.agents[s.Agent]; !ok {
+		return agentui.ErrNotFound
+	}
+	m.sessions[s.ID] = s
+	return nil
+}
+
+func (m *memStore) Session(_ context.Context, id string) (agentui.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok {
+		return agentui.Session{}, agentui.ErrNotFound
+	}
+	return s, nil
+}
+
+func (m *memStore) DeleteSession(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, id)
+	return nil
+}
+
+func (m *memStore) DeleteExpiredSessions(_ context.Context, now time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for id, s := range m.sessions {
+		if !now.Before(s.ExpiresAt) {
+			delete(m.sessions, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memStore) sessionCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// fakeCalls is an in-memory agentui.Calls. StartAgentVerification records
+// its arguments and, unless err is set, publishes the events a real service
+// would (verification started) through pub.
+type fakeCalls struct {
+	mu       sync.Mutex
+	live     []ivr.CallView
+	recent   []ivr.CallView
+	timeline map[string][]ivr.Event
+	err      error                  // returned by StartAgentVerification when set
+	status   ivr.VerificationStatus // of the verification it returns; starting when empty
+	pub      ivr.Publisher          // may be nil
+	started  []startCall
+}
+
+type startCall struct{ sid, number, agent string }
+
+func (f *fakeCalls) LiveCalls(context.Context) ([]ivr.CallView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.live), nil
+}
+
+func (f *fakeCalls) RecentCalls(context.Context, time.Time) ([]ivr.CallView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.recent), nil
+}
+
+func (f *fakeCalls) Timeline(_ context.Context, sid string) ([]ivr.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ev, ok := f.timeline[sid]
+	if !ok {
+		return nil, ivr.ErrNotFound
+	}
+	return ev, nil
+}
+
+func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, agent string) (*ivr.Verification, error) {
+	f.mu.Lock()
+	f.started = append(f.started, startCall{sid, number, agent})
+	err := f.err
+	var cv *ivr.CallView
+	for i := range f.live {
+		if f.live[i].CallSID == sid {
+			c := f.live[i]
+			cv = &c
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if cv == nil {
+		return nil, ivr.ErrNotFound
+	}
+	v := &ivr.Verification{ID: "ver-1", CallSID: sid, Country: ivr.Sweden, NationalID: number,
+		MaskedID: "••••••••••" + number[len(number)-2:], Initiator: "agent:" + agent, Status: cmp.Or(f.status, ivr.VerStarting)}
+	if f.pub != nil {
+		cv.State = ivr.ViewStarting
+		cv.Verification = &ivr.VerificationView{ID: v.ID, Country: "SE", Method: "Swedish BankID",
+			MaskedID: v.MaskedID, Status: string(v.Status), Initiator: v.Initiator}
+		f.pub.Publish(ctx, ivr.Event{Seq: 100, At: time.Now(), CallSID: sid, VerificationID: v.ID,
+			Kind: "verification_started", Actor: "agent:" + agent, Detail: "agent started BankID", Call: cv})
+	}
+	return v, nil
+}
+
+func (f *fakeCalls) startedCalls() []startCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.started)
+}
+
+// Test personnummer that pass the Luhn check (Skatteverket's test range).
+const (
+	validSE   = "199001012385"
+	testAgent = "anna"
+	testPass  = "correct horse battery"
+)
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// env is a running dashboard server with one agent, "anna".
+type env struct {
+	srv    *httptest.Server
+	s      *agentui.Server
+	hub    *agentui.Hub
+	store  *memStore
+	calls  *fakeCalls
+	clock  *clock
+	origin string
+
+	stopHub func() // cancels Run and waits for it to return; idempotent
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newEnv starts a hub and a server with cfg (Now is set to a test clock).
+// Each opt is applied to the hub before it runs.
+func newEnv(t testing.TB, cfg agentui.Config, calls *fakeCalls, opts ...func(*agentui.Hub)) *env {
+	t.Helper()
+	if calls == nil {
+		calls = &fakeCalls{timeline: map[string][]ivr.Event{}}
+	}
+	e := &env{store: newMemStore(), calls: calls, clock: &clock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}}
+	if err := agentui.AddAgent(t.Context(), e.store, testAgent, testPass, e.clock.Now()); err != nil {
+		t.Fatalf("AddAgent: %v", err)
+	}
+	e.hub = agentui.NewHub(discardLog())
+	calls.pub = e.hub
+	for _, o := range opts {
+		o(e.hub)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.hub.Run(ctx); close(done) }()
+	e.stopHub = func() { cancel(); <-done }
+	t.Cleanup(e.stopHub)
+
+	cfg.Now = e.clock.Now
+	s, err := agentui.NewServer(cfg, e.store, calls, e.hub, discardLog())
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	e.s = s
+	e.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(e.srv.Close)
+	e.origin = e.srv.URL
+	return e
+}
+
+// client returns an HTTP client with a cookie jar that does not follow redirects.
+func (e *env) client(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// login logs c in as anna through the login form and returns the CSRF token.
+func (e *env) login(t *testing.T, c *http.Client) string {
+	t.Helper()
+	resp := e.postForm(t, c, "/agent/login", url.Values{"name": {testAgent}, "password": {testPass}}, e.origin)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: status %d, want 303", resp.StatusCode)
+	}
+	resp = e.get(t, c, "/agent/")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	const marker = `<meta name="csrf-token" content="`
+	i := strings.Index(string(body), marker)
+	if i < 0 {
+		t.Fatalf("dashboard has no CSRF token; status %d", resp.StatusCode)
+	}
+	rest := string(body)[i+len(marker):]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+func (e *env) get(t *testing.T, c *http.Client, path string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(e.srv.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp
+}
+
+func (e *env) postForm(t *testing.T, c *http.Client, path string, form url.Values, origin string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return resp
+}

@@ -1,0 +1,206 @@
+package agentui
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/web"
+)
+
+// Calls is what the dashboard needs from the IVR; *ivr.Service satisfies it.
+//
+// StartAgentVerification starts a verification for a live call on behalf of
+// the named agent; number is what the caller read out. It returns an error
+// matching *ivr.InvalidIDError for a number that does not parse, and
+// ivr.ErrNotFound for an unknown call.
+type Calls interface {
+	LiveCalls(ctx context.Context) ([]ivr.CallView, error)
+	RecentCalls(ctx context.Context, since time.Time) ([]ivr.CallView, error)
+	Timeline(ctx context.Context, callSID string) ([]ivr.Event, error)
+	StartAgentVerification(ctx context.Context, callSID, number, agent string) (*ivr.Verification, error)
+}
+
+// Config configures a Server. Zero fields get defaults.
+type Config struct {
+	// PublicURL is the service's external base URL (IVR_PUBLIC_URL). Its
+	// origin is the only one accepted on state-changing requests and on the
+	// websocket; https makes the session cookie Secure. Empty: the request's
+	// own Host over http (development).
+	PublicURL string
+	// SessionTTL is a session's absolute lifetime (default 12 h).
+	SessionTTL time.Duration
+	// IdleTimeout ends a session unused for this long (default 1 h). An open
+	// dashboard counts as use.
+	IdleTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// RecentWindow is how far back the "recent calls" list goes (default 24 h).
+	RecentWindow time.Duration
+	// LoginLimit failed logins per agent name and per client IP within
+	// LoginWindow get 429 (defaults 5 and 15 min).
+	LoginLimit  int
+	LoginWindow time.Duration
+}
+
+// Server serves the agent dashboard under /agent/.
+type Server struct {
+	cfg       Config
+	origin    string // scheme://host of PublicURL, or "" to use the request's Host
+	secure    bool
+	agents    AgentStore
+	calls     Calls
+	hub       *Hub
+	log       *slog.Logger
+	sessions  *sessions
+	limiter   *limiter
+	upgrader  websocket.Upgrader
+	static    http.Handler
+	loginPage *template.Template
+	board     *template.Template
+}
+
+// NewServer returns a Server and attaches calls to hub, so that the hub's
+// snapshots start from the calls that are live now.
+func NewServer(cfg Config, agents AgentStore, calls Calls, hub *Hub, log *slog.Logger) (*Server, error) {
+	if agents == nil || calls == nil || hub == nil || log == nil {
+		return nil, errors.New("agentui: new server: agents, calls, hub and log are required")
+	}
+	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, time.Hour)
+	cfg.RecentWindow = cmp.Or(cfg.RecentWindow, 24*time.Hour)
+	cfg.LoginLimit = cmp.Or(cfg.LoginLimit, 5)
+	cfg.LoginWindow = cmp.Or(cfg.LoginWindow, 15*time.Minute)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, agents: agents, calls: calls, hub: hub, log: log}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("agentui: public url: want http(s)://host")
+		}
+		s.origin = u.Scheme + "://" + strings.ToLower(u.Host)
+		s.secure = u.Scheme == "https"
+	}
+	s.sessions = newSessions(agents, cfg)
+	s.limiter = newLimiter(cfg.LoginLimit, cfg.LoginWindow)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{}, // idle dashboards hold no write buffer
+		CheckOrigin:      s.sameOrigin,
+	}
+	static, err := fs.Sub(web.FS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("agentui: static files: %w", err)
+	}
+	s.static = http.StripPrefix("/agent/static/", http.FileServerFS(static))
+	if s.loginPage, err = template.ParseFS(static, "login.html"); err != nil {
+		return nil, fmt.Errorf("agentui: login template: %w", err)
+	}
+	if s.board, err = template.ParseFS(static, "dashboard.html"); err != nil {
+		return nil, fmt.Errorf("agentui: dashboard template: %w", err)
+	}
+	hub.attach(source{calls: calls, keep: cfg.RecentWindow, now: cfg.Now})
+	return s, nil
+}
+
+// Handler serves /agent/ (login page or dashboard), /agent/login,
+// /agent/logout, /agent/ws, /agent/api/calls, /agent/api/calls/{sid}/timeline,
+// POST /agent/api/calls/{sid}/verify and /agent/static/. It routes on the
+// full path, however it is mounted.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(securityHeaders)
+	r.Get("/agent", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/agent/", http.StatusMovedPermanently)
+	})
+	r.Get("/agent/", s.handleIndex)
+	r.Get("/agent/login", s.handleLoginPage)
+	r.Post("/agent/login", s.handleLogin)
+	r.Post("/agent/logout", s.handleLogout)
+	r.Get("/agent/ws", s.handleWS)
+	r.Get("/agent/static/*", s.handleStatic)
+	r.Route("/agent/api", func(r chi.Router) {
+		r.Get("/calls", s.api(s.handleCalls))
+		r.Get("/calls/{sid}/timeline", s.api(s.handleTimeline))
+		r.Post("/calls/{sid}/verify", s.api(s.csrf(s.handleVerify)))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// Forget any outer chi routing state so that r routes on the full path.
+		ctx := context.WithValue(req.Context(), chi.RouteCtxKey, nil)
+		r.ServeHTTP(w, req.WithContext(ctx))
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleStatic serves scripts, styles and images; the HTML templates are
+// rendered by their handlers, not served raw.
+func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) {
+	switch path.Ext(r.URL.Path) {
+	case ".js", ".css", ".svg", ".png", ".ico":
+		w.Header().Set("Cache-Control", "no-cache")
+		s.static.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(r)
+	if !ok {
+		http.Redirect(w, r, "/agent/login", http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.board.Execute(w, map[string]string{"Agent": sess.Agent, "CSRF": sess.CSRFToken}); err != nil {
+		s.log.Error("render dashboard", "err", err)
+	}
+}
+
+// handleWS upgrades a logged-in agent's same-origin request to a websocket
+// and hands it to the hub.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.session(r)
+	if !ok {
+		http.Error(w, "not logged in", http.StatusUnauthorized)
+		return
+	}
+	if !s.sameOrigin(r) {
+		http.Error(w, "cross-origin websocket refused", http.StatusForbidden)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered the client
+	}
+	id := sess.ID
+	s.hub.serve(ws, func() bool { return s.sessions.alive(context.Background(), id) })
+}
