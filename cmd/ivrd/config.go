@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ivr/callerverify/ivr"
 )
 
 // Config is everything `ivrd serve` reads from its environment. Flags of the
@@ -28,6 +30,10 @@ type Config struct {
 	LogLevel   string        // IVR_LOG_LEVEL
 	HashKey    []byte        // IVR_HASH_KEY, or derived from TWILIO_AUTH_TOKEN
 	Retention  time.Duration // IVR_RETENTION: how long ended calls and their events are kept
+	// IVR_RATE_LIMIT_NUMBER and IVR_RATE_LIMIT_CALLER: verifications started
+	// per national identity number and per caller id within a window.
+	RateLimitNumber ivr.RateLimit
+	RateLimitCaller ivr.RateLimit
 
 	TwilioAccountSID string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken  string // TWILIO_AUTH_TOKEN
@@ -133,6 +139,8 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	fs.StringVar(&c.DialNumber, "dial", getenv("IVR_DIAL_NUMBER"), "dial this number instead of enqueueing (IVR_DIAL_NUMBER)")
 	retention := fs.String("retention", or(getenv("IVR_RETENTION"), "720h"), "how long ended calls and their audit events are kept, e.g. 720h or 90d (IVR_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", or(getenv("IVR_LOG_LEVEL"), "info"), "debug, info, warn, error (IVR_LOG_LEVEL)")
+	rateNumber := fs.String("rate-limit-number", or(getenv("IVR_RATE_LIMIT_NUMBER"), formatRateLimit(ivr.DefaultRateLimitNumber)), "verifications per national identity number within a window, N/DURATION or off (IVR_RATE_LIMIT_NUMBER)")
+	rateCaller := fs.String("rate-limit-caller", or(getenv("IVR_RATE_LIMIT_CALLER"), formatRateLimit(ivr.DefaultRateLimitCaller)), "verifications per caller id within a window, N/DURATION or off (IVR_RATE_LIMIT_CALLER)")
 	broker := brokerFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -166,6 +174,16 @@ func loadServe(getenv env, args []string) (*Config, error) {
 		errs.add("IVR_RETENTION", "must be a duration of at least 1h, such as 720h or 90d: %q", *retention)
 	} else {
 		c.Retention = d
+	}
+	if l, err := parseRateLimit(*rateNumber); err != nil {
+		errs.add("IVR_RATE_LIMIT_NUMBER", "%v", err)
+	} else {
+		c.RateLimitNumber = l
+	}
+	if l, err := parseRateLimit(*rateCaller); err != nil {
+		errs.add("IVR_RATE_LIMIT_CALLER", "%v", err)
+	} else {
+		c.RateLimitCaller = l
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

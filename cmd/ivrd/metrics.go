@@ -49,7 +49,7 @@ func newMetrics() *metrics {
 	}, []string{"endpoint", "kind"})
 	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ivr_store_errors_total",
-		Help: "Failed readiness checks of the sqlite store.",
+		Help: "Failed store operations: reads and writes of the IVR (calls, verifications, events) and readiness checks.",
 	})
 	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -155,7 +155,7 @@ type countingPublisher struct {
 func (p countingPublisher) Publish(ctx context.Context, e ivr.Event) {
 	if e.Call != nil && e.Call.Verification != nil && e.VerificationID != "" {
 		v := e.Call.Verification
-		if v.ID == e.VerificationID && v.CompletedAt != nil && strings.HasPrefix(string(e.Kind), "verification.") && isOutcome(v.Status) {
+		if v.ID == e.VerificationID && v.CompletedAt != nil && strings.HasPrefix(string(e.Kind), "verification_") && isOutcome(v.Status) {
 			initiator := "caller"
 			if strings.HasPrefix(v.Initiator, "agent") {
 				initiator = "agent"
@@ -172,4 +172,83 @@ func isOutcome(status string) bool {
 		return true
 	}
 	return false
+}
+
+// countingStore counts the store's failures in ivr_store_errors_total: a
+// file that is locked, read-only or full shows in /metrics as soon as the
+// IVR first fails to read or write it, not only at the next readiness
+// check. Not-found and version conflicts are answers, not failures, and a
+// request that gave up (its context ended) is not the store's fault. The
+// IVR logs each failure where it handles it.
+type countingStore struct {
+	ivr.Store
+	m *metrics
+}
+
+func (s countingStore) count(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ivr.ErrNotFound) && !errors.Is(err, ivr.ErrConflict) {
+		s.m.storeErrors.Inc()
+	}
+	return err
+}
+
+func (s countingStore) CreateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) (bool, error) {
+	ok, err := s.Store.CreateCall(ctx, c, events...)
+	return ok, s.count(ctx, err)
+}
+
+func (s countingStore) Call(ctx context.Context, sid string) (*ivr.Call, error) {
+	c, err := s.Store.Call(ctx, sid)
+	return c, s.count(ctx, err)
+}
+
+func (s countingStore) UpdateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) error {
+	return s.count(ctx, s.Store.UpdateCall(ctx, c, events...))
+}
+
+func (s countingStore) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) {
+	cs, err := s.Store.Calls(ctx, f)
+	return cs, s.count(ctx, err)
+}
+
+func (s countingStore) CreateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+	return s.count(ctx, s.Store.CreateVerification(ctx, v, events...))
+}
+
+func (s countingStore) Verification(ctx context.Context, id string) (*ivr.Verification, error) {
+	v, err := s.Store.Verification(ctx, id)
+	return v, s.count(ctx, err)
+}
+
+func (s countingStore) UpdateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+	return s.count(ctx, s.Store.UpdateVerification(ctx, v, events...))
+}
+
+func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*ivr.Verification, error) {
+	vs, err := s.Store.DueVerifications(ctx, now, limit)
+	return vs, s.count(ctx, err)
+}
+
+func (s countingStore) NextPollAt(ctx context.Context) (time.Time, bool, error) {
+	t, ok, err := s.Store.NextPollAt(ctx)
+	return t, ok, s.count(ctx, err)
+}
+
+func (s countingStore) CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error) {
+	n, err := s.Store.CountVerificationsByID(ctx, idHash, since)
+	return n, s.count(ctx, err)
+}
+
+func (s countingStore) CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error) {
+	n, err := s.Store.CountVerificationsByCaller(ctx, from, since)
+	return n, s.count(ctx, err)
+}
+
+func (s countingStore) Events(ctx context.Context, callSID string) ([]ivr.Event, error) {
+	evs, err := s.Store.Events(ctx, callSID)
+	return evs, s.count(ctx, err)
+}
+
+func (s countingStore) AppendEvent(ctx context.Context, e *ivr.Event) error {
+	return s.count(ctx, s.Store.AppendEvent(ctx, e))
 }

@@ -41,20 +41,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
-	var keys []jwkKey
-	if cfg.Broker.KeyFile != "" {
-		k, err := ciba.LoadKey(cfg.Broker.KeyFile)
-		if err != nil {
-			return fmt.Errorf("CIBA_CLIENT_KEY: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	for _, f := range cfg.Broker.PublishKeys {
-		k, err := ciba.LoadKey(f)
-		if err != nil {
-			return fmt.Errorf("CIBA_PUBLISH_KEYS: %s: %w", f, err)
-		}
-		keys = append(keys, k)
+	keys, err := publishedKeys(cfg.Broker)
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -119,7 +108,9 @@ func runServer(ctx context.Context, s server) error {
 		AgentQueue:      cfg.AgentQueue,
 		DialNumber:      cfg.DialNumber,
 		HashKey:         cfg.HashKey,
-	}, db, instrumentedBroker{next: s.broker, m: m}, countingPublisher{next: hub, m: m}, log.With("component", "ivr"))
+		RateLimitNumber: cfg.RateLimitNumber,
+		RateLimitCaller: cfg.RateLimitCaller,
+	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, countingPublisher{next: hub, m: m}, log.With("component", "ivr"))
 	if err != nil {
 		return fmt.Errorf("ivr: %w", err)
 	}
@@ -151,7 +142,7 @@ func runServer(ctx context.Context, s server) error {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.Get("/readyz", readyHandler(db, s.broker, m))
+	r.Get("/readyz", readyHandler(db, s.broker, m, log))
 	r.Handle("/metrics", m.handler())
 	if s.extra != nil {
 		s.extra(r)
@@ -170,7 +161,7 @@ func runServer(ctx context.Context, s server) error {
 	return serveUntilDone(ctx, srv, s.listener, log)
 }
 
-func readyHandler(db *sqlite.DB, broker *lazyBroker, m *metrics) http.HandlerFunc {
+func readyHandler(db *sqlite.DB, broker *lazyBroker, m *metrics, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -179,6 +170,7 @@ func readyHandler(db *sqlite.DB, broker *lazyBroker, m *metrics) http.HandlerFun
 		if err := db.Ping(ctx); err != nil {
 			checks["store"], status = "unreachable", http.StatusServiceUnavailable
 			m.storeErrors.Inc()
+			log.Error("readiness: store check failed", "err", err)
 		}
 		if !broker.Ready() {
 			checks["broker"], status = "not discovered", http.StatusServiceUnavailable
@@ -216,4 +208,28 @@ func purgeLoop(ctx context.Context, db *sqlite.DB, retention time.Duration, log 
 		case <-t.C:
 		}
 	}
+}
+
+// publishedKeys loads the signing key and any keys published beside it
+// (CIBA_PUBLISH_KEYS) for /.well-known/jwks.json. Rotation: publish the
+// next key, let the broker see it, switch CIBA_CLIENT_KEY to it while
+// publishing the old one, and drop the old one once its last assertions
+// have expired (a minute).
+func publishedKeys(b BrokerConfig) ([]jwkKey, error) {
+	var keys []jwkKey
+	if b.KeyFile != "" {
+		k, err := ciba.LoadKey(b.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CIBA_CLIENT_KEY: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	for _, f := range b.PublishKeys {
+		k, err := ciba.LoadKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("CIBA_PUBLISH_KEYS: %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

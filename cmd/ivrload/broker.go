@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/ciba/cibatest"
+)
+
+const clientID = "ivrload"
+
+// outcome is what a simulated user does with a request.
+type outcome int
+
+const (
+	approve outcome = iota
+	decline
+	noAnswer
+)
+
+func (o outcome) String() string { return [...]string{"approve", "decline", "noanswer"}[o] }
+
+// mix is the share of each outcome, in percent.
+type mix [3]int
+
+func parseMix(s string) (mix, error) {
+	var m mix
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return m, fmt.Errorf("--mix: want approve=70,decline=20,noanswer=10, got %q", s)
+		}
+		switch k {
+		case "approve":
+			m[approve] = n
+		case "decline":
+			m[decline] = n
+		case "noanswer":
+			m[noAnswer] = n
+		default:
+			return m, fmt.Errorf("--mix: unknown outcome %q (approve, decline, noanswer)", k)
+		}
+	}
+	if m[0]+m[1]+m[2] != 100 {
+		return m, fmt.Errorf("--mix: shares must add up to 100, got %d", m[0]+m[1]+m[2])
+	}
+	return m, nil
+}
+
+// of picks the outcome of user i: deterministic, evenly spread.
+func (m mix) of(i int) outcome {
+	p := (i * 37) % 100
+	switch {
+	case p < m[approve]:
+		return approve
+	case p < m[approve]+m[decline]:
+		return decline
+	}
+	return noAnswer
+}
+
+// sim is the simulator broker on a loopback port, with a recorder of every
+// bc-authorize and token request and a scheduler that approves or declines
+// manual users at chosen instants.
+type sim struct {
+	b      *cibatest.Broker
+	srv    *http.Server
+	issuer string
+	keyPEM string // path of the client's private key file
+
+	mu       sync.Mutex
+	byPNR    map[string]int      // national ID -> user index
+	plans    map[int]outcome     // user index -> outcome
+	decided  map[int]time.Time   // user index -> instant of the decision (t0)
+	auths    map[string]*authReq // by auth_req_id
+	polls    []pollRecord
+	codes    map[string]int // token answers by error code ("ok" for tokens)
+	authN    int
+	authLat  samples
+	tokenLat samples
+}
+
+type authReq struct {
+	user     int
+	interval time.Duration
+	created  time.Time // bc-authorize answered
+	lastResp time.Time // last answer sent for it
+	lastArr  time.Time
+	polls    int
+}
+
+// pollRecord is one token request: when it arrived and how late it was
+// against its due time (previous answer + interval, which is what the
+// service schedules from).
+type pollRecord struct {
+	at       time.Time
+	late     time.Duration
+	interval time.Duration
+	sinceArr time.Duration // since the previous request's arrival (the broker's slow_down rule)
+}
+
+type simConfig struct {
+	Interval, Latency, Expiry time.Duration
+	KeyAlg                    string
+	Dir                       string
+}
+
+func startSim(cfg simConfig) (*sim, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulator: listen: %w", err)
+	}
+	s := &sim{
+		issuer:  "http://" + ln.Addr().String(),
+		byPNR:   map[string]int{},
+		plans:   map[int]outcome{},
+		decided: map[int]time.Time{},
+		auths:   map[string]*authReq{},
+		codes:   map[string]int{},
+	}
+	s.b, err = cibatest.New(cibatest.Config{Issuer: s.issuer, Interval: cfg.Interval, Latency: cfg.Latency, ExpiresInSE: cfg.Expiry, ExpiresInNO: cfg.Expiry})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	key, err := ciba.GenerateKey(cfg.KeyAlg)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(key)
+	pub, err := jwk.PublicSetOf(set)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	if err := s.b.RegisterClient(cibatest.Client{ID: clientID, JWKS: pub}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("register client: %w", err)
+	}
+	pemBytes, err := ciba.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	s.keyPEM = filepath.Join(cfg.Dir, "client-key.pem")
+	if err := os.WriteFile(s.keyPEM, pemBytes, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *sim) close() { s.srv.Close() }
+
+// addUser registers user i with the outcome o and returns their number.
+func (s *sim) addUser(i int, o outcome) string {
+	pnr := personnummer(i)
+	script := cibatest.ScriptManual
+	if o == noAnswer {
+		script = cibatest.ScriptNoAnswer
+	}
+	s.b.AddUser(cibatest.User{NationalID: pnr, GivenName: "Load", FamilyName: fmt.Sprintf("U%07d", i), Script: script})
+	s.mu.Lock()
+	s.byPNR[pnr] = i
+	s.plans[i] = o
+	s.mu.Unlock()
+	return pnr
+}
+
+// ServeHTTP records bc-authorize and token requests around the simulator.
+func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if r.Method != http.MethodPost || (path != "/ciba/bc-authorize" && path != "/oauth2/token") {
+		s.b.ServeHTTP(w, r)
+		return
+	}
+	arrived := time.Now()
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	form, _ := url.ParseQuery(string(body))
+	rec := &capture{ResponseWriter: w}
+	s.b.ServeHTTP(rec, r)
+	done := time.Now()
+
+	var resp struct {
+		AuthReqID string `json:"auth_req_id"`
+		Interval  int    `json:"interval"`
+		Error     string `json:"error"`
+	}
+	_ = json.Unmarshal(rec.body.Bytes(), &resp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if path == "/ciba/bc-authorize" {
+		s.authN++
+		s.authLat.add(done.Sub(arrived))
+		if resp.AuthReqID == "" {
+			return
+		}
+		pnr, _ := strings.CutPrefix(form.Get("login_hint"), "sub:ssn:")
+		user, ok := s.byPNR[pnr]
+		if !ok {
+			user = -1
+		}
+		iv := time.Duration(resp.Interval) * time.Second
+		if iv == 0 {
+			iv = 5 * time.Second
+		}
+		s.auths[resp.AuthReqID] = &authReq{user: user, interval: iv, created: done, lastResp: done}
+		return
+	}
+	s.tokenLat.add(done.Sub(arrived))
+	code := resp.Error
+	if code == "" {
+		code = "ok"
+	}
+	s.codes[code]++
+	a := s.auths[form.Get("auth_req_id")]
+	if a == nil {
+		return
+	}
+	p := pollRecord{at: arrived, late: arrived.Sub(a.lastResp.Add(a.interval)), interval: a.interval}
+	if a.polls > 0 {
+		p.sinceArr = arrived.Sub(a.lastArr)
+	} else {
+		p.sinceArr = arrived.Sub(a.created)
+	}
+	s.polls = append(s.polls, p)
+	a.polls++
+	prevResp := a.lastResp
+	a.lastArr, a.lastResp = arrived, done
+	if code == "slow_down" {
+		a.interval += ciba.SlowDownStep
+		if os.Getenv("IVRLOAD_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "slow_down: user %d poll %d, %s since the previous request, %s since the previous answer\n", a.user, a.polls, p.sinceArr, arrived.Sub(prevResp))
+		}
+	}
+}
+
+type capture struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if c.body.Len() < 4<<10 {
+		c.body.Write(p)
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+// schedule approves or declines manual users' requests at creation + a
+// random delay in [lo, hi], until ctx ends. The instant of each decision
+// is kept as the user's t0.
+func (s *sim) schedule(ctx context.Context, lo, hi time.Duration) {
+	seen := map[string]bool{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var timers []*time.Timer
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, rq := range s.b.Requests() {
+			if rq.State != cibatest.StatePending || seen[rq.ID] {
+				continue
+			}
+			seen[rq.ID] = true
+			var i int
+			if _, err := fmt.Sscanf(rq.Name, "Load U%d", &i); err != nil {
+				continue
+			}
+			s.mu.Lock()
+			o, ok := s.plans[i]
+			s.mu.Unlock()
+			if !ok || o == noAnswer {
+				continue
+			}
+			delay := lo
+			if hi > lo {
+				delay += rand.N(hi - lo)
+			}
+			id := rq.ID
+			timers = append(timers, time.AfterFunc(time.Until(rq.CreatedAt.Add(delay)), func() {
+				t0 := time.Now()
+				var err error
+				if o == approve {
+					err = s.b.Approve(id, "")
+				} else {
+					err = s.b.Decline(id)
+				}
+				if err == nil {
+					s.mu.Lock()
+					s.decided[i] = t0
+					s.mu.Unlock()
+				}
+			}))
+		}
+	}
+}
+
+// pollsPerAuth returns the number of token requests per bc-authorize.
+func (s *sim) pollsPerAuth() (perUser map[int]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	perUser = map[int]int{}
+	for _, a := range s.auths {
+		if a.user >= 0 {
+			perUser[a.user] += a.polls
+		}
+	}
+	return perUser
+}

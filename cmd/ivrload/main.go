@@ -1,0 +1,265 @@
+// Command ivrload is a load generator for ivrd. On loopback only, it starts
+// the simulator broker in-process, runs `ivrd serve` as a subprocess against
+// it, connects agent dashboards over websockets and plays Twilio for many
+// simultaneous callers (signed webhooks, TwiML, digits, the hold loop),
+// while the simulated users approve, decline or ignore their BankID
+// requests. It reports per-route webhook latency, end-to-end delays, polls
+// per verification, slow_downs, losses, and the server's CPU and memory.
+//
+// Usage:
+//
+//	ivrload run [flags]       callers with a mix of outcomes (the default)
+//	ivrload pending [flags]   N verifications pending at once: poll punctuality and memory
+//
+// Run "ivrload run -h" for the flags. BENCHMARKS.md has the commands used.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "ivrload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	mode := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		mode, args = args[0], args[1:]
+	}
+	switch mode {
+	case "run":
+		cfg, err := parseRun(args, stderr)
+		if err != nil {
+			return err
+		}
+		return runCalls(ctx, cfg, stdout, stderr)
+	case "pending":
+		cfg, err := parsePending(args, stderr)
+		if err != nil {
+			return err
+		}
+		return runPending(ctx, cfg, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: ivrload [run|pending] [flags]")
+	return flag.ErrHelp
+}
+
+// common are the settings of every mode.
+type common struct {
+	Ivrd          string
+	KeyAlg        string
+	BrokerLatency time.Duration
+	Interval      time.Duration
+	Expiry        time.Duration
+	Duration      time.Duration
+	JSON          string
+	Keep          bool
+	Host          string
+	Env           []string
+	CPUProfile    string
+}
+
+func (c *common) flags(fs *flag.FlagSet) *stringList {
+	fs.StringVar(&c.Ivrd, "ivrd", "", "path of a built ivrd binary (default: go build ./cmd/ivrd into a temp dir)")
+	fs.StringVar(&c.KeyAlg, "key-alg", "RS256", "private_key_jwt key algorithm: RS256 (Idura), PS256 or ES256")
+	fs.DurationVar(&c.BrokerLatency, "broker-latency", 50*time.Millisecond, "latency the simulator adds to every broker response")
+	fs.DurationVar(&c.Interval, "interval", 1*time.Second, "polling interval the broker hands out (whole seconds)")
+	fs.StringVar(&c.JSON, "json", "", "also write the report as JSON to this file")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the temp dir (database, ivrd log)")
+	fs.StringVar(&c.Host, "host", "127.0.0.1", "address everything listens on; must be loopback")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write ivrload's own CPU profile (load generator and simulator) to this file")
+	env := &stringList{}
+	fs.Var(env, "env", "extra KEY=VALUE for ivrd serve (repeatable), e.g. GOMAXPROCS=1")
+	return env
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func (c *common) check() error {
+	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--host %q: ivrload runs on loopback only", c.Host)
+	}
+	if c.Interval < time.Second || c.Interval%time.Second != 0 {
+		return errors.New("--interval: whole seconds, at least 1s (the broker sends seconds)")
+	}
+	return nil
+}
+
+// runConfig configures the callers mode.
+type runConfig struct {
+	common
+	Calls       int
+	Concurrency int
+	Ramp        time.Duration
+	Mix         mix
+	DecideLo    time.Duration
+	DecideHi    time.Duration
+	Dashboards  int
+	Baseline    bool
+	Soak        bool
+	Sample      time.Duration
+}
+
+func parseRun(args []string, stderr io.Writer) (runConfig, error) {
+	var c runConfig
+	fs := flag.NewFlagSet("ivrload run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := c.flags(fs)
+	fs.IntVar(&c.Calls, "calls", 1000, "calls to place in all (0: until --duration)")
+	fs.IntVar(&c.Concurrency, "concurrency", 1000, "simultaneous calls")
+	fs.DurationVar(&c.Duration, "duration", 5*time.Minute, "hard bound on the run")
+	fs.DurationVar(&c.Ramp, "ramp", 0, "spread the first calls' start over this long (0: all ring at once)")
+	mixFlag := fs.String("mix", "approve=70,decline=20,noanswer=10", "what the BankID users do, in percent")
+	decide := fs.String("decide-after", "2s-6s", "users approve or decline this long after the request, uniformly at random")
+	fs.DurationVar(&c.Expiry, "expiry", 30*time.Second, "request lifetime the broker hands out (no-answer callers hold this long)")
+	fs.IntVar(&c.Dashboards, "dashboards", 5, "agent dashboards connected over websockets")
+	fs.BoolVar(&c.Baseline, "baseline", true, "load a bare net/http handler with the hold-loop pattern in the same run")
+	fs.BoolVar(&c.Soak, "soak", false, "soak: calls without limit for --duration (default 30m), goroutines and memory sampled")
+	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "how often server goroutines and memory are sampled")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.Env = *env
+	var err error
+	if c.Mix, err = parseMix(*mixFlag); err != nil {
+		return c, err
+	}
+	lo, hi, ok := strings.Cut(*decide, "-")
+	if c.DecideLo, err = time.ParseDuration(lo); err != nil {
+		return c, fmt.Errorf("--decide-after: %w", err)
+	}
+	c.DecideHi = c.DecideLo
+	if ok {
+		if c.DecideHi, err = time.ParseDuration(hi); err != nil || c.DecideHi < c.DecideLo {
+			return c, fmt.Errorf("--decide-after: want LO-HI, e.g. 2s-6s")
+		}
+	}
+	if c.Soak {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["duration"] {
+			c.Duration = 30 * time.Minute
+		}
+		if !set["calls"] {
+			c.Calls = 0
+		}
+		if !set["concurrency"] {
+			c.Concurrency = 200
+		}
+		if !set["sample"] {
+			c.Sample = 30 * time.Second
+		}
+	}
+	if c.Concurrency <= 0 {
+		return c, errors.New("--concurrency: must be positive")
+	}
+	return c, c.check()
+}
+
+// env is the shared setting-up of a run: temp dir, simulator, ivrd.
+type env struct {
+	profile *os.File
+	dir     string
+	sim     *sim
+	srv     *server
+}
+
+func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
+	dir, err := os.MkdirTemp("", "ivrload-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir}
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		e.profile = f
+	}
+	bin := c.Ivrd
+	if bin == "" {
+		fmt.Fprintln(stderr, "ivrload: building ivrd …")
+		if bin, err = buildIvrd(ctx, dir); err != nil {
+			e.tearDown(c)
+			return nil, err
+		}
+	}
+	if e.sim, err = startSim(simConfig{Interval: c.Interval, Latency: c.BrokerLatency, Expiry: c.Expiry, KeyAlg: c.KeyAlg, Dir: dir}); err != nil {
+		e.tearDown(c)
+		return nil, err
+	}
+	if e.srv, err = startServer(ctx, bin, dir, e.sim, c.Env); err != nil {
+		e.tearDown(c)
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "ivrload: ivrd serving at %s (pid %d), simulator at %s\n", e.srv.base, e.srv.cmd.Process.Pid, e.sim.issuer)
+	return e, nil
+}
+
+func (e *env) tearDown(c common) {
+	if e.profile != nil {
+		pprof.StopCPUProfile()
+		e.profile.Close()
+	}
+	if e.srv != nil {
+		_ = e.srv.stop()
+	}
+	if e.sim != nil {
+		e.sim.close()
+	}
+	if c.Keep {
+		fmt.Fprintln(os.Stderr, "ivrload: kept", e.dir)
+		return
+	}
+	os.RemoveAll(e.dir)
+}
+
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/ivr/ivrtest"
+)
+
+// runReport is everything a callers run measured.
+type runReport struct {
+	Config         runConfig      `json:"config"`
+	Wall           time.Duration  `json:"wall"`
+	Routes         []routeReport  `json:"routes"`
+	ServerHoldP99  float64        `json:"server_hold_p99_bucket_s"`
+	ApprovalToDash summary        `json:"approval_to_dashboard"`
+	ApprovalToEar  summary        `json:"approval_to_caller"`
+	DeclineToEar   summary        `json:"decline_to_caller"`
+	Fanout         summary        `json:"event_fanout"`
+	FanoutSpread   summary        `json:"event_fanout_spread"`
+	SettledGor     float64        `json:"goroutines_settled"`
+	AuthAtBroker   summary        `json:"bc_authorize_at_broker"`
+	TokenAtBroker  summary        `json:"token_at_broker"`
+	PollsPerVer    summary        `json:"-"`
+	PollsMean      float64        `json:"polls_per_verification_mean"`
+	PollsMax       int            `json:"polls_per_verification_max"`
+	TokenCodes     map[string]int `json:"token_answers"`
+	SlowDownMetric float64        `json:"slow_down_metric"`
+	Punctuality    punctuality    `json:"poll_punctuality"`
+	Server         serverUse      `json:"server"`
+	Losses         losses         `json:"losses"`
+}
+
+type serverUse struct {
+	CPU         time.Duration `json:"cpu"`
+	Cores       float64       `json:"cores"`
+	PeakRSS     int64         `json:"peak_rss_bytes"`
+	LoadCPU     time.Duration `json:"load_generator_cpu"`
+	Samples     []sample      `json:"samples"`
+	Goroutines0 float64       `json:"goroutines_start"`
+	Others      time.Duration `json:"other_processes_cpu"`
+}
+
+type sample struct {
+	At         time.Duration `json:"at"`
+	Goroutines float64       `json:"goroutines"`
+	HeapInuse  float64       `json:"heap_inuse_bytes"`
+	RSS        int64         `json:"rss_bytes"`
+	ActiveCall int64         `json:"active_calls"`
+}
+
+type losses struct {
+	CallsPlaced        int            `json:"calls_placed"`
+	CallErrors         int            `json:"call_errors"`
+	ErrorSamples       []string       `json:"error_samples,omitempty"`
+	WrongOutcome       int            `json:"wrong_outcome"`
+	NotEnqueued        int            `json:"not_enqueued"`
+	VerNotFinal        int            `json:"verifications_not_final"`
+	VerMissing         int            `json:"verifications_missing"`
+	EventsStored       int            `json:"events_stored"`
+	EventsMissing      int            `json:"events_missing_per_dashboard_total"`
+	MissingByKind      map[string]int `json:"missing_by_kind,omitempty"`
+	DashDisconnects    int64          `json:"dashboard_disconnects"`
+	DashBadMessages    int            `json:"dashboard_bad_messages"`
+	HubDroppedSnapshot bool           `json:"-"`
+}
+
+func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) error {
+	e, err := setUp(ctx, cfg.common, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.tearDown(cfg.common)
+	if !loopbackURL(e.srv.base) || !loopbackURL(e.sim.issuer) {
+		return fmt.Errorf("refusing a non-loopback target")
+	}
+	pid := e.srv.cmd.Process.Pid
+
+	dash, err := connectDashboards(ctx, e.srv.base, e.srv.password, cfg.Dashboards)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ivrload: %d dashboards connected\n", cfg.Dashboards)
+
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	go e.sim.schedule(schedCtx, cfg.DecideLo, cfg.DecideHi)
+
+	stats := newRouteStats()
+	transport := newTransport(cfg.Concurrency + 16)
+	tw := &ivrtest.Twilio{BaseURL: e.srv.base, AuthToken: e.srv.authToken, HTTPClient: &http.Client{
+		Timeout:   15 * time.Second, // Twilio's webhook timeout
+		Transport: timedTransport{next: transport, stats: stats},
+	}}
+	cs := &callers{tw: tw, sim: e.sim, mix: cfg.Mix, total: cfg.Calls}
+
+	var rep runReport
+	rep.Config = cfg
+	before, _ := readProc(pid)
+	self0, _ := readProc(os.Getpid())
+	busy0 := machineBusy()
+	m0, _ := scrape(e.srv.base, "go_goroutines")
+	rep.Server.Goroutines0 = m0["go_goroutines"]
+
+	start := time.Now()
+	var bg sync.WaitGroup
+	loadCtx, stopLoad := context.WithCancel(runCtx)
+	if cfg.Baseline {
+		bl, err := startBaseline()
+		if err != nil {
+			stopLoad()
+			return err
+		}
+		defer bl.srv.Close()
+		bg.Go(func() { bl.load(loadCtx, cfg.Concurrency, stats) })
+	}
+	bg.Go(func() { rep.Server.Samples = sampleServer(loadCtx, e.srv.base, pid, cfg.Sample, start, cs, stderr) })
+	cs.run(runCtx, cfg.Concurrency, cfg.Ramp)
+	rep.Wall = time.Since(start)
+	stopLoad()
+	bg.Wait()
+	// Let the last events reach the dashboards.
+	time.Sleep(500 * time.Millisecond)
+	stopSched()
+
+	after, _ := readProc(pid)
+	self1, _ := readProc(os.Getpid())
+	rep.Server.Others = machineBusy() - busy0 - (after.CPU - before.CPU) - (self1.CPU - self0.CPU)
+	rep.Server.CPU = after.CPU - before.CPU
+	rep.Server.Cores = rep.Server.CPU.Seconds() / rep.Wall.Seconds()
+	rep.Server.PeakRSS = after.PeakRSS
+	rep.Server.LoadCPU = self1.CPU - self0.CPU
+	if mt, err := scrape(e.srv.base, "ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count"); err == nil {
+		rep.ServerHoldP99, _ = histQuantile(mt, "ivr_webhook_duration_seconds", `route="/twilio/hold"`, .99)
+		for k, v := range mt {
+			if strings.Contains(k, `result="slow_down"`) {
+				rep.SlowDownMetric += v
+			}
+		}
+	}
+	// Goroutines once the load is gone: Twilio's idle connections closed,
+	// the dashboards still connected (two goroutines each).
+	transport.CloseIdleConnections()
+	time.Sleep(2 * time.Second)
+	if m, err := scrape(e.srv.base, "go_goroutines"); err == nil {
+		rep.SettledGor = m["go_goroutines"]
+	}
+	dash.close()
+	if err := e.srv.stop(); err != nil {
+		fmt.Fprintln(stderr, "ivrload: ivrd stop:", err)
+	}
+
+	rep.Routes = stats.report()
+	analyse(ctx, &rep, e, cs, dash)
+	printRun(stdout, &rep)
+	return writeJSON(cfg.JSON, rep)
+}
+
+// sampleServer records the server's goroutines and memory every period.
+func sampleServer(ctx context.Context, base string, pid int, period time.Duration, start time.Time, cs *callers, stderr io.Writer) []sample {
+	var out []sample
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		m, err := scrape(base, "go_goroutines", "go_memstats_heap_inuse_bytes")
+		p, _ := readProc(pid)
+		if err == nil {
+			s := sample{At: time.Since(start).Round(time.Second), Goroutines: m["go_goroutines"], HeapInuse: m["go_memstats_heap_inuse_bytes"], RSS: p.RSS, ActiveCall: cs.active.Load()}
+			out = append(out, s)
+			if period >= 10*time.Second {
+				fmt.Fprintf(stderr, "ivrload: t=%s calls done=%d active=%d goroutines=%.0f heap=%.1fMB rss=%.1fMB\n", s.At, cs.done.Load(), s.ActiveCall, s.Goroutines, s.HeapInuse/1e6, float64(s.RSS)/1e6)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+		}
+	}
+}
+
+// analyse matches calls, broker decisions, dashboard events and the store.
+func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *dashboards) {
+	s := e.sim
+	s.mu.Lock()
+	decided := maps(s.decided)
+	codes := maps(s.codes)
+	s.mu.Unlock()
+	rep.TokenCodes = codes
+	rep.AuthAtBroker = s.authLat.summary()
+	rep.TokenAtBroker = s.tokenLat.summary()
+	rep.Punctuality = punctualityOf(s, time.Time{})
+
+	// Dashboard 0's outcome events by call.
+	dashAt := map[string]map[string]time.Time{}
+	dash.mu.Lock()
+	for _, ev := range dash.first {
+		if dashAt[ev.callSID] == nil {
+			dashAt[ev.callSID] = map[string]time.Time{}
+		}
+		if _, ok := dashAt[ev.callSID][ev.kind]; !ok {
+			dashAt[ev.callSID][ev.kind] = ev.arrived
+		}
+	}
+	dash.mu.Unlock()
+
+	var toDash, toEar, declEar []time.Duration
+	polls := s.pollsPerAuth()
+	var pollN []time.Duration
+	sumPolls, maxPolls := 0, 0
+	db, dberr := sqlite.Open(ctx, e.srv.db)
+	if dberr == nil {
+		defer db.Close()
+	}
+	L := &rep.Losses
+	L.MissingByKind = map[string]int{}
+	L.DashDisconnects = dash.disconnects.Load()
+	L.DashBadMessages = dash.badMsg
+	for _, r := range cs.records {
+		L.CallsPlaced++
+		if r.err != nil {
+			L.CallErrors++
+			if len(L.ErrorSamples) < 5 {
+				L.ErrorSamples = append(L.ErrorSamples, r.err.Error())
+			}
+		}
+		if r.tr == nil {
+			continue
+		}
+		sid := r.tr.CallSID
+		if !strings.HasPrefix(r.tr.Outcome, "enqueued:") {
+			L.NotEnqueued++
+		}
+		if n := polls[r.user]; n > 0 || r.plan != noAnswer {
+			pollN = append(pollN, time.Duration(n))
+			sumPolls += n
+			maxPolls = max(maxPolls, n)
+		}
+		if t0, ok := decided[r.user]; ok {
+			kind := ivr.EventApproved
+			if r.plan == decline {
+				kind = ivr.EventDeclined
+			}
+			if at, ok := dashAt[sid][string(kind)]; ok && r.plan == approve {
+				toDash = append(toDash, at.Sub(t0))
+			}
+			for _, l := range r.tr.Lines {
+				at := r.start.Add(l.At)
+				if at.Before(t0) {
+					continue
+				}
+				if r.plan == approve && l.Kind == "enqueue" {
+					toEar = append(toEar, at.Sub(t0))
+					break
+				}
+				if r.plan == decline && l.Kind == "say" && strings.Contains(l.Text, "try again") {
+					declEar = append(declEar, at.Sub(t0))
+					break
+				}
+			}
+		}
+		if db == nil {
+			continue
+		}
+		c, err := db.Call(ctx, sid)
+		if err != nil {
+			L.VerMissing++
+			continue
+		}
+		want := map[outcome]ivr.VerificationStatus{approve: ivr.VerApproved, decline: ivr.VerDeclined, noAnswer: ivr.VerExpired}[r.plan]
+		wantOutcome := map[bool]string{true: ivr.OutcomeVerified, false: ivr.OutcomeUnverified}[r.plan == approve]
+		if c.VerificationID == "" {
+			L.VerMissing++
+		} else if v, err := db.Verification(ctx, c.VerificationID); err != nil {
+			L.VerMissing++
+		} else if !v.Status.Done() {
+			L.VerNotFinal++
+		} else if v.Status != want || c.Outcome != wantOutcome {
+			L.WrongOutcome++
+			if len(L.ErrorSamples) < 10 {
+				L.ErrorSamples = append(L.ErrorSamples, fmt.Sprintf("call %s: plan %s, verification %s (%s), outcome %q, decided %v", sid, r.plan, v.Status, v.Error, c.Outcome, decided[r.user].Sub(r.start)))
+			}
+		}
+		evs, err := db.Events(ctx, sid)
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs {
+			L.EventsStored++
+			for i := range dash.conns {
+				if !dash.has(i, ev.Seq) {
+					L.EventsMissing++
+					L.MissingByKind[string(ev.Kind)]++
+				}
+			}
+		}
+	}
+	if dberr != nil {
+		L.ErrorSamples = append(L.ErrorSamples, "open store for checks: "+dberr.Error())
+	}
+	rep.ApprovalToDash = summarize(toDash)
+	rep.ApprovalToEar = summarize(toEar)
+	rep.DeclineToEar = summarize(declEar)
+	rep.Fanout = dash.fanout.summary()
+	rep.FanoutSpread = dash.spread()
+	rep.PollsPerVer = summarize(pollN)
+	if len(pollN) > 0 {
+		rep.PollsMean = float64(sumPolls) / float64(len(pollN))
+	}
+	rep.PollsMax = maxPolls
+}
+
+func maps[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// punctuality is how token requests arrived against their due times.
+type punctuality struct {
+	Polls       int     `json:"polls"`
+	Late        summary `json:"lateness"` // arrival − (previous answer + interval)
+	Early       int     `json:"early"`    // before the broker's own interval since the previous arrival
+	Over10Pct   int     `json:"over_10pct_late"`
+	MaxInterval time.Duration
+}
+
+func punctualityOf(s *sim, since time.Time) punctuality {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var p punctuality
+	var late []time.Duration
+	for _, r := range s.polls {
+		if r.at.Before(since) {
+			continue
+		}
+		p.Polls++
+		late = append(late, max(r.late, 0))
+		if r.sinceArr < r.interval {
+			p.Early++
+		}
+		if r.late > r.interval/10 {
+			p.Over10Pct++
+		}
+		p.MaxInterval = max(p.MaxInterval, r.interval)
+	}
+	p.Late = summarize(late)
+	return p
+}
+
+func printRun(w io.Writer, r *runReport) {
+	c := r.Config
+	fmt.Fprintf(w, "\nivrload run: %d calls placed in %s, concurrency %d, mix approve=%d decline=%d noanswer=%d, broker latency %s, interval %s, expiry %s, %d dashboards, key %s\n",
+		r.Losses.CallsPlaced, r.Wall.Round(time.Second), c.Concurrency, c.Mix[approve], c.Mix[decline], c.Mix[noAnswer], c.BrokerLatency, c.Interval, c.Expiry, c.Dashboards, c.KeyAlg)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "route\treq/s\terrors\tn\tp50\tp95\tp99\tmax\t")
+	for _, rt := range r.Routes {
+		l := rt.Latency
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t\n", rt.Route, rt.Rate, rt.Errors, l.N, ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
+	}
+	tw.Flush()
+	hold, base := find(r.Routes, "/twilio/hold"), find(r.Routes, "baseline (bare net/http, fixed TwiML)")
+	if hold.Latency.N > 0 && base.Latency.N > 0 {
+		fmt.Fprintf(w, "hold p99 / baseline p99 = %.2f×; server-side hold p99 bucket (ivrd histogram) ≤ %gs\n", float64(hold.Latency.P99)/float64(base.Latency.P99), r.ServerHoldP99)
+	}
+	fmt.Fprintf(w, "broker approval → dashboard event:   %s\n", r.ApprovalToDash)
+	fmt.Fprintf(w, "broker approval → caller hears it:   %s\n", r.ApprovalToEar)
+	fmt.Fprintf(w, "broker decline  → caller hears it:   %s\n", r.DeclineToEar)
+	fmt.Fprintf(w, "event fan-out (event time → arrival, every dashboard): %s\n", r.Fanout)
+	fmt.Fprintf(w, "event fan-out spread (first → last dashboard, per event): %s\n", r.FanoutSpread)
+	fmt.Fprintf(w, "broker handling (incl. simulated latency): bc-authorize %s; token %s\n", r.AuthAtBroker, r.TokenAtBroker)
+	fmt.Fprintf(w, "token answers: %v; polls per verification mean %.1f max %d; slow_down seen by broker %d, in ivrd metrics %.0f\n",
+		r.TokenCodes, r.PollsMean, r.PollsMax, r.TokenCodes["slow_down"], r.SlowDownMetric)
+	p := r.Punctuality
+	fmt.Fprintf(w, "poll lateness vs due (answer + interval): %s; >10%% of interval late: %d of %d; early: %d\n", p.Late, p.Over10Pct, p.Polls, p.Early)
+	fmt.Fprintf(w, "server: CPU %.1fs over %.0fs wall = %.2f cores; peak RSS %.1f MB; load generator CPU %.1fs; other processes on the machine %.1fs (%.2f cores)\n",
+		r.Server.CPU.Seconds(), r.Wall.Seconds(), r.Server.Cores, float64(r.Server.PeakRSS)/1e6, r.Server.LoadCPU.Seconds(), r.Server.Others.Seconds(), r.Server.Others.Seconds()/r.Wall.Seconds())
+	if n := len(r.Server.Samples); n > 0 {
+		var mx sample
+		for _, s := range r.Server.Samples {
+			mx.Goroutines = max(mx.Goroutines, s.Goroutines)
+			mx.HeapInuse = max(mx.HeapInuse, s.HeapInuse)
+			mx.RSS = max(mx.RSS, s.RSS)
+		}
+		first, last := r.Server.Samples[0], r.Server.Samples[n-1]
+		fmt.Fprintf(w, "server goroutines settled after the run (dashboards still connected): %.0f\n", r.SettledGor)
+		fmt.Fprintf(w, "server goroutines: idle %.0f, first sample %.0f, max %.0f, last %.0f; heap in use first %.1f MB max %.1f MB last %.1f MB; RSS max %.1f MB\n",
+			r.Server.Goroutines0, first.Goroutines, mx.Goroutines, last.Goroutines, first.HeapInuse/1e6, mx.HeapInuse/1e6, last.HeapInuse/1e6, float64(mx.RSS)/1e6)
+		if c.Soak && n >= 8 {
+			q := n / 4
+			fmt.Fprintf(w, "soak drift: goroutines first quarter avg %.0f, last quarter avg %.0f; heap %.1f MB → %.1f MB; RSS %.1f MB → %.1f MB\n",
+				avg(r.Server.Samples[:q], func(s sample) float64 { return s.Goroutines }), avg(r.Server.Samples[n-q:], func(s sample) float64 { return s.Goroutines }),
+				avg(r.Server.Samples[:q], func(s sample) float64 { return s.HeapInuse })/1e6, avg(r.Server.Samples[n-q:], func(s sample) float64 { return s.HeapInuse })/1e6,
+				avg(r.Server.Samples[:q], func(s sample) float64 { return float64(s.RSS) })/1e6, avg(r.Server.Samples[n-q:], func(s sample) float64 { return float64(s.RSS) })/1e6)
+		}
+	}
+	L := r.Losses
+	fmt.Fprintf(w, "losses: call errors %d, not handed to agents %d, wrong outcome %d, verifications missing %d / not final %d; events stored %d, missing at dashboards %d %v, dashboard disconnects %d\n",
+		L.CallErrors, L.NotEnqueued, L.WrongOutcome, L.VerMissing, L.VerNotFinal, L.EventsStored, L.EventsMissing, L.MissingByKind, L.DashDisconnects)
+	for _, e := range L.ErrorSamples {
+		fmt.Fprintln(w, "  error:", e)
+	}
+}
+
+func avg(s []sample, f func(sample) float64) float64 {
+	t := 0.0
+	for _, x := range s {
+		t += f(x)
+	}
+	return t / float64(len(s))
+}
+
+func find(rs []routeReport, name string) routeReport {
+	i := slices.IndexFunc(rs, func(r routeReport) bool { return r.Route == name })
+	if i < 0 {
+		return routeReport{}
+	}
+	return rs[i]
+}
