@@ -67,9 +67,13 @@
     const hid = 'req-' + req.id;
     c.root = root;
 
+    // Swedish phone authentication: the question depends on who placed the
+    // call (callInitiator "RP": they called you; "user": you called them).
     const h = no
       ? bi('h2', '', 'Hvilke ord hørte du?', 'Which words did you hear?', 'nb')
-      : bi('h2', '', 'Ringer kundtjänst dig?', 'Customer service is calling you?', 'sv');
+      : req.callInitiator === 'RP'
+        ? bi('h2', '', 'Ringer kundtjänst dig?', 'Is customer service calling you?', 'sv')
+        : bi('h2', '', 'Pratar du med kundtjänst?', 'Are you on a call with customer service?', 'sv');
     h.id = hid;
     root.setAttribute('aria-labelledby', hid);
 
