@@ -22,6 +22,7 @@ const (
 	EventCallStatus        EventKind = "call_status"
 	EventFallback          EventKind = "fallback"
 	EventAgentVerification EventKind = "agent_verification"
+	EventRateLimited       EventKind = "rate_limited" // a verification was refused by a rate limit
 )
 
 // Call outcomes.

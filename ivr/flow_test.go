@@ -99,6 +99,7 @@ type env struct {
 	tw     *ivrtest.Twilio
 	cfg    ivr.Config
 	auth   ivr.Authenticator // replaces the ciba client when set (before start)
+	store  ivr.Store         // replaces db as the service's store when set (before start)
 }
 
 func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
@@ -142,7 +143,11 @@ func (e *env) start() {
 	if e.auth != nil {
 		auth = e.auth
 	}
-	svc, err := ivr.NewService(e.cfg, e.db, auth, e.pub, testLogger(e.t))
+	var store ivr.Store = e.db
+	if e.store != nil {
+		store = e.store
+	}
+	svc, err := ivr.NewService(e.cfg, store, auth, e.pub, testLogger(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ func TestGoldenTwiML(t *testing.T) {
 		{name: "unknown_user_retry", d: Decision{Screen: ScreenOfferRetry, Reason: "unknown_user"}},
 		{name: "expired_unverified", d: Decision{Screen: ScreenHandOff, Reason: "expired"}},
 		{name: "too_many_unverified", d: Decision{Screen: ScreenHandOff, Reason: ReasonTooManyNumbers}},
+		{name: "rate_limited_unverified", d: Decision{Screen: ScreenHandOff, Reason: ReasonRateLimitNumber}},
 		{name: "verified_enqueue", d: Decision{Screen: ScreenHandOff, Verified: true}, v: okV},
 		{name: "verified_task", cfg: func(c *Config) { c.WorkflowSID = "WW0123456789abcdef0123456789abcdef" }, d: Decision{Screen: ScreenHandOff, Verified: true}, v: okV},
 		{name: "verified_dial", cfg: func(c *Config) { c.DialNumber = "+46812345000" }, d: Decision{Screen: ScreenHandOff, Verified: true}, v: okV},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twilio/twilio-go/twiml"
@@ -203,6 +204,23 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 	case InHold, InRetryChoice:
 		in.Key = firstKey(req.digits)
 	}
+	// A verification may start: check the rate limits, and hold startMu
+	// until the verification is stored (startFromCall releases it before
+	// waiting for the broker).
+	unlock := func() {}
+	if in.NumberOK && c.State == CallGathering {
+		s.startMu.Lock()
+		unlock = sync.OnceFunc(s.startMu.Unlock)
+		defer unlock()
+		lim, err := s.checkRateLimits(ctx, id, c.From, now)
+		if err != nil {
+			return "", err
+		}
+		if lim != nil {
+			in.RateLimited = lim.reason()
+			s.log.Warn("verification rate limited", "call_sid", c.SID, "scope", lim.Scope)
+		}
+	}
 	next, d := Step(*c, in, s.lim, now)
 	if d.Event == "" && next.State == c.State && d.Effect == EffectNone {
 		// Nothing changed (a hold hop): answer from state, store nothing.
@@ -211,7 +229,7 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 	next.Step++
 	next.UpdatedAt = now
 	if d.Effect == EffectStart {
-		return s.startFromCall(ctx, &next, d, id)
+		return s.startFromCall(ctx, &next, d, id, unlock)
 	}
 	doc, err := s.render(&next, d, v)
 	if err != nil {
@@ -239,6 +257,9 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 }
 
 func eventDetail(d Decision) string {
+	if d.Event == EventRateLimited {
+		return rateLimitDetail(d.Reason)
+	}
 	switch d.Screen {
 	case ScreenHandOff:
 		if d.Verified {
@@ -271,8 +292,10 @@ func firstKey(digits string) string {
 // startFromCall stores the call as verifying, creates the verification,
 // starts bc-authorize in the background and waits for it up to StartWait,
 // then answers with what the caller should hear: the instructions (or word
-// pair), the failure, or "one moment" and the hold loop.
-func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id NationalID) (string, error) {
+// pair), the failure, or "one moment" and the hold loop. It calls unlock
+// once the verification is stored (or could not be).
+func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id NationalID, unlock func()) (string, error) {
+	defer unlock()
 	now := s.now()
 	v := s.newVerification(c.SID, id, "caller", now)
 	c.VerificationID = v.ID
@@ -286,7 +309,9 @@ func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id Nat
 		return "", err
 	}
 	evStarted := s.event(c, v.ID, EventVerification, "caller", verificationDetail(v))
-	if err := s.store.CreateVerification(ctx, v, evStarted); err != nil {
+	err = s.store.CreateVerification(ctx, v, evStarted)
+	unlock()
+	if err != nil {
 		// The call points at a verification that does not exist: the next
 		// hold hop treats it as failed and offers a retry.
 		return "", err

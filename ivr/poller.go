@@ -10,10 +10,12 @@ import (
 	"github.com/ivr/callerverify/ciba"
 )
 
-// Backoff bounds for transport failures toward the broker.
+// Backoff bounds for transport failures toward the broker, and for a store
+// that refuses writes.
 const (
-	maxBackoff   = 30 * time.Second
-	storeBackoff = time.Second
+	maxBackoff      = 30 * time.Second
+	storeBackoff    = time.Second
+	maxStoreBackoff = 10 * time.Second
 )
 
 // Run is the poller: it drives every pending verification in the store
@@ -188,7 +190,7 @@ func (s *Service) poll(ctx context.Context, v *Verification) bool {
 		}
 		f = s.outcome(tok, err, s.now())
 	}
-	got, evs, err := s.mutateVerification(ctx, v, f)
+	got, evs, err := s.storeResult(ctx, v, f)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("poller: store verification", "call_sid", v.CallSID, "verification_id", v.ID, "err", err)
@@ -206,6 +208,27 @@ func (s *Service) poll(ctx context.Context, v *Verification) bool {
 	}
 	s.publishVerification(ctx, got, published...)
 	return true
+}
+
+// storeResult applies f to v and stores it as mutateVerification does, but
+// when the store fails it tries again, with backoff (1 s doubling to 10 s),
+// until it succeeds, the verification is gone, or ctx ends. What the broker
+// answered cannot be asked again (a token is issued once; asking again gets
+// invalid_grant), so a store that is busy or briefly unwritable must not
+// lose it. Each failure is logged.
+func (s *Service) storeResult(ctx context.Context, v *Verification, f func(*Verification) []*Event) (*Verification, []*Event, error) {
+	wait := storeBackoff
+	for {
+		got, evs, err := s.mutateVerification(ctx, v, f)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
+			return got, evs, err
+		}
+		s.log.Error("store verification result; will retry", "call_sid", v.CallSID, "verification_id", v.ID, "retry_in", wait.String(), "err", err)
+		if !sleep(ctx, wait) {
+			return got, evs, err
+		}
+		wait = min(2*wait, maxStoreBackoff)
+	}
 }
 
 // ending returns a mutation that ends a still-open verification with st.

@@ -55,6 +55,7 @@ const (
 	pWhisperOK      = "whisper_verified"
 	pWhisperNo      = "whisper_unverified"
 	pBinding        = "binding_message"
+	pRateLimited    = "rate_limited"
 )
 
 // prompts holds every sentence the IVR says, per language. "{name}" is
@@ -91,6 +92,7 @@ var prompts = map[string]map[string]string{
 		pWhisperOK:      "Verifierad kund: {name}.",
 		pWhisperNo:      "Kunden är inte verifierad.",
 		pBinding:        "Samtal med kundtjänst",
+		pRateLimited:    "Vi har redan skickat flera BankID-förfrågningar på kort tid, så vi skickar ingen ny just nu. En medarbetare hjälper dig i stället.",
 	},
 	Norwegian: {
 		pGreeting:       "Velkommen til kundeservice. Før vi setter deg over, vil vi bekrefte hvem du er med BankID.",
@@ -123,6 +125,7 @@ var prompts = map[string]map[string]string{
 		pWhisperOK:      "Bekreftet innringer: {name}.",
 		pWhisperNo:      "Innringeren er ikke bekreftet.",
 		pBinding:        "Samtale med kundeservice",
+		pRateLimited:    "Vi har allerede sendt flere BankID-forespørsler på kort tid, så vi sender ingen ny akkurat nå. En medarbeider hjelper deg i stedet.",
 	},
 	English: {
 		pGreeting:       "Welcome to customer service. Before we put you through, we'd like to confirm who you are with BankID.",
@@ -155,6 +158,7 @@ var prompts = map[string]map[string]string{
 		pWhisperOK:      "Verified caller: {name}.",
 		pWhisperNo:      "The caller is not verified.",
 		pBinding:        "Call with customer service",
+		pRateLimited:    "We've already sent several BankID requests in a short time, so we won't send another one right now. An agent will help you instead.",
 	},
 }
 
@@ -185,6 +189,8 @@ func failureKey(reason string) string {
 	switch reason {
 	case ReasonTooManyNumbers:
 		return pTooMany
+	case ReasonRateLimitNumber, ReasonRateLimitCaller:
+		return pRateLimited
 	}
 	return ""
 }

@@ -40,6 +40,18 @@ type Config struct {
 	// (its bc-authorize was lost, e.g. in a crash); default 30 s.
 	StartTimeout time.Duration
 
+	// RateLimitNumber and RateLimitCaller bound the verifications started
+	// for one national identity number (counted by its keyed hash) and for
+	// one caller id (From) within a window: a defence against push-bombing,
+	// since a national identity number is a widely known login_hint that
+	// anyone could use to send BankID requests to its owner. A caller over
+	// a limit is handed to agents unverified; an agent gets a
+	// *RateLimitError. Defaults DefaultRateLimitNumber (3 per 10 min) and
+	// DefaultRateLimitCaller (5 per 10 min); a negative Max turns a limit
+	// off.
+	RateLimitNumber RateLimit
+	RateLimitCaller RateLimit
+
 	PollConcurrency   int // token requests in flight at once; default 32
 	MaxNumberAttempts int // wrong numbers before a hand-off; default 3
 	MaxVerifyAttempts int // verifications per call; default 2 (one retry)
@@ -79,6 +91,11 @@ type Service struct {
 
 	wake chan struct{} // a verification became due; buffered 1
 	wg   sync.WaitGroup
+
+	// startMu is held from a rate-limit check until the verification it
+	// allowed is stored (a few milliseconds, never while waiting for the
+	// broker), so that concurrent starts cannot all slip under a limit.
+	startMu sync.Mutex
 }
 
 // NewService checks cfg, fills in defaults and returns a Service. pub may be
@@ -114,6 +131,8 @@ func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log 
 	if cfg.StartTimeout <= startCallTimeout {
 		cfg.StartTimeout = startCallTimeout + 5*time.Second
 	}
+	cfg.RateLimitNumber = cfg.RateLimitNumber.orDefault(DefaultRateLimitNumber)
+	cfg.RateLimitCaller = cfg.RateLimitCaller.orDefault(DefaultRateLimitCaller)
 	if cfg.PollConcurrency <= 0 {
 		cfg.PollConcurrency = 32
 	}

@@ -30,6 +30,10 @@ type Input struct {
 	Key          string   // a key pressed (InHold, InRetryChoice)
 	Verification *Verification
 	Hold         HoldState // the hold loop's position, from the hold URL
+	// RateLimited (InNumber) is ReasonRateLimitNumber or
+	// ReasonRateLimitCaller when starting a verification for the number
+	// would break a rate limit; "" otherwise.
+	RateLimited string
 }
 
 // HoldState is the hold loop's position, carried in the hold URL: whether
@@ -121,6 +125,9 @@ func Step(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
 				return handOff(c, false, ReasonTooManyNumbers, EventNumberInvalid)
 			}
 			return c, Decision{Screen: ScreenAskNumber, Reason: reasonKey(in.NumberReason), Event: EventNumberInvalid}
+		}
+		if in.RateLimited != "" {
+			return handOff(c, false, in.RateLimited, EventRateLimited)
 		}
 		c.State = CallVerifying
 		c.VerifyAttempts++

@@ -190,6 +190,14 @@ type Store interface {
 	// NextPollAt is the earliest NextPollAt of any pending verification, and
 	// false when there is none.
 	NextPollAt(ctx context.Context) (time.Time, bool, error)
+	// CountVerificationsByID counts the verifications created at or after
+	// since whose IDHash is idHash; CountVerificationsByCaller, those for
+	// calls from the caller id from (the call's From as stored when the
+	// verification was created). An empty key counts 0. They serve the
+	// rate limits, once per verification started, so they must be cheap
+	// (an index on the key and the creation time).
+	CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error)
+	CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error)
 
 	// Events returns a call's events, oldest first. AppendEvent stores one
 	// event on its own (Seq is set on e).

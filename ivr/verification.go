@@ -43,7 +43,9 @@ func (s *Service) launchStart(ctx context.Context, v *Verification, id NationalI
 	out := make(chan *Verification, 1)
 	cp := *v
 	s.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCallTimeout)
+		// Until the poller would fail it anyway: the broker call has
+		// startCallTimeout of it, storing the answer the rest.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StartTimeout)
 		defer cancel()
 		out <- s.authenticate(ctx, &cp, id, callInitiator)
 	})
@@ -68,10 +70,12 @@ func (s *Service) authenticate(ctx context.Context, v *Verification, id National
 	var resp *ciba.AuthResponse
 	req, err := s.cfg.Profile.Request(in)
 	if err == nil {
-		resp, err = s.auth.Authenticate(ctx, req)
+		actx, cancel := context.WithTimeout(ctx, startCallTimeout)
+		resp, err = s.auth.Authenticate(actx, req)
+		cancel()
 	}
 	now := s.now()
-	got, evs, werr := s.mutateVerification(ctx, v, func(v *Verification) []*Event {
+	got, evs, werr := s.storeResult(ctx, v, func(v *Verification) []*Event {
 		if v.Status != VerStarting {
 			return nil // cancelled or timed out meanwhile
 		}
@@ -231,7 +235,9 @@ func minTime(a, b time.Time) time.Time {
 // agent's behalf (Swedish callInitiator "RP"). It waits up to StartWait for
 // the broker's answer and returns the verification as stored, without the
 // full national identity number. Errors: *InvalidIDError for a bad number,
-// ErrNotFound for an unknown call, ErrCallEnded for a call that ended.
+// ErrNotFound for an unknown call, ErrCallEnded for a call that ended,
+// *RateLimitError (ErrRateLimited) when too many verifications started
+// recently for the number or the caller id.
 func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*Verification, error) {
 	c, err := s.store.Call(ctx, callSID)
 	if err != nil {
@@ -246,12 +252,31 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 		return nil, err
 	}
 	initiator := "agent:" + agent
+	s.startMu.Lock()
+	lim, err := s.checkRateLimits(ctx, id, c.From, now)
+	if err != nil {
+		s.startMu.Unlock()
+		return nil, fmt.Errorf("ivr: agent verification: %w", err)
+	}
+	if lim != nil {
+		s.startMu.Unlock()
+		s.log.Warn("agent verification rate limited", "call_sid", callSID, "scope", lim.Scope)
+		ev := &Event{At: now, CallSID: callSID, Kind: EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.reason())}
+		if err := s.store.AppendEvent(ctx, ev); err != nil {
+			s.log.Error("record rate limit", "call_sid", callSID, "err", err)
+		} else if v, err := s.current(ctx, c); err == nil {
+			s.publish(ctx, c, v, ev)
+		}
+		return nil, lim
+	}
 	v := s.newVerification(callSID, id, initiator, now)
 	evs := []*Event{
 		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
 		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventVerification, Actor: initiator, Detail: verificationDetail(v)},
 	}
-	if err := s.store.CreateVerification(ctx, v, evs...); err != nil {
+	err = s.store.CreateVerification(ctx, v, evs...)
+	s.startMu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("ivr: agent verification: %w", err)
 	}
 	// The call now shows this verification.

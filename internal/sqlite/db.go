@@ -89,8 +89,11 @@ func (db *DB) Close() error {
 	return errors.Join(db.r.close(), db.w.close())
 }
 
-// Ping runs a real query on a read connection: the file is open and the schema
-// is in place.
+// Ping runs a real query on a read connection (the file is open and the
+// schema is in place) and then writes one row on the write connection, so
+// that a file that cannot be written (held locked by another process past
+// busy_timeout or ctx, read-only, disk full) fails too: reads alone keep
+// working in WAL mode while every write fails.
 func (db *DB) Ping(ctx context.Context) error {
 	var n int
 	if err := db.r.queryRow(ctx, qPing).Scan(&n); err != nil {
@@ -98,6 +101,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	if n == 0 {
 		return errors.New("sqlite: ping: no migrations applied")
+	}
+	err := db.write(ctx, func(tx wtx) error {
+		_, err := tx.exec(ctx, qWriteProbe, time.Now().UnixMilli())
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: ping: write: %w", err)
 	}
 	return nil
 }

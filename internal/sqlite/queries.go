@@ -42,9 +42,13 @@ const (
 		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
 	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight
 	qInFlight   = `SELECT count(*) FROM verifications WHERE ` + inFlight
-	qAgent      = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
-	qAgents     = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
-	qSession    = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
+	// The rate-limit counts: each reads one index (verifications_id_hash,
+	// verifications_caller) over the window only.
+	qCountByIDHash = `SELECT count(*) FROM verifications WHERE id_hash = ? AND created_at >= ?`
+	qCountByCaller = `SELECT count(*) FROM verifications WHERE caller = ? AND caller <> '' AND created_at >= ?`
+	qAgent         = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
+	qAgents        = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
+	qSession       = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
 
 	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -56,9 +60,12 @@ const (
 		number_attempts = ?, verify_attempts = ?, verification_id = ?, outcome = ?,
 		created_at = ?, updated_at = ?, ended_at = ?, version = version + 1
 		WHERE sid = ? AND version = ?`
-	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
-	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qCallExists = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
+	// qInsertVerification copies the call's From into caller (the last
+	// parameter is the call's SID again).
+	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `, caller)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+			coalesce((SELECT from_number FROM calls WHERE sid = ?), ''))`
 	qUpdateVerification = `UPDATE verifications SET
 		call_sid = ?, country = ?, national_id = ?, masked_id = ?, id_hash = ?,
 		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
@@ -77,18 +84,20 @@ const (
 		VALUES (?, ?, ?, ?, ?)`
 	qDeleteSession         = `DELETE FROM agent_sessions WHERE id = ?`
 	qDeleteExpiredSessions = `DELETE FROM agent_sessions WHERE expires_at <= ?`
+	qWriteProbe            = `INSERT INTO write_probe (id, at) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`
 )
 
 func readQueries() []string {
 	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qDue, qNextPollAt,
-		qInFlight, qAgent, qAgents, qSession}
+		qInFlight, qCountByIDHash, qCountByCaller, qAgent, qAgents, qSession}
 }
 
 func writeQueries() []string {
 	return []string{qInsertEvent, qInsertCall, qUpdateCall, qCallExists, qInsertVerification,
 		qUpdateVerification, qVerificationExists, qPurgeEvents, qPurgeVerifications, qPurgeCalls,
 		qInsertAgent, qDeleteAgentSessions, qDeleteAgent, qInsertSession, qDeleteSession,
-		qDeleteExpiredSessions}
+		qDeleteExpiredSessions, qWriteProbe}
 }
 
 // pool is a connection pool and the statements prepared on it. A statement

@@ -71,7 +71,7 @@ func TestOpen(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 		}
-		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql" {
+		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql,0003_rate_limits.sql" {
 			t.Errorf("migrations table = %q, want each file once", got)
 		}
 	})
@@ -93,7 +93,7 @@ func TestOpen(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatalf("concurrent Open: %v", err)
 		}
-		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql" {
+		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql,0003_rate_limits.sql" {
 			t.Errorf("migrations table = %q, want each file once", got)
 		}
 	})

@@ -33,6 +33,7 @@ func StoreConformance(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	t.Run("next poll time", func(t *testing.T) { testNextPollAt(t, newStore) })
 	t.Run("call listings", func(t *testing.T) { testCallFilter(t, newStore) })
 	t.Run("purge ended calls", func(t *testing.T) { testPurge(t, newStore) })
+	t.Run("rate-limit counts", func(t *testing.T) { testCounts(t, newStore) })
 }
 
 // t0 is a fixed instant with millisecond precision, outside UTC on purpose:
@@ -544,5 +545,58 @@ func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	}
 	if n, err := p.PurgeEnded(t.Context(), cutoff); err != nil || n != 0 {
 		t.Errorf("second PurgeEnded = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func testCounts(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+	s := newStore(t)
+	ctx := t.Context()
+	a, b := newCall("CAa", t0), newCall("CAb", t0)
+	b.From = "+4798765432"
+	mustCreateCall(t, s, a)
+	mustCreateCall(t, s, b)
+	// Two verifications for one number from caller a (one old), one for the
+	// same number from caller b, one for another number from b.
+	for _, v := range []struct {
+		id, sid, hash string
+		created       time.Time
+	}{
+		{"v1", "CAa", "hash-1", at(-20 * time.Minute)},
+		{"v2", "CAa", "hash-1", at(-time.Minute)},
+		{"v3", "CAb", "hash-1", t0},
+		{"v4", "CAb", "hash-2", t0},
+		{"v5", "CAnone", "hash-3", t0}, // a call the store never saw
+	} {
+		x := newVerification(v.id, v.sid, ivr.VerPending, t0)
+		x.IDHash, x.CreatedAt = v.hash, v.created
+		mustCreateVerification(t, s, x)
+	}
+	// The caller id is the one stored when the verification was created.
+	a.From = "+46700000000"
+	if err := s.UpdateCall(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	since := at(-10 * time.Minute)
+	for _, tc := range []struct {
+		name  string
+		count func() (int, error)
+		want  int
+	}{
+		{"by number within the window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", since) }, 2},
+		{"by number over a longer window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", at(-time.Hour)) }, 3},
+		{"by another number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-2", since) }, 1},
+		{"by an unknown number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-9", since) }, 0},
+		{"by an empty hash", func() (int, error) { return s.CountVerificationsByID(ctx, "", since) }, 0},
+		{"by caller a, From as it was", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+46701234567", since) }, 1},
+		{"by caller a, From as it is now", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+46700000000", since) }, 0},
+		{"by caller b", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+4798765432", since) }, 2},
+		{"by an empty caller id", func() (int, error) { return s.CountVerificationsByCaller(ctx, "", since) }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.count()
+			if err != nil || got != tc.want {
+				t.Errorf("count = %d, %v; want %d", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -14,7 +14,8 @@ import (
 const defaultDueLimit = 100
 
 // CreateVerification stores v and events in one transaction. An existing ID
-// gives ivr.ErrConflict. v.Version is stored as given.
+// gives ivr.ErrConflict. v.Version is stored as given. The From of v's call,
+// as stored now, is kept with v for CountVerificationsByCaller.
 func (db *DB) CreateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.exec(ctx, qInsertVerification,
@@ -22,7 +23,7 @@ func (db *DB) CreateVerification(ctx context.Context, v *ivr.Verification, event
 			v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
 			v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
 			v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
-			ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version)
+			ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version, v.CallSID)
 		if isUnique(err) {
 			return ivr.ErrConflict
 		}
@@ -141,4 +142,31 @@ func scanVerification(s scanner) (*ivr.Verification, error) {
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)
 	return &v, nil
+}
+
+// CountVerificationsByID counts the verifications created at or after since
+// for the national-ID hash idHash (0 for an empty hash).
+func (db *DB) CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error) {
+	if idHash == "" {
+		return 0, nil
+	}
+	var n int
+	if err := db.r.queryRow(ctx, qCountByIDHash, idHash, ms(since)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count verifications by number: %w", err)
+	}
+	return n, nil
+}
+
+// CountVerificationsByCaller counts the verifications created at or after
+// since for calls from the caller id from, as the call's From was when the
+// verification was stored (0 for an empty from).
+func (db *DB) CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error) {
+	if from == "" {
+		return 0, nil
+	}
+	var n int
+	if err := db.r.queryRow(ctx, qCountByCaller, from, ms(since)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count verifications by caller: %w", err)
+	}
+	return n, nil
 }
