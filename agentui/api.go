@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -137,6 +138,20 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess Sessi
 		writeJSON(w, http.StatusAccepted, verifyResponse{VerificationID: v.ID, MaskedID: v.MaskedID, Status: string(v.Status)})
 	case errors.Is(err, ivr.ErrCallEnded):
 		writeJSON(w, http.StatusConflict, apiError{Error: "This call has ended."})
+	case errors.Is(err, ivr.ErrCallInIVR):
+		writeJSON(w, http.StatusConflict, apiError{Error: "The caller is still in the phone menu and can verify there. Start a verification once you are talking to them."})
+	case errors.Is(err, ivr.ErrRateLimited):
+		var rl *ivr.RateLimitError
+		msg := "Too many BankID requests for this caller recently. Please try again later."
+		if errors.As(err, &rl) {
+			what := "number"
+			if rl.Scope == "caller" {
+				what = "caller id"
+			}
+			msg = fmt.Sprintf("Too many BankID requests for this %s recently (at most %d in %s). Please try again later.", what, rl.Limit.Max, rl.Limit.Window)
+		}
+		w.Header().Set("Retry-After", "60")
+		writeJSON(w, http.StatusTooManyRequests, apiError{Error: msg})
 	case errors.As(err, &bad):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: numberMessage(err), Field: "number"})
 	case errors.Is(err, ivr.ErrNotFound):

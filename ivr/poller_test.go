@@ -133,6 +133,9 @@ func TestAgentVerification(t *testing.T) {
 		// The caller stays silent three times and reaches an agent unverified.
 		sid := "CAagent000000000000000000000000001"
 		e.post("/twilio/voice", params(sid))
+		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallInIVR) {
+			t.Errorf("call still in the IVR: %v, want ErrCallInIVR", err)
+		}
 		for s := 1; s <= 3; s++ {
 			e.post("/twilio/gather?s="+string(rune('0'+s)), params(sid, "Digits", ""))
 		}

@@ -164,6 +164,9 @@ func TestRateLimitAgentVerification(t *testing.T) {
 		ctx := t.Context()
 		sid := "CAagentlimit0000000000000000000001"
 		e.post("/twilio/voice", params(sid))
+		for s := 1; s <= 3; s++ { // silent three times: handed to an agent
+			e.post("/twilio/gather?s="+string(rune('0'+s)), params(sid, "Digits", ""))
+		}
 		for i := range 2 {
 			if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SENoAnswer, "alice"); err != nil {
 				t.Fatalf("agent verification %d: %v", i, err)

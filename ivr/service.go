@@ -69,6 +69,12 @@ type callEndedError struct{}
 func (callEndedError) Error() string        { return "ivr: call has ended" }
 func (callEndedError) Is(target error) bool { return target == ErrNotFound }
 
+// ErrCallInIVR is returned by StartAgentVerification for a call that is
+// still in the IVR: the caller can verify there, and no agent is talking
+// to them yet. Two verifications for one call would race for the caller's
+// attention and for the call's outcome.
+var ErrCallInIVR = errors.New("ivr: the caller is still in the IVR")
+
 // maxStartWait keeps a webhook well inside Twilio's 15 s.
 const maxStartWait = 10 * time.Second
 

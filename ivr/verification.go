@@ -236,6 +236,7 @@ func minTime(a, b time.Time) time.Time {
 // the broker's answer and returns the verification as stored, without the
 // full national identity number. Errors: *InvalidIDError for a bad number,
 // ErrNotFound for an unknown call, ErrCallEnded for a call that ended,
+// ErrCallInIVR for a call that has not reached an agent yet,
 // *RateLimitError (ErrRateLimited) when too many verifications started
 // recently for the number or the caller id.
 func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*Verification, error) {
@@ -245,6 +246,9 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 	}
 	if c.State == CallEnded || !c.EndedAt.IsZero() {
 		return nil, ErrCallEnded
+	}
+	if c.State != CallHandedOff {
+		return nil, ErrCallInIVR
 	}
 	now := s.now()
 	id, err := ParseNationalID(number, now)
