@@ -320,14 +320,8 @@ func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id Nat
 	s.publish(ctx, c, v, evAccepted, evStarted)
 	s.notify()
 
-	result := s.launchStart(ctx, v, id, "user")
-	timer := time.NewTimer(s.cfg.StartWait)
-	defer timer.Stop()
-	select {
-	case got := <-result:
-		v = got
-	case <-timer.C:
-	case <-ctx.Done():
+	v, ok := s.startAndWait(ctx, v, id, "user")
+	if !ok {
 		return doc, nil
 	}
 

@@ -302,16 +302,26 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 	s.publish(ctx, c, v, evs...)
 	s.notify()
 
-	result := s.launchStart(ctx, v, id, "RP")
+	v, _ = s.startAndWait(ctx, v, id, "RP")
+	out := *v
+	out.NationalID = ""
+	return &out, nil
+}
+
+// startAndWait starts bc-authorize in the background and waits for its
+// result at most StartWait, so that a webhook stays well inside Twilio's
+// 15 s. It returns the verification as it then is; ok is false when ctx
+// ended first.
+func (s *Service) startAndWait(ctx context.Context, v *Verification, id NationalID, callInitiator string) (_ *Verification, ok bool) {
+	result := s.launchStart(ctx, v, id, callInitiator)
 	timer := time.NewTimer(s.cfg.StartWait)
 	defer timer.Stop()
 	select {
 	case got := <-result:
-		v = got
+		return got, true
 	case <-timer.C:
+		return v, true
 	case <-ctx.Done():
+		return v, false
 	}
-	out := *v
-	out.NationalID = ""
-	return &out, nil
 }
