@@ -48,7 +48,7 @@ func TestBrowserDashboardWatchesACallGetVerified(t *testing.T) {
 	now := time.Now().UTC()
 	se := &ivr.CallView{CallSID: "CA-se", Caller: "+46 70•••••12", Language: "sv-SE", State: ivr.ViewGathering,
 		Since: now.Add(-2 * time.Minute), UpdatedAt: now.Add(-2 * time.Minute)}
-	no := &ivr.CallView{CallSID: "CA-no", Caller: "+47 9•••••34", Language: "nb-NO", State: ivr.ViewUnverified,
+	no := &ivr.CallView{CallSID: "CA-no", Caller: "+47 9•••••34", Language: "nb-NO", State: ivr.ViewUnverified, Outcome: "unverified",
 		Since: now.Add(-5 * time.Minute), UpdatedAt: now.Add(-time.Minute)}
 	calls := &fakeCalls{
 		live: []ivr.CallView{*se, *no},

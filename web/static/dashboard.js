@@ -193,7 +193,13 @@
     ]);
     $('details-summary').replaceChildren(dl, identity(c, true));
     var busy = inFlight(c.verification);
-    $('verify-form').hidden = isEnded(c) || c.state === 'verified';
+    // Agents verify callers they are talking to: a call reaches them with
+    // an outcome (verified or unverified); before that it is in the menu.
+    var inMenu = !c.outcome && !isEnded(c);
+    $('verify-form').hidden = isEnded(c) || c.state === 'verified' || inMenu;
+    if (inMenu) {
+      $('details-summary').append(el('p', { class: 'muted', text: 'The caller is still in the phone menu. You can start BankID for them once they reach you.' }));
+    }
     $('verify-submit').disabled = !!busy;
     $('verify-submit').textContent = busy ? 'BankID in progress…' : 'Start BankID';
   }
