@@ -22,7 +22,7 @@ const (
 	pongWait     = 60 * time.Second // no pong (or message) for this long drops the client
 	pingPeriod   = 25 * time.Second
 	readLimit    = 4 << 10 // dashboards send nothing but control frames
-	sendBuffer   = 64      // messages queued per client before it counts as too slow
+	sendBuffer   = 1024    // messages queued per client before it counts as too slow (a burst of calls must fit)
 	eventQueue   = 4096    // events queued between Publish and Run
 	maxRecent    = 200     // ended calls kept for the "recent" list
 	sweepEvery   = 15 * time.Second

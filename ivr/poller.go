@@ -50,7 +50,8 @@ func (s *Service) Run(ctx context.Context) error {
 		mu.Lock()
 		busy := len(inflight)
 		mu.Unlock()
-		due, err := s.store.DueVerifications(ctx, s.now(), limit+busy)
+		queried := s.now()
+		due, err := s.store.DueVerifications(ctx, queried, limit+busy)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -95,9 +96,13 @@ func (s *Service) Run(ctx context.Context) error {
 			})
 		}
 
-		// Wait for the next due time, a new verification, or a finished
-		// poll (which moves NextPollAt).
-		next, ok, err := s.store.NextPollAt(ctx)
+		if len(due) >= limit+busy {
+			continue // more due than one batch: go again at once
+		}
+		// Every row due at queried is now dispatched or in flight; wait for
+		// the next one to come due, a new verification, or a finished
+		// poll (which moves its row's NextPollAt past queried).
+		next, ok, err := s.store.NextPollAt(ctx, queried)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -107,25 +112,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		var timer *time.Timer
 		var fire <-chan time.Time
-		mu.Lock()
-		busy = len(inflight)
-		mu.Unlock()
 		if ok {
 			d := next.Sub(s.now())
-			switch {
-			case d > 0:
-				timer = time.NewTimer(d)
-				fire = timer.C
-			case busy == 0 && dispatched == 0 && len(due) == 0:
-				// Due but not returned (clock skew between store and us):
-				// look again shortly rather than spin.
-				timer = time.NewTimer(storeBackoff)
-				fire = timer.C
-			case busy == 0:
-				continue // more due than one batch: go again at once
+			if d <= 0 {
+				continue // came due while we dispatched
 			}
-			// d <= 0 with polls in flight: they are the due ones; wait
-			// for one to finish.
+			timer = time.NewTimer(d)
+			fire = timer.C
 		}
 		select {
 		case <-ctx.Done():
@@ -156,6 +149,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // stores what it learnt. It reports false when the result could not be
 // stored.
 func (s *Service) poll(ctx context.Context, v *Verification) bool {
+	// The row may be stale: a poll of this verification can finish between
+	// the poller's query and this dispatch. Polling from a stale row sends
+	// a second token request right after the first, which the broker
+	// answers with slow_down — and the interval grows by 5 s for good.
+	cur, err := s.store.Verification(ctx, v.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return true
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Error("poller: read verification", "verification_id", v.ID, "err", err)
+		}
+		return false
+	case cur.Version != v.Version:
+		return true // polled meanwhile; its next poll is scheduled
+	}
 	now := s.now()
 	var f func(*Verification) []*Event
 	switch {

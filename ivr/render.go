@@ -13,8 +13,7 @@ import (
 const (
 	numberTimeout = "10" // seconds of silence that end the number Gather
 	retryTimeout  = "6"  // seconds to press 1 for a retry
-	holdPause     = "1"  // one hop of the hold loop: pause, then …
-	holdTimeout   = "1"  // … wait this long for a key: about 2 s a hop
+	holdTimeout   = "1"  // one hop of the hold loop: wait this long for a key, about 1 s a hop
 )
 
 // render turns a decision into the TwiML document the caller gets. c is the
@@ -100,12 +99,14 @@ func (s *Service) render(c *Call, d Decision, v *Verification) (string, error) {
 	return string(doc), err
 }
 
-// hold is one hop of the hold loop: whatever is said, then a one-second
-// pause, inside a one-key Gather so any key asks for a repeat; with no key
-// Twilio comes back (actionOnEmptyResult) in about two seconds.
+// hold is one hop of the hold loop: whatever is said, inside a one-key
+// Gather so any key asks for a repeat; with no key Twilio comes back
+// (actionOnEmptyResult) a second after the speech ends. A one-second hop
+// means the caller hears an outcome within about a second of the poller
+// learning it; each hop costs one webhook that only reads the store.
 func (s *Service) hold(c *Call, h HoldState, said ...twiml.Element) []twiml.Element {
 	u := holdURL(c.Step, h)
-	inner := append(said, twiml.VoicePause{Length: holdPause})
+	inner := said
 	return []twiml.Element{
 		twiml.VoiceGather{
 			Input:               "dtmf",

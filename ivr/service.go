@@ -52,7 +52,7 @@ type Config struct {
 	RateLimitNumber RateLimit
 	RateLimitCaller RateLimit
 
-	PollConcurrency   int // token requests in flight at once; default 32
+	PollConcurrency   int // token requests in flight at once; default 64
 	MaxNumberAttempts int // wrong numbers before a hand-off; default 3
 	MaxVerifyAttempts int // verifications per call; default 2 (one retry)
 
@@ -140,7 +140,7 @@ func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log 
 	cfg.RateLimitNumber = cfg.RateLimitNumber.orDefault(DefaultRateLimitNumber)
 	cfg.RateLimitCaller = cfg.RateLimitCaller.orDefault(DefaultRateLimitCaller)
 	if cfg.PollConcurrency <= 0 {
-		cfg.PollConcurrency = 32
+		cfg.PollConcurrency = 64
 	}
 	if cfg.MaxNumberAttempts <= 0 {
 		cfg.MaxNumberAttempts = 3
@@ -170,7 +170,7 @@ func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log 
 			MaxVerifyAttempts: cfg.MaxVerifyAttempts,
 			StartTimeout:      cfg.StartTimeout,
 			ExpiryGrace:       5 * time.Second,
-			ReminderHops:      10,
+			ReminderHops:      20, // about every 20 s
 		},
 		wake: make(chan struct{}, 1),
 	}, nil

@@ -187,9 +187,11 @@ type Store interface {
 	// DueVerifications returns up to limit verifications in VerStarting or
 	// VerPending whose NextPollAt is at or before now, earliest first.
 	DueVerifications(ctx context.Context, now time.Time, limit int) ([]*Verification, error)
-	// NextPollAt is the earliest NextPollAt of any pending verification, and
-	// false when there is none.
-	NextPollAt(ctx context.Context) (time.Time, bool, error)
+	// NextPollAt is the earliest NextPollAt later than after of any
+	// verification in VerStarting or VerPending, and false when there is
+	// none. The poller passes the time of its last DueVerifications, so
+	// that rows it has already dispatched do not hold its timer at zero.
+	NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error)
 	// CountVerificationsByID counts the verifications created at or after
 	// since whose IDHash is idHash; CountVerificationsByCaller, those for
 	// calls from the caller id from (the call's From as stored when the

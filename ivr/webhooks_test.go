@@ -357,7 +357,7 @@ func TestHoldHopOnlyReads(t *testing.T) {
 		// the store, nothing written, the broker never asked.
 		for n := 1; n <= 5; n++ {
 			code, body := e.post("/twilio/hold?s="+strconv.Itoa(before.Step)+"&a=1&n="+strconv.Itoa(n), params(sid))
-			if code != 200 || !strings.Contains(body, "<Pause") {
+			if code != 200 || !strings.Contains(body, `<Gather action="/twilio/hold`) {
 				t.Fatalf("hop %d: %d %s", n, code, body)
 			}
 		}

@@ -31,7 +31,12 @@ func newBrokerClient(ctx context.Context, b BrokerConfig, hc *http.Client) (*cib
 		cfg.Key = key
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// Keep as many idle connections to the broker as polls can be in
+		// flight: the default two per host would make most polls dial
+		// (and, against a real broker, shake hands over TLS) anew.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = max(b.PollConcurrency, 8)
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

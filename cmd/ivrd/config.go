@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	// per national identity number and per caller id within a window.
 	RateLimitNumber ivr.RateLimit
 	RateLimitCaller ivr.RateLimit
+	// PollConcurrency bounds token requests in flight toward the broker
+	// (IVR_POLL_CONCURRENCY). Polls per second ≈ this / broker latency.
+	PollConcurrency int
 
 	TwilioAccountSID string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken  string // TWILIO_AUTH_TOKEN
@@ -50,6 +54,9 @@ type BrokerConfig struct {
 	Secret   string // CIBA_CLIENT_SECRET
 	Profile  string // CIBA_PROFILE
 	Audience string // CIBA_AUDIENCE (optional; default the issuer)
+	// PollConcurrency sizes the broker connection pool (from
+	// IVR_POLL_CONCURRENCY; 0 outside serve).
+	PollConcurrency int
 	// PublishKeys are further key files whose public halves are published
 	// in our JWKS but not used for signing: the next key during a rotation,
 	// or the previous one until its assertions have expired.
@@ -140,6 +147,7 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	retention := fs.String("retention", or(getenv("IVR_RETENTION"), "720h"), "how long ended calls and their audit events are kept, e.g. 720h or 90d (IVR_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", or(getenv("IVR_LOG_LEVEL"), "info"), "debug, info, warn, error (IVR_LOG_LEVEL)")
 	rateNumber := fs.String("rate-limit-number", or(getenv("IVR_RATE_LIMIT_NUMBER"), formatRateLimit(ivr.DefaultRateLimitNumber)), "verifications per national identity number within a window, N/DURATION or off (IVR_RATE_LIMIT_NUMBER)")
+	pollConcurrency := fs.String("poll-concurrency", or(getenv("IVR_POLL_CONCURRENCY"), "128"), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
 	rateCaller := fs.String("rate-limit-caller", or(getenv("IVR_RATE_LIMIT_CALLER"), formatRateLimit(ivr.DefaultRateLimitCaller)), "verifications per caller id within a window, N/DURATION or off (IVR_RATE_LIMIT_CALLER)")
 	broker := brokerFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
@@ -174,6 +182,11 @@ func loadServe(getenv env, args []string) (*Config, error) {
 		errs.add("IVR_RETENTION", "must be a duration of at least 1h, such as 720h or 90d: %q", *retention)
 	} else {
 		c.Retention = d
+	}
+	if n, err := strconv.Atoi(*pollConcurrency); err != nil || n < 1 || n > 4096 {
+		errs.add("IVR_POLL_CONCURRENCY", "must be a number from 1 to 4096: %q", *pollConcurrency)
+	} else {
+		c.PollConcurrency, c.Broker.PollConcurrency = n, n
 	}
 	if l, err := parseRateLimit(*rateNumber); err != nil {
 		errs.add("IVR_RATE_LIMIT_NUMBER", "%v", err)

@@ -56,6 +56,7 @@ func TestLoadServe(t *testing.T) {
 		{name: "bad dial number", env: with("IVR_DIAL_NUMBER", "0812345"), wantErr: []string{"IVR_DIAL_NUMBER"}},
 		{name: "bad account SID", env: with("TWILIO_ACCOUNT_SID", "SK123"), wantErr: []string{"TWILIO_ACCOUNT_SID"}},
 		{name: "short hash key", env: with("IVR_HASH_KEY", "abcd"), wantErr: []string{"IVR_HASH_KEY"}},
+		{name: "bad poll concurrency", env: with("IVR_POLL_CONCURRENCY", "0"), wantErr: []string{"IVR_POLL_CONCURRENCY"}},
 		{name: "bad retention", env: with("IVR_RETENTION", "soon"), wantErr: []string{"IVR_RETENTION"}},
 		{name: "flags override the environment", env: with("IVR_LANGUAGE", "xx"), args: []string{"--language", "nb-NO"}},
 	}

@@ -113,7 +113,7 @@ func TestStoreFailuresSurface(t *testing.T) {
 	if err := cs.AppendEvent(t.Context(), &ivr.Event{CallSID: "CA1", Kind: ivr.EventFallback}); err == nil {
 		t.Fatal("AppendEvent on a closed store succeeded")
 	}
-	if _, _, err := cs.NextPollAt(t.Context()); err == nil {
+	if _, _, err := cs.NextPollAt(t.Context(), time.Time{}); err == nil {
 		t.Fatal("NextPollAt on a closed store succeeded")
 	}
 	if got := metricValue(t, m, "ivr_store_errors_total"); got != 3 {

@@ -229,8 +229,8 @@ func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limi
 	return vs, s.count(ctx, err)
 }
 
-func (s countingStore) NextPollAt(ctx context.Context) (time.Time, bool, error) {
-	t, ok, err := s.Store.NextPollAt(ctx)
+func (s countingStore) NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
+	t, ok, err := s.Store.NextPollAt(ctx, after)
 	return t, ok, s.count(ctx, err)
 }
 

@@ -110,6 +110,7 @@ func runServer(ctx context.Context, s server) error {
 		HashKey:         cfg.HashKey,
 		RateLimitNumber: cfg.RateLimitNumber,
 		RateLimitCaller: cfg.RateLimitCaller,
+		PollConcurrency: cfg.PollConcurrency,
 	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, countingPublisher{next: hub, m: m}, log.With("component", "ivr"))
 	if err != nil {
 		return fmt.Errorf("ivr: %w", err)

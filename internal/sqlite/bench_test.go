@@ -94,7 +94,7 @@ func BenchmarkDueVerifications(b *testing.B) {
 	}
 	b.Run("next poll time", func(b *testing.B) {
 		for b.Loop() {
-			if _, ok, err := db.NextPollAt(b.Context()); err != nil || !ok {
+			if _, ok, err := db.NextPollAt(b.Context(), time.Time{}); err != nil || !ok {
 				b.Fatalf("NextPollAt = %v, %v", ok, err)
 			}
 		}

@@ -40,7 +40,7 @@ const (
 	qVerification = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = ?`
 	qDue          = `SELECT ` + verificationColumns + ` FROM verifications
 		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
-	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight
+	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND next_poll_at > ?`
 	qInFlight   = `SELECT count(*) FROM verifications WHERE ` + inFlight
 	// The rate-limit counts: each reads one index (verifications_id_hash,
 	// verifications_caller) over the window only.

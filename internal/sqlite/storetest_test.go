@@ -425,24 +425,40 @@ func testDue(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 func testNextPollAt(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	s := newStore(t)
-	if next, ok, err := s.NextPollAt(t.Context()); err != nil || ok || !next.IsZero() {
+	var zero time.Time
+	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok || !next.IsZero() {
 		t.Errorf("NextPollAt(empty) = %v, %v, %v; want zero, false, nil", next, ok, err)
 	}
 	mustCreateVerification(t, s, newVerification("done", "CA1", ivr.VerExpired, at(-time.Hour)))
-	if _, ok, err := s.NextPollAt(t.Context()); err != nil || ok {
+	if _, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok {
 		t.Errorf("NextPollAt(only finished) = %v, %v; want false, nil", ok, err)
 	}
 	mustCreateVerification(t, s, newVerification("b", "CA2", ivr.VerPending, at(10*time.Second)))
 	a := newVerification("a", "CA3", ivr.VerPending, at(5*time.Second))
 	mustCreateVerification(t, s, a)
-	if next, ok, err := s.NextPollAt(t.Context()); err != nil || !ok || !next.Equal(at(5*time.Second)) || next.Location() != time.UTC {
+	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(at(5*time.Second)) || next.Location() != time.UTC {
 		t.Errorf("NextPollAt = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, utc(at(5*time.Second)))
+	}
+	// Rows due at or before after are left out: the poller has them.
+	for _, tt := range []struct {
+		after  time.Time
+		want   time.Time
+		wantOK bool
+	}{
+		{at(4 * time.Second), at(5 * time.Second), true},
+		{at(5 * time.Second), at(10 * time.Second), true},
+		{at(7 * time.Second), at(10 * time.Second), true},
+		{at(10 * time.Second), time.Time{}, false},
+	} {
+		if next, ok, err := s.NextPollAt(t.Context(), tt.after); err != nil || ok != tt.wantOK || !next.Equal(tt.want) {
+			t.Errorf("NextPollAt(after %v) = %v, %v, %v; want %v, %v", tt.after, next, ok, err, tt.want, tt.wantOK)
+		}
 	}
 	a.Status = ivr.VerApproved
 	if err := s.UpdateVerification(t.Context(), a); err != nil {
 		t.Fatalf("UpdateVerification: %v", err)
 	}
-	if next, ok, err := s.NextPollAt(t.Context()); err != nil || !ok || !next.Equal(at(10*time.Second)) {
+	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(at(10*time.Second)) {
 		t.Errorf("NextPollAt after one finished = %v, %v, %v; want %v, true, nil", next, ok, err, at(10*time.Second))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ivr/callerverify/ivr"
@@ -100,9 +101,13 @@ func (db *DB) DueVerifications(ctx context.Context, now time.Time, limit int) ([
 // NextPollAt returns the earliest NextPollAt of the verifications in
 // VerStarting or VerPending (the set DueVerifications draws from), and false
 // when there is none.
-func (db *DB) NextPollAt(ctx context.Context) (time.Time, bool, error) {
+func (db *DB) NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
 	var next sql.NullInt64
-	err := db.r.queryRow(ctx, qNextPollAt).Scan(&next)
+	afterMS := int64(math.MinInt64) // the zero time: every row counts
+	if !after.IsZero() {
+		afterMS = after.UnixMilli()
+	}
+	err := db.r.queryRow(ctx, qNextPollAt, afterMS).Scan(&next)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next poll time: %w", err)
 	}

@@ -1,0 +1,126 @@
+package ivr_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/ivr"
+)
+
+// punctualBroker answers every token request "pending" after a latency, and
+// records when each auth_req_id was asked, to catch early or overlapping
+// polls (a real broker answers those with slow_down).
+type punctualBroker struct {
+	interval, latency time.Duration
+
+	mu       sync.Mutex
+	n        int
+	asked    map[string][]time.Time
+	answered map[string]time.Time
+	early    []string
+	late     []time.Duration // how long after its due time each poll came
+}
+
+func (b *punctualBroker) Authenticate(ctx context.Context, req ciba.AuthRequest) (*ciba.AuthResponse, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	return &ciba.AuthResponse{AuthReqID: "req-" + strconv.Itoa(b.n), ExpiresIn: 10 * time.Minute, Interval: b.interval, ExpiresAt: time.Now().Add(10 * time.Minute)}, nil
+}
+
+func (b *punctualBroker) Token(ctx context.Context, id string) (*ciba.TokenResponse, error) {
+	now := time.Now()
+	b.mu.Lock()
+	if last, ok := b.answered[id]; ok {
+		if now.Sub(last) < b.interval {
+			b.early = append(b.early, fmt.Sprintf("%s asked %v after its previous answer", id, now.Sub(last)))
+		}
+		b.late = append(b.late, now.Sub(last)-b.interval)
+	}
+	if n := len(b.asked[id]); n > 0 && b.answered[id].Before(b.asked[id][n-1]) {
+		b.early = append(b.early, id+" asked while its previous request was in flight")
+	}
+	b.asked[id] = append(b.asked[id], now)
+	b.mu.Unlock()
+	select {
+	case <-time.After(b.latency):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	b.answered[id] = time.Now()
+	b.mu.Unlock()
+	return nil, ciba.ErrAuthorizationPending
+}
+
+// TestPollerIsPunctualUnderLoad starts many verifications at once, with
+// fewer poll slots than verifications and a broker that takes a while to
+// answer: no verification may be polled before its interval has passed
+// since the previous answer (the poller must not dispatch a row whose poll
+// finished after it was read), and every poll must be made close to when
+// it is due.
+func TestPollerIsPunctualUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &punctualBroker{interval: time.Second, latency: 50 * time.Millisecond, asked: map[string][]time.Time{}, answered: map[string]time.Time{}}
+		e := newEnv(t, func(c *ivr.Config) {
+			c.PollConcurrency = 4
+			c.RateLimitCaller = ivr.RateLimit{Max: -1} // one caller id for all
+		})
+		e.stop()
+		e.auth = b
+		e.start()
+		const calls = 40
+		for i := range calls {
+			sid := fmt.Sprintf("CApunctual%024d", i)
+			e.post("/twilio/voice", params(sid))
+			e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
+		}
+		time.Sleep(30 * time.Second)
+		e.stop()
+
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, msg := range b.early {
+			t.Error(msg)
+		}
+		if len(b.asked) != calls {
+			t.Fatalf("%d verifications polled, want %d", len(b.asked), calls)
+		}
+		// 40 polls a second through 4 slots of 50 ms fit (80/s): each
+		// verification gets about one poll a second.
+		for id, at := range b.asked {
+			if n := len(at); n < 25 {
+				t.Errorf("%s polled %d times in 30 s at a 1 s interval", id, n)
+			}
+		}
+		// Punctual: 99 % of polls within 10 % of the interval after due.
+		slices.Sort(b.late)
+		if p99 := b.late[len(b.late)*99/100]; p99 > b.interval/10 {
+			t.Errorf("poll lateness p99 %v (max %v), want at most %v", p99, b.late[len(b.late)-1], b.interval/10)
+		}
+	})
+}
+
+// validSwedish returns the i-th of a series of valid 12-digit personnummer.
+func validSwedish(i int) string {
+	base := fmt.Sprintf("8001%02d%03d", 1+i%28, 100+i) // YYMMDD + serial
+	sum := 0
+	for j, r := range base {
+		d := int(r - '0')
+		if j%2 == 0 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return "19" + base + strconv.Itoa((10-sum%10)%10)
+}
