@@ -118,12 +118,11 @@ type pollRecord struct {
 
 type simConfig struct {
 	Interval, Latency, Expiry time.Duration
-	KeyAlg                    string
-	Dir                       string
+	KeyAlg, Dir, Host         string
 }
 
 func startSim(cfg simConfig) (*sim, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("simulator: listen: %w", err)
 	}

@@ -165,18 +165,20 @@ func itoa(i int) string {
 	}
 }
 
+const baselineRoute = "baseline (bare net/http, fixed TwiML)"
+
 // holdTwiML is a hold hop as the service answers it, for the baseline.
 const holdTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather input="dtmf" numDigits="1" timeout="1" actionOnEmptyResult="true" action="/twilio/hold?s=4&amp;a=1&amp;n=3" method="POST"><Pause length="1"></Pause></Gather><Redirect method="POST">/twilio/hold?s=4&amp;a=1&amp;n=3</Redirect></Response>`
 
 // baseline is a bare net/http handler that answers fixed TwiML, loaded with
-// the hold loop's pattern: one signed POST every ~2 s per caller.
+// the hold loop's pattern: one signed POST every hop per caller.
 type baseline struct {
 	srv  *http.Server
 	base string
 }
 
-func startBaseline() (*baseline, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startBaseline(host string) (*baseline, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}
@@ -191,17 +193,17 @@ func startBaseline() (*baseline, error) {
 }
 
 // load runs n simulated holding callers against the baseline until ctx ends.
-func (b *baseline) load(ctx context.Context, n int, stats *routeStats) {
+func (b *baseline) load(ctx context.Context, n int, hop time.Duration, stats *routeStats) {
 	tw := &ivrtest.Twilio{BaseURL: b.base, AuthToken: "baseline", HTTPClient: &http.Client{
 		Timeout:   15 * time.Second,
-		Transport: timedTransport{next: newTransport(n + 16), stats: stats, label: func(string) string { return "baseline (bare net/http, fixed TwiML)" }},
+		Transport: timedTransport{next: newTransport(n + 16), stats: stats, label: func(string) string { return baselineRoute }},
 	}}
 	form := url.Values{"CallSid": {"CA00000000000000000000000000000000"}, "AccountSid": {"AC00000000000000000000000000000000"},
 		"From": {"+46700000000"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}, "FinishedOnKey": {""}}
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			wait := rand.N(2 * time.Second)
+			wait := rand.N(hop)
 			for {
 				t := time.NewTimer(wait)
 				select {
@@ -215,7 +217,7 @@ func (b *baseline) load(ctx context.Context, n int, stats *routeStats) {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
-				wait = 2 * time.Second
+				wait = hop
 			}
 		})
 	}

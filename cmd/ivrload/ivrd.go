@@ -45,8 +45,8 @@ func buildIvrd(ctx context.Context, dir string) (string, error) {
 }
 
 // freePort returns a loopback address that was free a moment ago.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return "", err
 	}
@@ -63,8 +63,8 @@ func randomHex(n int) string {
 
 // startServer adds the load-test agent and starts `ivrd serve` with its
 // configuration in the environment, then waits until /readyz says ready.
-func startServer(ctx context.Context, bin, dir string, s *sim, extraEnv []string) (*server, error) {
-	addr, err := freePort()
+func startServer(ctx context.Context, bin, dir, host string, s *sim, extraEnv []string) (*server, error) {
+	addr, err := freePort(host)
 	if err != nil {
 		return nil, fmt.Errorf("ivrd: pick a port: %w", err)
 	}
@@ -149,18 +149,14 @@ func (s *server) stop() error {
 
 // procStats are the server process's CPU time and memory.
 type procStats struct {
-	CPU      time.Duration // utime + stime
-	RSS      int64         // VmRSS, bytes
-	PeakRSS  int64         // VmHWM, bytes
-	Threads  int
-	Sampled  time.Time
-	Alive    bool
-	rawClock int64
+	CPU     time.Duration // utime + stime
+	RSS     int64         // VmRSS, bytes
+	PeakRSS int64         // VmHWM, bytes
 }
 
 // readProc reads /proc/<pid>/stat and /proc/<pid>/status.
 func readProc(pid int) (procStats, error) {
-	st := procStats{Sampled: time.Now()}
+	var st procStats
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return st, err
@@ -170,7 +166,6 @@ func readProc(pid int) (procStats, error) {
 	if len(f) > 13 {
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		stt, _ := strconv.ParseInt(f[12], 10, 64)
-		st.rawClock = ut + stt
 		st.CPU = time.Duration(ut+stt) * time.Second / 100 // USER_HZ is 100 on Linux
 	}
 	sf, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -187,11 +182,8 @@ func readProc(pid int) (procStats, error) {
 			st.RSS = n << 10
 		case "VmHWM":
 			st.PeakRSS = n << 10
-		case "Threads":
-			st.Threads = int(n)
 		}
 	}
-	st.Alive = true
 	return st, nil
 }
 

@@ -89,7 +89,7 @@ func (c *common) flags(fs *flag.FlagSet) *stringList {
 	fs.DurationVar(&c.Interval, "interval", 1*time.Second, "polling interval the broker hands out (whole seconds)")
 	fs.StringVar(&c.JSON, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temp dir (database, ivrd log)")
-	fs.StringVar(&c.Host, "host", "127.0.0.1", "address everything listens on; must be loopback")
+	fs.StringVar(&c.Host, "host", "127.0.0.1", "address ivrd, the simulator and the baseline listen on; must be loopback")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write ivrload's own CPU profile (load generator and simulator) to this file")
 	env := &stringList{}
 	fs.Var(env, "env", "extra KEY=VALUE for ivrd serve (repeatable), e.g. GOMAXPROCS=1")
@@ -122,6 +122,7 @@ type runConfig struct {
 	DecideHi    time.Duration
 	Dashboards  int
 	Baseline    bool
+	Hop         time.Duration
 	Soak        bool
 	Sample      time.Duration
 }
@@ -140,6 +141,7 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.Expiry, "expiry", 30*time.Second, "request lifetime the broker hands out (no-answer callers hold this long)")
 	fs.IntVar(&c.Dashboards, "dashboards", 5, "agent dashboards connected over websockets")
 	fs.BoolVar(&c.Baseline, "baseline", true, "load a bare net/http handler with the hold-loop pattern in the same run")
+	fs.DurationVar(&c.Hop, "hop", time.Second, "the baseline's time between requests per caller: the hold hop's length (1 s since the hop lost its Pause; 2 s before)")
 	fs.BoolVar(&c.Soak, "soak", false, "soak: calls without limit for --duration (default 30m), goroutines and memory sampled")
 	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "how often server goroutines and memory are sampled")
 	if err := fs.Parse(args); err != nil {
@@ -214,11 +216,11 @@ func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
 			return nil, err
 		}
 	}
-	if e.sim, err = startSim(simConfig{Interval: c.Interval, Latency: c.BrokerLatency, Expiry: c.Expiry, KeyAlg: c.KeyAlg, Dir: dir}); err != nil {
+	if e.sim, err = startSim(simConfig{Interval: c.Interval, Latency: c.BrokerLatency, Expiry: c.Expiry, KeyAlg: c.KeyAlg, Dir: dir, Host: c.Host}); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}
-	if e.srv, err = startServer(ctx, bin, dir, e.sim, c.Env); err != nil {
+	if e.srv, err = startServer(ctx, bin, dir, c.Host, e.sim, c.Env); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}

@@ -27,6 +27,11 @@ type runReport struct {
 	ApprovalToEar  summary        `json:"approval_to_caller"`
 	DeclineToEar   summary        `json:"decline_to_caller"`
 	Fanout         summary        `json:"event_fanout"`
+	SteadyFrom     time.Duration  `json:"steady_from"`
+	SteadyTo       time.Duration  `json:"steady_to"`
+	SteadyHold     summary        `json:"steady_hold"`
+	SteadyBase     summary        `json:"steady_baseline"`
+	SteadyHoldRate float64        `json:"steady_hold_rate"`
 	FanoutSpread   summary        `json:"event_fanout_spread"`
 	SettledGor     float64        `json:"goroutines_settled"`
 	AuthAtBroker   summary        `json:"bc_authorize_at_broker"`
@@ -118,13 +123,13 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	var bg sync.WaitGroup
 	loadCtx, stopLoad := context.WithCancel(runCtx)
 	if cfg.Baseline {
-		bl, err := startBaseline()
+		bl, err := startBaseline(cfg.Host)
 		if err != nil {
 			stopLoad()
 			return err
 		}
 		defer bl.srv.Close()
-		bg.Go(func() { bl.load(loadCtx, cfg.Concurrency, stats) })
+		bg.Go(func() { bl.load(loadCtx, cfg.Concurrency, cfg.Hop, stats) })
 	}
 	bg.Go(func() { rep.Server.Samples = sampleServer(loadCtx, e.srv.base, pid, cfg.Sample, start, cs, stderr) })
 	cs.run(runCtx, cfg.Concurrency, cfg.Ramp)
@@ -163,6 +168,21 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	}
 
 	rep.Routes = stats.report()
+	// The steady hold phase: after the last digits webhook (everyone who
+	// will hold is holding) until the first call ends.
+	from := stats.lastEnd("/twilio/gather").Add(time.Second)
+	to := time.Now()
+	for _, r := range cs.records {
+		if r.tr != nil {
+			to = minT(to, r.start.Add(r.tr.Duration))
+		}
+	}
+	if to.After(from) {
+		rep.SteadyFrom, rep.SteadyTo = from.Sub(start), to.Sub(start)
+		rep.SteadyHold = stats.between("/twilio/hold", from, to)
+		rep.SteadyBase = stats.between(baselineRoute, from, to)
+		rep.SteadyHoldRate = float64(rep.SteadyHold.N) / to.Sub(from).Seconds()
+	}
 	analyse(ctx, &rep, e, cs, dash)
 	printRun(stdout, &rep)
 	return writeJSON(cfg.JSON, rep)
@@ -373,9 +393,13 @@ func printRun(w io.Writer, r *runReport) {
 		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t\n", rt.Route, rt.Rate, rt.Errors, l.N, ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
 	}
 	tw.Flush()
-	hold, base := find(r.Routes, "/twilio/hold"), find(r.Routes, "baseline (bare net/http, fixed TwiML)")
+	hold, base := find(r.Routes, "/twilio/hold"), find(r.Routes, baselineRoute)
 	if hold.Latency.N > 0 && base.Latency.N > 0 {
 		fmt.Fprintf(w, "hold p99 / baseline p99 = %.2f×; server-side hold p99 bucket (ivrd histogram) ≤ %gs\n", float64(hold.Latency.P99)/float64(base.Latency.P99), r.ServerHoldP99)
+	}
+	if r.SteadyHold.N > 0 {
+		fmt.Fprintf(w, "steady hold phase %s–%s (%.0f hops/s): hold %s; baseline %s; p99 ratio %.2f×\n", r.SteadyFrom.Round(time.Second), r.SteadyTo.Round(time.Second), r.SteadyHoldRate,
+			r.SteadyHold, r.SteadyBase, float64(r.SteadyHold.P99)/float64(max(r.SteadyBase.P99, 1)))
 	}
 	fmt.Fprintf(w, "broker approval → dashboard event:   %s\n", r.ApprovalToDash)
 	fmt.Fprintf(w, "broker approval → caller hears it:   %s\n", r.ApprovalToEar)

@@ -11,12 +11,33 @@ import (
 type samples struct {
 	mu sync.Mutex
 	d  []time.Duration
+	at []time.Time // when each sample started (timed requests only)
 }
 
 func (s *samples) add(d time.Duration) {
 	s.mu.Lock()
 	s.d = append(s.d, d)
 	s.mu.Unlock()
+}
+
+func (s *samples) addAt(at time.Time, d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.at = append(s.at, at)
+	s.mu.Unlock()
+}
+
+// since summarizes the samples that started in [from, to).
+func (s *samples) between(from, to time.Time) summary {
+	s.mu.Lock()
+	var d []time.Duration
+	for i, at := range s.at {
+		if !at.Before(from) && at.Before(to) {
+			d = append(d, s.d[i])
+		}
+	}
+	s.mu.Unlock()
+	return summarize(d)
 }
 
 func (s *samples) summary() summary {
@@ -96,7 +117,28 @@ func (r *routeStats) observe(path string, start time.Time, d time.Duration, fail
 		rt.last = end
 	}
 	r.mu.Unlock()
-	rt.lat.add(d)
+	rt.lat.addAt(start, d)
+}
+
+// between summarizes a route's requests that started in [from, to).
+func (r *routeStats) between(path string, from, to time.Time) summary {
+	r.mu.Lock()
+	rt := r.routes[path]
+	r.mu.Unlock()
+	if rt == nil {
+		return summary{}
+	}
+	return rt.lat.between(from, to)
+}
+
+// lastEnd is when the route's last request ended.
+func (r *routeStats) lastEnd(path string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.routes[path]; rt != nil {
+		return rt.last
+	}
+	return time.Time{}
 }
 
 // routeReport is one route's figures.
