@@ -65,7 +65,7 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/retry", "/twilio/repeat"}
+var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/retry", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/after"}
 
 // instrument times every webhook by route.
 func (m *metrics) instrument(next http.Handler) http.Handler {
