@@ -9,11 +9,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
 // apiHandler is a JSON handler for a logged-in agent.
-type apiHandler func(w http.ResponseWriter, r *http.Request, sess Session)
+type apiHandler func(w http.ResponseWriter, r *http.Request, sess store.Session)
 
 type apiError struct {
 	Error string `json:"error"`
@@ -42,7 +43,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 // csrf requires the session's CSRF token in the X-CSRF-Token header and a
 // same-origin Origin: 403 otherwise.
 func (s *Server) csrf(h apiHandler) apiHandler {
-	return func(w http.ResponseWriter, r *http.Request, sess Session) {
+	return func(w http.ResponseWriter, r *http.Request, sess store.Session) {
 		if !s.checkCSRF(r, sess) {
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong CSRF token or origin; reload the page"})
 			return
@@ -52,12 +53,12 @@ func (s *Server) csrf(h apiHandler) apiHandler {
 }
 
 type callsResponse struct {
-	Calls  []ivr.CallView `json:"calls"`
-	Recent []ivr.CallView `json:"recent"`
+	Calls  []store.CallView `json:"calls"`
+	Recent []store.CallView `json:"recent"`
 }
 
 // handleCalls returns live calls and calls that ended within RecentWindow.
-func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request, _ Session) {
+func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request, _ store.Session) {
 	live, err := s.calls.LiveCalls(r.Context())
 	if err != nil {
 		s.log.Error("list live calls", "err", err)
@@ -80,11 +81,11 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request, _ Session) {
+func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request, _ store.Session) {
 	sid := chi.URLParam(r, "sid")
 	events, err := s.calls.Timeline(r.Context(), sid)
 	switch {
-	case errors.Is(err, ivr.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such call"})
 		return
 	case err != nil:
@@ -112,7 +113,7 @@ type verifyResponse struct {
 
 // handleVerify starts a verification for a live call, as the logged-in
 // agent, with the number the caller read out.
-func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess Session) {
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess store.Session) {
 	sid := chi.URLParam(r, "sid")
 	var req verifyRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
@@ -128,9 +129,9 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess Sessi
 	v, err := s.calls.StartAgentVerification(r.Context(), sid, req.Number, sess.Agent)
 	var bad *ivr.InvalidIDError
 	switch {
-	case err == nil && v.Status == ivr.VerUnknownUser:
+	case err == nil && v.Status == store.VerUnknownUser:
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "BankID does not know this number: check it with the caller.", Field: "number"})
-	case err == nil && v.Status.Done() && v.Status != ivr.VerApproved:
+	case err == nil && v.Status.Done() && v.Status != store.VerApproved:
 		s.log.Warn("agent verification did not start", "call_sid", sid, "verification_id", v.ID, "state", v.Status)
 		writeJSON(w, http.StatusBadGateway, apiError{Error: "Could not start BankID (" + cmp.Or(v.Error, string(v.Status)) + "). Please try again."})
 	case err == nil:
@@ -154,9 +155,9 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess Sessi
 		writeJSON(w, http.StatusTooManyRequests, apiError{Error: msg})
 	case errors.As(err, &bad):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: numberMessage(err), Field: "number"})
-	case errors.Is(err, ivr.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "This call is not live any more."})
-	case errors.Is(err, ivr.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		writeJSON(w, http.StatusConflict, apiError{Error: "The call changed meanwhile. Please try again."})
 	default:
 		s.log.Error("start agent verification", "call_sid", sid, "agent", sess.Agent, "err", err)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // Login errors.
@@ -68,7 +70,7 @@ func (s *Server) login(ctx context.Context, name, password, ip string) (*http.Co
 	switch {
 	case nameErr == nil && err == nil:
 		hash = a.PasswordHash
-	case nameErr == nil && !errors.Is(err, ErrNotFound):
+	case nameErr == nil && !errors.Is(err, store.ErrNotFound):
 		s.limiter.forget(now, keys...)
 		return nil, fmt.Errorf("agentui: login: %w", err)
 	}
@@ -95,11 +97,11 @@ func (s *Server) clearCookie(w http.ResponseWriter) {
 }
 
 // session returns the request's valid session.
-func (s *Server) session(r *http.Request) (Session, bool) {
+func (s *Server) session(r *http.Request) (store.Session, bool) {
 	name, _ := s.cookie()
 	c, err := r.Cookie(name)
 	if err != nil || c.Value == "" {
-		return Session{}, false
+		return store.Session{}, false
 	}
 	return s.sessions.get(r.Context(), sessionID(c.Value))
 }
@@ -128,7 +130,7 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 
 // checkCSRF reports whether a state-changing request carries the session's
 // CSRF token (header or form field) and a same-origin Origin.
-func (s *Server) checkCSRF(r *http.Request, sess Session) bool {
+func (s *Server) checkCSRF(r *http.Request, sess store.Session) bool {
 	tok := r.Header.Get(csrfHeader)
 	if tok == "" {
 		tok = r.PostFormValue("csrf")
@@ -218,7 +220,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 // keeps agents logged in); last use, for the idle timeout, is kept in
 // memory: after a restart a session's idle clock starts again.
 type sessions struct {
-	store AgentStore
+	store store.AgentStore
 	ttl   time.Duration
 	idle  time.Duration
 	now   func() time.Time
@@ -227,8 +229,8 @@ type sessions struct {
 	lastUsed map[string]time.Time
 }
 
-func newSessions(store AgentStore, cfg Config) *sessions {
-	return &sessions{store: store, ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, now: cfg.Now,
+func newSessions(agents store.AgentStore, cfg Config) *sessions {
+	return &sessions{store: agents, ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, now: cfg.Now,
 		lastUsed: map[string]time.Time{}}
 }
 
@@ -244,16 +246,16 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *sessions) create(ctx context.Context, agent string, now time.Time) (string, Session, error) {
+func (ss *sessions) create(ctx context.Context, agent string, now time.Time) (string, store.Session, error) {
 	// Logging in is a fine moment to clear out sessions that expired.
 	if _, err := ss.store.DeleteExpiredSessions(ctx, now); err != nil {
-		return "", Session{}, fmt.Errorf("agentui: delete expired sessions: %w", err)
+		return "", store.Session{}, fmt.Errorf("agentui: delete expired sessions: %w", err)
 	}
 	token := randomToken()
-	sess := Session{ID: sessionID(token), Agent: agent, CSRFToken: randomToken(),
+	sess := store.Session{ID: sessionID(token), Agent: agent, CSRFToken: randomToken(),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(ss.ttl).UTC()}
 	if err := ss.store.CreateSession(ctx, sess); err != nil {
-		return "", Session{}, fmt.Errorf("agentui: create session: %w", err)
+		return "", store.Session{}, fmt.Errorf("agentui: create session: %w", err)
 	}
 	ss.mu.Lock()
 	for id, last := range ss.lastUsed {
@@ -268,10 +270,10 @@ func (ss *sessions) create(ctx context.Context, agent string, now time.Time) (st
 
 // get returns the session with the given ID if it has neither expired nor
 // been idle too long, and marks it used.
-func (ss *sessions) get(ctx context.Context, id string) (Session, bool) {
+func (ss *sessions) get(ctx context.Context, id string) (store.Session, bool) {
 	sess, err := ss.store.Session(ctx, id)
 	if err != nil {
-		return Session{}, false
+		return store.Session{}, false
 	}
 	return sess, ss.use(ctx, sess)
 }
@@ -284,14 +286,14 @@ func (ss *sessions) alive(ctx context.Context, id string) bool {
 	defer cancel()
 	sess, err := ss.store.Session(ctx, id)
 	if err != nil {
-		return !errors.Is(err, ErrNotFound)
+		return !errors.Is(err, store.ErrNotFound)
 	}
 	return ss.use(ctx, sess)
 }
 
 // use reports whether sess is still valid and, if so, marks it used now;
 // an expired or idle session is deleted.
-func (ss *sessions) use(ctx context.Context, sess Session) bool {
+func (ss *sessions) use(ctx context.Context, sess store.Session) bool {
 	now := ss.now()
 	ss.mu.Lock()
 	last, seen := ss.lastUsed[sess.ID]

@@ -14,7 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // BenchmarkHubFanout1000 measures, over loopback, the time from Publish to
@@ -27,7 +27,7 @@ import (
 func BenchmarkHubFanout1000(b *testing.B) {
 	const clients = 1000
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	calls := &fakeCalls{live: []ivr.CallView{*callView("CA1", ivr.ViewGathering, t0)}}
+	calls := &fakeCalls{live: []store.CallView{*callView("CA1", store.ViewGathering, t0)}}
 	e := newEnv(b, agentui.Config{}, calls)
 	cookie, err := e.s.Login(context.Background(), testAgent, testPass)
 	if err != nil {
@@ -72,8 +72,8 @@ func BenchmarkHubFanout1000(b *testing.B) {
 	stackPerClient := float64(after.StackInuse-before.StackInuse) / clients
 
 	lat := make([]time.Duration, 0, b.N)
-	ev := ivr.Event{CallSID: "CA1", Kind: "verification_pending", Actor: "system", Detail: "waiting for BankID",
-		Call: callView("CA1", ivr.ViewAwaitingBankID, t0)}
+	ev := store.Event{CallSID: "CA1", Kind: "verification_pending", Actor: "system", Detail: "waiting for BankID",
+		Call: callView("CA1", store.ViewAwaitingBankID, t0)}
 	seq := int64(0)
 	for b.Loop() {
 		seq++

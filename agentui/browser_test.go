@@ -23,7 +23,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -46,13 +46,13 @@ func TestBrowserDashboardWatchesACallGetVerified(t *testing.T) {
 	}
 
 	now := time.Now().UTC()
-	se := &ivr.CallView{CallSID: "CA-se", Caller: "+46 70•••••12", Language: "sv-SE", State: ivr.ViewGathering,
+	se := &store.CallView{CallSID: "CA-se", Caller: "+46 70•••••12", Language: "sv-SE", State: store.ViewGathering,
 		Since: now.Add(-2 * time.Minute), UpdatedAt: now.Add(-2 * time.Minute)}
-	no := &ivr.CallView{CallSID: "CA-no", Caller: "+47 9•••••34", Language: "nb-NO", State: ivr.ViewUnverified, Outcome: "unverified",
+	no := &store.CallView{CallSID: "CA-no", Caller: "+47 9•••••34", Language: "nb-NO", State: store.ViewUnverified, Outcome: "unverified",
 		Since: now.Add(-5 * time.Minute), UpdatedAt: now.Add(-time.Minute)}
 	calls := &fakeCalls{
-		live: []ivr.CallView{*se, *no},
-		timeline: map[string][]ivr.Event{"CA-se": {
+		live: []store.CallView{*se, *no},
+		timeline: map[string][]store.Event{"CA-se": {
 			{Seq: 1, At: now.Add(-2 * time.Minute), CallSID: "CA-se", Kind: "call_started", Actor: "twilio", Detail: "incoming call"},
 			{Seq: 2, At: now.Add(-time.Minute), CallSID: "CA-se", Kind: "number_entered", Actor: "caller", Detail: "SE ••••••••••85"},
 		}},
@@ -130,20 +130,20 @@ func TestBrowserDashboardWatchesACallGetVerified(t *testing.T) {
 	waitFor("both calls listed", `document.querySelectorAll('#live-body tr').length === 2`)
 
 	// The Swedish caller goes through BankID to verified.
-	se.State, se.UpdatedAt = ivr.ViewAwaitingBankID, now.Add(time.Second)
-	se.Verification = &ivr.VerificationView{ID: "v1", Country: "SE", Method: "Swedish BankID", MaskedID: "••••••••••85",
+	se.State, se.UpdatedAt = store.ViewAwaitingBankID, now.Add(time.Second)
+	se.Verification = &store.VerificationView{ID: "v1", Country: "SE", Method: "Swedish BankID", MaskedID: "••••••••••85",
 		Status: "pending", Pending: "userSign", Initiator: "caller", StartedAt: now}
-	e.hub.Publish(ctx, ivr.Event{Seq: 3, At: now, CallSID: "CA-se", Kind: "verification_pending", Actor: "system", Detail: "BankID pending", Call: clone(se)})
+	e.hub.Publish(ctx, store.Event{Seq: 3, At: now, CallSID: "CA-se", Kind: "verification_pending", Actor: "system", Detail: "BankID pending", Call: clone(se)})
 	waitFor("pending sub-state shown", `document.querySelector('#live-body').textContent.includes('caller is confirming in BankID')`)
 
 	do("open the call", chromedp.Click(chromedp.CSS(`button.link[data-sid="CA-se"]`)))
 	waitFor("timeline loaded", `document.querySelectorAll('#timeline li').length === 2`)
 
 	done := now.Add(2 * time.Second)
-	se.State, se.UpdatedAt = ivr.ViewVerified, done
+	se.State, se.UpdatedAt = store.ViewVerified, done
 	se.Outcome = "verified"
 	se.Verification.Status, se.Verification.Pending, se.Verification.Name, se.Verification.CompletedAt = "approved", "", "Anna Andersson", &done
-	e.hub.Publish(ctx, ivr.Event{Seq: 4, At: done, CallSID: "CA-se", Kind: "verified", Actor: "system", Detail: "Swedish BankID ••••••••••85", Call: clone(se)})
+	e.hub.Publish(ctx, store.Event{Seq: 4, At: done, CallSID: "CA-se", Kind: "verified", Actor: "system", Detail: "Swedish BankID ••••••••••85", Call: clone(se)})
 	waitFor("verified with name", `document.querySelector('#live-body tr[data-sid="CA-se"]').textContent.includes('Anna Andersson')`)
 	waitFor("timeline got the live event", `document.querySelectorAll('#timeline li').length === 3`)
 	if got := text(`#live-body tr[data-sid="CA-se"]`); !strings.Contains(got, "Verified") || !strings.Contains(got, "••••••••••85") || !strings.Contains(got, "Swedish BankID") {
@@ -169,10 +169,10 @@ func TestBrowserDashboardWatchesACallGetVerified(t *testing.T) {
 	if s := calls.startedCalls(); len(s) != 1 || s[0].agent != testAgent || s[0].sid != "CA-no" {
 		t.Fatalf("started = %+v, want one verification of CA-no by %s", s, testAgent)
 	}
-	no.State, no.UpdatedAt = ivr.ViewWordPair, now.Add(3*time.Second)
-	no.Verification = &ivr.VerificationView{ID: "v2", Country: "NO", Method: "Norwegian BankID", MaskedID: "•••••••••34",
+	no.State, no.UpdatedAt = store.ViewWordPair, now.Add(3*time.Second)
+	no.Verification = &store.VerificationView{ID: "v2", Country: "NO", Method: "Norwegian BankID", MaskedID: "•••••••••34",
 		Status: "pending", WordPair: "blå hest", Initiator: "agent:anna", StartedAt: now}
-	e.hub.Publish(ctx, ivr.Event{Seq: 5, At: now, CallSID: "CA-no", Kind: "verification_pending", Actor: "agent:anna", Call: clone(no)})
+	e.hub.Publish(ctx, store.Event{Seq: 5, At: now, CallSID: "CA-no", Kind: "verification_pending", Actor: "agent:anna", Call: clone(no)})
 	waitFor("word pair in large type", `(document.querySelector('#details .wordpair-xl')||{}).textContent === 'blå hest'`)
 	shot("dashboard-wordpair.png")
 
@@ -197,7 +197,7 @@ func TestBrowserDashboardWatchesACallGetVerified(t *testing.T) {
 	shot("dashboard-disconnected.png")
 }
 
-func clone(c *ivr.CallView) *ivr.CallView {
+func clone(c *store.CallView) *store.CallView {
 	cp := *c
 	if c.Verification != nil {
 		v := *c.Verification

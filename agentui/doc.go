@@ -4,6 +4,6 @@
 // and the websocket hub that sends every dashboard a snapshot of the live
 // calls and then each event as it happens.
 //
-// It knows calls only through ivr's event and view types and the Calls
-// interface it declares; it knows nothing of TwiML, CIBA or SQL.
+// It knows calls only through the store package's event and view types and
+// the Calls interface it declares; it knows nothing of TwiML, CIBA or SQL.
 package agentui

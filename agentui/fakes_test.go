@@ -16,48 +16,49 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
-// memStore is an in-memory agentui.AgentStore.
+// memStore is an in-memory store.AgentStore.
 type memStore struct {
 	mu       sync.Mutex
-	agents   map[string]agentui.Agent
-	sessions map[string]agentui.Session
+	agents   map[string]store.Agent
+	sessions map[string]store.Session
 }
 
 func newMemStore() *memStore {
-	return &memStore{agents: map[string]agentui.Agent{}, sessions: map[string]agentui.Session{}}
+	return &memStore{agents: map[string]store.Agent{}, sessions: map[string]store.Session{}}
 }
 
-func (m *memStore) CreateAgent(_ context.Context, a agentui.Agent) error {
+func (m *memStore) CreateAgent(_ context.Context, a store.Agent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.agents[a.Name]; ok {
-		return agentui.ErrExists
+		return store.ErrExists
 	}
 	m.agents[a.Name] = a
 	return nil
 }
 
-func (m *memStore) Agent(_ context.Context, name string) (agentui.Agent, error) {
+func (m *memStore) Agent(_ context.Context, name string) (store.Agent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a, ok := m.agents[name]
 	if !ok {
-		return agentui.Agent{}, agentui.ErrNotFound
+		return store.Agent{}, store.ErrNotFound
 	}
 	return a, nil
 }
 
-func (m *memStore) Agents(context.Context) ([]agentui.Agent, error) {
+func (m *memStore) Agents(context.Context) ([]store.Agent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []agentui.Agent
+	var out []store.Agent
 	for _, a := range m.agents {
 		out = append(out, a)
 	}
-	slices.SortFunc(out, func(a, b agentui.Agent) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b store.Agent) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -65,7 +66,7 @@ func (m *memStore) DeleteAgent(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.agents[name]; !ok {
-		return agentui.ErrNotFound
+		return store.ErrNotFound
 	}
 	delete(m.agents, name)
 	for id, s := range m.sessions {
@@ -76,22 +77,22 @@ func (m *memStore) DeleteAgent(_ context.Context, name string) error {
 	return nil
 }
 
-func (m *memStore) CreateSession(_ context.Context, s agentui.Session) error {
+func (m *memStore) CreateSession(_ context.Context, s store.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.agents[s.Agent]; !ok {
-		return agentui.ErrNotFound
+		return store.ErrNotFound
 	}
 	m.sessions[s.ID] = s
 	return nil
 }
 
-func (m *memStore) Session(_ context.Context, id string) (agentui.Session, error) {
+func (m *memStore) Session(_ context.Context, id string) (store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[id]
 	if !ok {
-		return agentui.Session{}, agentui.ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
 	return s, nil
 }
@@ -127,44 +128,44 @@ func (m *memStore) sessionCount() int {
 // would (verification started) through pub.
 type fakeCalls struct {
 	mu       sync.Mutex
-	live     []ivr.CallView
-	recent   []ivr.CallView
-	timeline map[string][]ivr.Event
-	err      error                  // returned by StartAgentVerification when set
-	status   ivr.VerificationStatus // of the verification it returns; starting when empty
-	pub      ivr.Publisher          // may be nil
+	live     []store.CallView
+	recent   []store.CallView
+	timeline map[string][]store.Event
+	err      error                    // returned by StartAgentVerification when set
+	status   store.VerificationStatus // of the verification it returns; starting when empty
+	pub      ivr.Publisher            // may be nil
 	started  []startCall
 }
 
 type startCall struct{ sid, number, agent string }
 
-func (f *fakeCalls) LiveCalls(context.Context) ([]ivr.CallView, error) {
+func (f *fakeCalls) LiveCalls(context.Context) ([]store.CallView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.live), nil
 }
 
-func (f *fakeCalls) RecentCalls(context.Context, time.Time) ([]ivr.CallView, error) {
+func (f *fakeCalls) RecentCalls(context.Context, time.Time) ([]store.CallView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.recent), nil
 }
 
-func (f *fakeCalls) Timeline(_ context.Context, sid string) ([]ivr.Event, error) {
+func (f *fakeCalls) Timeline(_ context.Context, sid string) ([]store.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ev, ok := f.timeline[sid]
 	if !ok {
-		return nil, ivr.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return ev, nil
 }
 
-func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, agent string) (*ivr.Verification, error) {
+func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, agent string) (*store.Verification, error) {
 	f.mu.Lock()
 	f.started = append(f.started, startCall{sid, number, agent})
 	err := f.err
-	var cv *ivr.CallView
+	var cv *store.CallView
 	for i := range f.live {
 		if f.live[i].CallSID == sid {
 			c := f.live[i]
@@ -176,15 +177,15 @@ func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, age
 		return nil, err
 	}
 	if cv == nil {
-		return nil, ivr.ErrNotFound
+		return nil, store.ErrNotFound
 	}
-	v := &ivr.Verification{ID: "ver-1", CallSID: sid, Country: ivr.Sweden, NationalID: number,
-		MaskedID: "••••••••••" + number[len(number)-2:], Initiator: "agent:" + agent, Status: cmp.Or(f.status, ivr.VerStarting)}
+	v := &store.Verification{ID: "ver-1", CallSID: sid, Country: store.Sweden, NationalID: number,
+		MaskedID: "••••••••••" + number[len(number)-2:], Initiator: "agent:" + agent, Status: cmp.Or(f.status, store.VerStarting)}
 	if f.pub != nil {
-		cv.State = ivr.ViewStarting
-		cv.Verification = &ivr.VerificationView{ID: v.ID, Country: "SE", Method: "Swedish BankID",
+		cv.State = store.ViewStarting
+		cv.Verification = &store.VerificationView{ID: v.ID, Country: "SE", Method: "Swedish BankID",
 			MaskedID: v.MaskedID, Status: string(v.Status), Initiator: v.Initiator}
-		f.pub.Publish(ctx, ivr.Event{Seq: 100, At: time.Now(), CallSID: sid, VerificationID: v.ID,
+		f.pub.Publish(ctx, store.Event{Seq: 100, At: time.Now(), CallSID: sid, VerificationID: v.ID,
 			Kind: "verification_started", Actor: "agent:" + agent, Detail: "agent started BankID", Call: cv})
 	}
 	return v, nil
@@ -240,7 +241,7 @@ func (c *clock) Advance(d time.Duration) {
 func newEnv(t testing.TB, cfg agentui.Config, calls *fakeCalls, opts ...func(*agentui.Hub)) *env {
 	t.Helper()
 	if calls == nil {
-		calls = &fakeCalls{timeline: map[string][]ivr.Event{}}
+		calls = &fakeCalls{timeline: map[string][]store.Event{}}
 	}
 	e := &env{store: newMemStore(), calls: calls, clock: &clock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}}
 	if err := agentui.AddAgent(t.Context(), e.store, testAgent, testPass, e.clock.Now()); err != nil {

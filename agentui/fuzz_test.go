@@ -16,6 +16,7 @@ import (
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -58,9 +59,9 @@ func FuzzVerifyAPI(f *testing.F) {
 	}
 	f.Cleanup(calls.Close)
 	now := time.Now()
-	for _, c := range []*ivr.Call{
-		{SID: "CAlive", From: "+46701234567", Language: "sv-SE", State: ivr.CallHandedOff, CreatedAt: now, UpdatedAt: now},
-		{SID: "CAended", From: "+46701234567", Language: "sv-SE", State: ivr.CallEnded, CreatedAt: now, UpdatedAt: now, EndedAt: now},
+	for _, c := range []*store.Call{
+		{SID: "CAlive", From: "+46701234567", Language: "sv-SE", State: store.CallHandedOff, CreatedAt: now, UpdatedAt: now},
+		{SID: "CAended", From: "+46701234567", Language: "sv-SE", State: store.CallEnded, CreatedAt: now, UpdatedAt: now, EndedAt: now},
 	} {
 		if _, err := db.CreateCall(ctx, c); err != nil {
 			f.Fatal(err)

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // Websocket timings and limits.
@@ -41,7 +40,7 @@ const (
 // left showing a state that silently missed a change.
 type Hub struct {
 	log        *slog.Logger
-	events     chan ivr.Event
+	events     chan store.Event
 	register   chan *client
 	unregister chan *client
 	sources    chan source
@@ -79,7 +78,7 @@ type client struct {
 func NewHub(log *slog.Logger) *Hub {
 	return &Hub{
 		log:        log,
-		events:     make(chan ivr.Event, eventQueue),
+		events:     make(chan store.Event, eventQueue),
 		register:   make(chan *client),
 		unregister: make(chan *client),
 		sources:    make(chan source, 1),
@@ -92,7 +91,7 @@ func NewHub(log *slog.Logger) *Hub {
 // Publish queues e for every connected dashboard. It never blocks: when the
 // queue is full the event is dropped and dashboards are resynced from a
 // fresh snapshot. It implements ivr.Publisher.
-func (h *Hub) Publish(_ context.Context, e ivr.Event) {
+func (h *Hub) Publish(_ context.Context, e store.Event) {
 	select {
 	case h.events <- e:
 	default:
@@ -131,7 +130,7 @@ func (h *Hub) attach(s source) {
 // every websocket a close frame, waits for their goroutines and returns.
 // Call it once.
 func (h *Hub) Run(ctx context.Context) {
-	st := &hubState{calls: map[string]ivr.CallView{}, keep: defaultKeep, now: time.Now}
+	st := &hubState{calls: map[string]store.CallView{}, keep: defaultKeep, now: time.Now}
 	clients := map[*client]struct{}{}
 	var src *source
 	sweep := time.NewTicker(sweepEvery)
@@ -324,7 +323,7 @@ func (h *Hub) write(c *client) {
 // hubState is the calls view Run keeps for snapshots: live calls and calls
 // that ended within keep (at most maxRecent of those).
 type hubState struct {
-	calls map[string]ivr.CallView
+	calls map[string]store.CallView
 	keep  time.Duration
 	now   func() time.Time
 	snap  []byte // cached encoded snapshot; nil after a change
@@ -333,14 +332,14 @@ type hubState struct {
 // Messages sent to dashboards.
 type (
 	snapshotMsg struct {
-		Type   string         `json:"type"` // "snapshot"
-		Calls  []ivr.CallView `json:"calls"`
-		Recent []ivr.CallView `json:"recent"`
+		Type   string           `json:"type"` // "snapshot"
+		Calls  []store.CallView `json:"calls"`
+		Recent []store.CallView `json:"recent"`
 	}
 	eventMsg struct {
-		Type  string        `json:"type"` // "event"
-		Event eventJSON     `json:"event"`
-		Call  *ivr.CallView `json:"call,omitempty"`
+		Type  string          `json:"type"` // "event"
+		Event eventJSON       `json:"event"`
+		Call  *store.CallView `json:"call,omitempty"`
 	}
 	eventJSON struct {
 		Seq            int64     `json:"seq"`
@@ -353,7 +352,7 @@ type (
 	}
 )
 
-func toEventJSON(e ivr.Event) eventJSON {
+func toEventJSON(e store.Event) eventJSON {
 	return eventJSON{Seq: e.Seq, At: e.At, Kind: string(e.Kind), Actor: e.Actor, Detail: e.Detail,
 		CallSID: e.CallSID, VerificationID: e.VerificationID}
 }
@@ -367,7 +366,7 @@ func (st *hubState) load(ctx context.Context, src *source) error {
 	if err != nil {
 		return err
 	}
-	st.calls = make(map[string]ivr.CallView, len(live)+len(recent))
+	st.calls = make(map[string]store.CallView, len(live)+len(recent))
 	for _, cv := range recent {
 		st.calls[cv.CallSID] = cv
 	}
@@ -382,7 +381,7 @@ func (st *hubState) load(ctx context.Context, src *source) error {
 // apply records the call an event carries and returns the message for
 // dashboards. A call view older than the one held (an event queued before a
 // reload) does not replace it; the message then carries the newer view.
-func (st *hubState) apply(e ivr.Event) []byte {
+func (st *hubState) apply(e store.Event) []byte {
 	m := eventMsg{Type: "event", Event: toEventJSON(e)}
 	if e.Call != nil {
 		cv := *e.Call
@@ -405,7 +404,7 @@ func (st *hubState) apply(e ivr.Event) []byte {
 // maxRecent ended calls.
 func (st *hubState) sweep() {
 	cutoff := st.now().Add(-st.keep)
-	var ended []ivr.CallView
+	var ended []store.CallView
 	for sid, cv := range st.calls {
 		if cv.EndedAt == nil {
 			continue
@@ -418,7 +417,7 @@ func (st *hubState) sweep() {
 		ended = append(ended, cv)
 	}
 	if len(ended) > maxRecent {
-		slices.SortFunc(ended, func(a, b ivr.CallView) int { return b.EndedAt.Compare(*a.EndedAt) })
+		slices.SortFunc(ended, func(a, b store.CallView) int { return b.EndedAt.Compare(*a.EndedAt) })
 		for _, cv := range ended[maxRecent:] {
 			delete(st.calls, cv.CallSID)
 		}
@@ -433,7 +432,7 @@ func (st *hubState) snapshot() []byte {
 	if st.snap != nil {
 		return st.snap
 	}
-	m := snapshotMsg{Type: "snapshot", Calls: []ivr.CallView{}, Recent: []ivr.CallView{}}
+	m := snapshotMsg{Type: "snapshot", Calls: []store.CallView{}, Recent: []store.CallView{}}
 	for _, cv := range st.calls {
 		if cv.EndedAt == nil {
 			m.Calls = append(m.Calls, cv)
@@ -441,10 +440,10 @@ func (st *hubState) snapshot() []byte {
 			m.Recent = append(m.Recent, cv)
 		}
 	}
-	slices.SortFunc(m.Calls, func(a, b ivr.CallView) int {
+	slices.SortFunc(m.Calls, func(a, b store.CallView) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.CallSID, b.CallSID))
 	})
-	slices.SortFunc(m.Recent, func(a, b ivr.CallView) int {
+	slices.SortFunc(m.Recent, func(a, b store.CallView) int {
 		return cmp.Or(b.EndedAt.Compare(*a.EndedAt), cmp.Compare(a.CallSID, b.CallSID))
 	})
 	st.snap, _ = json.Marshal(m)

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 func discard(ch chan []byte) (n int) {
@@ -49,7 +48,7 @@ func TestHubDropsASlowClientOnly(t *testing.T) {
 		h.register <- slow
 		h.register <- fast
 		for i := range 10 {
-			h.Publish(t.Context(), ivr.Event{Seq: int64(i), CallSID: "CA1"})
+			h.Publish(t.Context(), store.Event{Seq: int64(i), CallSID: "CA1"})
 			synctest.Wait() // let the fast client keep up
 		}
 		if n := h.Clients(); n != 1 {
@@ -72,15 +71,15 @@ func TestHubDropsASlowClientOnly(t *testing.T) {
 func TestHubResyncsWhenItsQueueOverflows(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := NewHub(testLog(t))
-		h.events = make(chan ivr.Event, 1)
+		h.events = make(chan store.Event, 1)
 		now := time.Now()
 		// Run has not started: the queue holds one event, the next is dropped.
-		h.Publish(t.Context(), ivr.Event{Seq: 1, CallSID: "CA1", Call: &ivr.CallView{CallSID: "CA1", State: "gathering", UpdatedAt: now}})
-		h.Publish(t.Context(), ivr.Event{Seq: 2, CallSID: "CA1", Call: &ivr.CallView{CallSID: "CA1", State: "verified", UpdatedAt: now.Add(time.Second)}})
+		h.Publish(t.Context(), store.Event{Seq: 1, CallSID: "CA1", Call: &store.CallView{CallSID: "CA1", State: "gathering", UpdatedAt: now}})
+		h.Publish(t.Context(), store.Event{Seq: 2, CallSID: "CA1", Call: &store.CallView{CallSID: "CA1", State: "verified", UpdatedAt: now.Add(time.Second)}})
 		if h.Dropped() != 1 {
 			t.Fatalf("Dropped() = %d, want 1", h.Dropped())
 		}
-		calls := &stubCalls{live: []ivr.CallView{{CallSID: "CA1", State: "verified", UpdatedAt: now.Add(time.Second)}}}
+		calls := &stubCalls{live: []store.CallView{{CallSID: "CA1", State: "verified", UpdatedAt: now.Add(time.Second)}}}
 		h.attach(source{calls: calls, keep: time.Hour, now: time.Now})
 
 		ctx, cancel := context.WithCancel(t.Context())
@@ -115,8 +114,8 @@ func TestHubForgetsEndedCallsAfterTheWindow(t *testing.T) {
 		done := make(chan struct{})
 		go func() { h.Run(ctx); close(done) }()
 		ended := time.Now()
-		h.Publish(t.Context(), ivr.Event{CallSID: "CA1", Call: &ivr.CallView{CallSID: "CA1", State: "ended", EndedAt: &ended, UpdatedAt: ended}})
-		h.Publish(t.Context(), ivr.Event{CallSID: "CA2", Call: &ivr.CallView{CallSID: "CA2", State: "gathering", UpdatedAt: ended}})
+		h.Publish(t.Context(), store.Event{CallSID: "CA1", Call: &store.CallView{CallSID: "CA1", State: "ended", EndedAt: &ended, UpdatedAt: ended}})
+		h.Publish(t.Context(), store.Event{CallSID: "CA2", Call: &store.CallView{CallSID: "CA2", State: "gathering", UpdatedAt: ended}})
 		time.Sleep(defaultKeep + sweepEvery) // fake time inside the bubble
 		c := &client{send: make(chan []byte, 1)}
 		h.register <- c
@@ -129,21 +128,21 @@ func TestHubForgetsEndedCallsAfterTheWindow(t *testing.T) {
 	})
 }
 
-type stubCalls struct{ live []ivr.CallView }
+type stubCalls struct{ live []store.CallView }
 
-func (s *stubCalls) LiveCalls(context.Context) ([]ivr.CallView, error) { return s.live, nil }
-func (s *stubCalls) RecentCalls(context.Context, time.Time) ([]ivr.CallView, error) {
+func (s *stubCalls) LiveCalls(context.Context) ([]store.CallView, error) { return s.live, nil }
+func (s *stubCalls) RecentCalls(context.Context, time.Time) ([]store.CallView, error) {
 	return nil, nil
 }
-func (s *stubCalls) Timeline(context.Context, string) ([]ivr.Event, error) { return nil, nil }
-func (s *stubCalls) StartAgentVerification(context.Context, string, string, string) (*ivr.Verification, error) {
-	return nil, ivr.ErrNotFound
+func (s *stubCalls) Timeline(context.Context, string) ([]store.Event, error) { return nil, nil }
+func (s *stubCalls) StartAgentVerification(context.Context, string, string, string) (*store.Verification, error) {
+	return nil, store.ErrNotFound
 }
 
 func TestHubRetriesAFailedLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := NewHub(testLog(t))
-		calls := &flakyCalls{fails: 1, live: []ivr.CallView{{CallSID: "CA1", State: "gathering", UpdatedAt: time.Now()}}}
+		calls := &flakyCalls{fails: 1, live: []store.CallView{{CallSID: "CA1", State: "gathering", UpdatedAt: time.Now()}}}
 		h.attach(source{calls: calls, keep: time.Hour, now: time.Now})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
@@ -166,10 +165,10 @@ func TestHubRetriesAFailedLoad(t *testing.T) {
 type flakyCalls struct {
 	stubCalls
 	fails int
-	live  []ivr.CallView
+	live  []store.CallView
 }
 
-func (f *flakyCalls) LiveCalls(context.Context) ([]ivr.CallView, error) {
+func (f *flakyCalls) LiveCalls(context.Context) ([]store.CallView, error) {
 	if f.fails > 0 {
 		f.fails--
 		return nil, errors.New("store down")

@@ -12,20 +12,20 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 type wsMsg struct {
-	Type   string         `json:"type"`
-	Calls  []ivr.CallView `json:"calls"`
-	Recent []ivr.CallView `json:"recent"`
+	Type   string           `json:"type"`
+	Calls  []store.CallView `json:"calls"`
+	Recent []store.CallView `json:"recent"`
 	Event  struct {
 		Seq     int64  `json:"seq"`
 		Kind    string `json:"kind"`
 		Actor   string `json:"actor"`
 		CallSID string `json:"callSid"`
 	} `json:"event"`
-	Call *ivr.CallView `json:"call"`
+	Call *store.CallView `json:"call"`
 }
 
 // dial logs a new client in and opens a websocket for it.
@@ -56,8 +56,8 @@ func read(t *testing.T, ws *websocket.Conn) wsMsg {
 	return m
 }
 
-func callView(sid, state string, updated time.Time) *ivr.CallView {
-	return &ivr.CallView{CallSID: sid, Caller: "+46 70•••••12", State: state, Since: updated, UpdatedAt: updated}
+func callView(sid, state string, updated time.Time) *store.CallView {
+	return &store.CallView{CallSID: sid, Caller: "+46 70•••••12", State: state, Since: updated, UpdatedAt: updated}
 }
 
 // clientCounts returns a hub option reporting client counts, and a wait
@@ -85,9 +85,9 @@ func clientCounts(t *testing.T) (func(*agentui.Hub), func(n int)) {
 func TestHubSendsSnapshotThenEvents(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	ended := t0.Add(-time.Hour)
-	old := *callView("CA-old", ivr.ViewEnded, ended)
+	old := *callView("CA-old", store.ViewEnded, ended)
 	old.EndedAt = &ended
-	calls := &fakeCalls{live: []ivr.CallView{*callView("CA1", ivr.ViewGathering, t0)}, recent: []ivr.CallView{old}}
+	calls := &fakeCalls{live: []store.CallView{*callView("CA1", store.ViewGathering, t0)}, recent: []store.CallView{old}}
 	e := newEnv(t, agentui.Config{}, calls)
 	ws := e.dial(t)
 
@@ -95,22 +95,22 @@ func TestHubSendsSnapshotThenEvents(t *testing.T) {
 	if m.Type != "snapshot" || len(m.Calls) != 1 || m.Calls[0].CallSID != "CA1" || len(m.Recent) != 1 || m.Recent[0].CallSID != "CA-old" {
 		t.Fatalf("first message = %+v, want a snapshot with live CA1 and recent CA-old", m)
 	}
-	e.hub.Publish(t.Context(), ivr.Event{Seq: 7, CallSID: "CA1", Kind: "verified", Actor: "system",
-		Call: callView("CA1", ivr.ViewVerified, t0.Add(time.Minute))})
+	e.hub.Publish(t.Context(), store.Event{Seq: 7, CallSID: "CA1", Kind: "verified", Actor: "system",
+		Call: callView("CA1", store.ViewVerified, t0.Add(time.Minute))})
 	m = read(t, ws)
-	if m.Type != "event" || m.Event.Seq != 7 || m.Call == nil || m.Call.State != ivr.ViewVerified {
+	if m.Type != "event" || m.Event.Seq != 7 || m.Call == nil || m.Call.State != store.ViewVerified {
 		t.Fatalf("second message = %+v, want event 7 with CA1 verified", m)
 	}
 
 	// A stale view (queued before a reload) does not overwrite a newer one.
-	e.hub.Publish(t.Context(), ivr.Event{Seq: 6, CallSID: "CA1", Kind: "old", Call: callView("CA1", ivr.ViewGathering, t0)})
-	if m = read(t, ws); m.Call == nil || m.Call.State != ivr.ViewVerified {
+	e.hub.Publish(t.Context(), store.Event{Seq: 6, CallSID: "CA1", Kind: "old", Call: callView("CA1", store.ViewGathering, t0)})
+	if m = read(t, ws); m.Call == nil || m.Call.State != store.ViewVerified {
 		t.Errorf("stale event carried %+v, want the newer verified view", m.Call)
 	}
 
 	// A dashboard connecting now sees the applied event in its snapshot.
 	m = read(t, e.dial(t))
-	if m.Type != "snapshot" || len(m.Calls) != 1 || m.Calls[0].State != ivr.ViewVerified {
+	if m.Type != "snapshot" || len(m.Calls) != 1 || m.Calls[0].State != store.ViewVerified {
 		t.Errorf("late snapshot = %+v, want CA1 verified", m)
 	}
 }
@@ -160,7 +160,7 @@ func TestHubForgetsClientsThatVanish(t *testing.T) {
 	}
 	waitClients(1)
 	// The remaining client still gets events.
-	e.hub.Publish(t.Context(), ivr.Event{Seq: 1, CallSID: "CA1", Kind: "k"})
+	e.hub.Publish(t.Context(), store.Event{Seq: 1, CallSID: "CA1", Kind: "k"})
 	if m := read(t, conns[2]); m.Type != "event" || m.Event.Seq != 1 {
 		t.Errorf("remaining client got %+v, want event 1", m)
 	}
@@ -169,8 +169,8 @@ func TestHubForgetsClientsThatVanish(t *testing.T) {
 func TestTimelineAndCallsAPI(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	calls := &fakeCalls{
-		live: []ivr.CallView{*callView("CA1", ivr.ViewGathering, t0)},
-		timeline: map[string][]ivr.Event{"CA1": {
+		live: []store.CallView{*callView("CA1", store.ViewGathering, t0)},
+		timeline: map[string][]store.Event{"CA1": {
 			{Seq: 1, At: t0, CallSID: "CA1", Kind: "call_started", Actor: "twilio", Detail: "incoming call"},
 			{Seq: 2, At: t0.Add(time.Second), CallSID: "CA1", Kind: "number_entered", Actor: "caller", Detail: "SE ••••••••••85"},
 		}},
@@ -201,8 +201,8 @@ func TestTimelineAndCallsAPI(t *testing.T) {
 	}
 	resp = e.get(t, c, "/agent/api/calls")
 	var list struct {
-		Calls  []ivr.CallView `json:"calls"`
-		Recent []ivr.CallView `json:"recent"`
+		Calls  []store.CallView `json:"calls"`
+		Recent []store.CallView `json:"recent"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&list)
 	resp.Body.Close()

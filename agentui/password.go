@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ivr/callerverify/internal/store"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -121,7 +122,7 @@ func NormalizeAgentName(name string) (string, error) {
 // (NormalizeAgentName); the password must have at least MinPasswordLen
 // characters. It returns ErrInvalidName, ErrWeakPassword, or the store's
 // error (ErrExists when the name is taken), wrapped.
-func AddAgent(ctx context.Context, store AgentStore, name, password string, now time.Time) error {
+func AddAgent(ctx context.Context, agents store.AgentStore, name, password string, now time.Time) error {
 	name, err := NormalizeAgentName(name)
 	if err != nil {
 		return err
@@ -134,7 +135,7 @@ func AddAgent(ctx context.Context, store AgentStore, name, password string, now 
 	if err != nil {
 		return err
 	}
-	if err := store.CreateAgent(ctx, Agent{Name: name, PasswordHash: hash, CreatedAt: now.UTC()}); err != nil {
+	if err := agents.CreateAgent(ctx, store.Agent{Name: name, PasswordHash: hash, CreatedAt: now.UTC()}); err != nil {
 		return fmt.Errorf("agentui: create agent: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 func TestHashPasswordRoundTrip(t *testing.T) {
@@ -60,7 +61,7 @@ func TestAddAgent(t *testing.T) {
 		{"empty name is refused", " ", "twelve chars", agentui.ErrInvalidName, ""},
 		{"name with a space is refused", "anna b", "twelve chars", agentui.ErrInvalidName, ""},
 		{"name starting with a dot is refused", ".anna", "twelve chars", agentui.ErrInvalidName, ""},
-		{"taken name is refused", "taken", "twelve chars", agentui.ErrExists, ""},
+		{"taken name is refused", "taken", "twelve chars", store.ErrExists, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

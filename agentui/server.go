@@ -18,7 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/web"
 )
 
@@ -27,12 +27,12 @@ import (
 // StartAgentVerification starts a verification for a live call on behalf of
 // the named agent; number is what the caller read out. It returns an error
 // matching *ivr.InvalidIDError for a number that does not parse, and
-// ivr.ErrNotFound for an unknown call.
+// store.ErrNotFound for an unknown call.
 type Calls interface {
-	LiveCalls(ctx context.Context) ([]ivr.CallView, error)
-	RecentCalls(ctx context.Context, since time.Time) ([]ivr.CallView, error)
-	Timeline(ctx context.Context, callSID string) ([]ivr.Event, error)
-	StartAgentVerification(ctx context.Context, callSID, number, agent string) (*ivr.Verification, error)
+	LiveCalls(ctx context.Context) ([]store.CallView, error)
+	RecentCalls(ctx context.Context, since time.Time) ([]store.CallView, error)
+	Timeline(ctx context.Context, callSID string) ([]store.Event, error)
+	StartAgentVerification(ctx context.Context, callSID, number, agent string) (*store.Verification, error)
 }
 
 // Config configures a Server. Zero fields get defaults.
@@ -62,7 +62,7 @@ type Server struct {
 	cfg       Config
 	origin    string // scheme://host of PublicURL, or "" to use the request's Host
 	secure    bool
-	agents    AgentStore
+	agents    store.AgentStore
 	calls     Calls
 	hub       *Hub
 	log       *slog.Logger
@@ -76,7 +76,7 @@ type Server struct {
 
 // NewServer returns a Server and attaches calls to hub, so that the hub's
 // snapshots start from the calls that are live now.
-func NewServer(cfg Config, agents AgentStore, calls Calls, hub *Hub, log *slog.Logger) (*Server, error) {
+func NewServer(cfg Config, agents store.AgentStore, calls Calls, hub *Hub, log *slog.Logger) (*Server, error) {
 	if agents == nil || calls == nil || hub == nil || log == nil {
 		return nil, errors.New("agentui: new server: agents, calls, hub and log are required")
 	}

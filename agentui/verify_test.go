@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -23,7 +24,7 @@ func TestAgentStartsVerification(t *testing.T) {
 		csrf      bool
 		origin    string // "" means the server's own
 		callsErr  error
-		status    ivr.VerificationStatus
+		status    store.VerificationStatus
 		want      int
 		wantInErr string
 		started   bool
@@ -37,10 +38,10 @@ func TestAgentStartsVerification(t *testing.T) {
 		{"letters are refused", "CA1", `{"number":"abc"}`, true, "", nil, "", http.StatusUnprocessableEntity, "digits", false},
 		{"malformed JSON is 400", "CA1", `number=1`, true, "", nil, "", http.StatusBadRequest, "JSON", false},
 		{"unknown call is 404", "CA9", `{"number":"` + validSE + `"}`, true, "", nil, "", http.StatusNotFound, "not live", true},
-		{"a conflict asks to retry", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrConflict, "", http.StatusConflict, "try again", true},
+		{"a conflict asks to retry", "CA1", `{"number":"` + validSE + `"}`, true, "", store.ErrConflict, "", http.StatusConflict, "try again", true},
 		{"the service's own number check is explained", "CA1", `{"number":"` + validSE + `"}`, true, "", &ivr.InvalidIDError{Reason: ivr.ReasonDate}, "", http.StatusUnprocessableEntity, "birth date", true},
-		{"a number BankID does not know is explained", "CA1", `{"number":"` + validSE + `"}`, true, "", nil, ivr.VerUnknownUser, http.StatusUnprocessableEntity, "does not know", true},
-		{"a start that failed at once is a 502", "CA1", `{"number":"` + validSE + `"}`, true, "", nil, ivr.VerFailed, http.StatusBadGateway, "Could not start BankID", true},
+		{"a number BankID does not know is explained", "CA1", `{"number":"` + validSE + `"}`, true, "", nil, store.VerUnknownUser, http.StatusUnprocessableEntity, "does not know", true},
+		{"a start that failed at once is a 502", "CA1", `{"number":"` + validSE + `"}`, true, "", nil, store.VerFailed, http.StatusBadGateway, "Could not start BankID", true},
 		{"an ended call is a 409", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrCallEnded, "", http.StatusConflict, "has ended", true},
 		{"a caller still in the IVR is a 409 that says why", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrCallInIVR, "", http.StatusConflict, "still in the phone menu", true},
 		{"a rate-limited number is a 429 with the limit", "CA1", `{"number":"` + validSE + `"}`, true, "", &ivr.RateLimitError{Scope: "number", Limit: ivr.RateLimit{Max: 3, Window: 10 * time.Minute}}, "", http.StatusTooManyRequests, "at most 3 in 10m0s", true},
@@ -48,7 +49,7 @@ func TestAgentStartsVerification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			calls := &fakeCalls{live: []ivr.CallView{*callView("CA1", ivr.ViewUnverified, t0)}, err: tt.callsErr, status: tt.status}
+			calls := &fakeCalls{live: []store.CallView{*callView("CA1", store.ViewUnverified, t0)}, err: tt.callsErr, status: tt.status}
 			e := newEnv(t, agentui.Config{}, calls)
 			c := e.client(t)
 			csrf := e.login(t, c)
@@ -93,7 +94,7 @@ func TestAgentStartsVerification(t *testing.T) {
 			}
 			// Dashboards see the agent-started verification, attributed to the agent.
 			m := read(t, ws)
-			if m.Type != "event" || m.Event.Actor != "agent:anna" || m.Call == nil || m.Call.State != ivr.ViewStarting ||
+			if m.Type != "event" || m.Event.Actor != "agent:anna" || m.Call == nil || m.Call.State != store.ViewStarting ||
 				m.Call.Verification == nil || m.Call.Verification.Initiator != "agent:anna" {
 				t.Errorf("dashboard got %+v, want the verification started by agent:anna", m)
 			}

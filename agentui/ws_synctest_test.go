@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // pipeListener is an in-memory net.Listener: inside a synctest bubble a
@@ -77,7 +77,7 @@ func newBubble(t *testing.T, cfg agentui.Config) *bubble {
 	hubDone := make(chan struct{})
 	go func() { b.hub.Run(ctx); close(hubDone) }()
 	var err error
-	b.srv, err = agentui.NewServer(cfg, b.store, &fakeCalls{live: []ivr.CallView{}}, b.hub, discardLog())
+	b.srv, err = agentui.NewServer(cfg, b.store, &fakeCalls{live: []store.CallView{}}, b.hub, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -36,11 +37,11 @@ func TestSwedishApprove(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		call := e.storedCall(tr.CallSID)
-		if call.Outcome != ivr.OutcomeVerified {
+		if call.Outcome != store.OutcomeVerified {
 			t.Errorf("call outcome %q, want verified", call.Outcome)
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerApproved || vs[0].Name != "Astrid Lindqvist" || vs[0].Country != ivr.Sweden {
+		if len(vs) != 1 || vs[0].Status != store.VerApproved || vs[0].Name != "Astrid Lindqvist" || vs[0].Country != store.Sweden {
 			t.Fatalf("verifications = %+v, want one approved for Astrid", vs)
 		}
 		if vs[0].Initiator != "caller" || vs[0].MaskedID != "********-**87" {
@@ -59,7 +60,7 @@ func TestSwedishApprove(t *testing.T) {
 				t.Fatalf("event %s without the call view", ev.Kind)
 			}
 			states = append(states, ev.Call.State)
-			if ev.Kind == ivr.EventPendingUpdate {
+			if ev.Kind == store.EventPendingUpdate {
 				pend = append(pend, ev.Call.Verification.Pending)
 			}
 		}
@@ -69,13 +70,13 @@ func TestSwedishApprove(t *testing.T) {
 		if strings.Join(pend, "|") != strings.Join(wantPend, "|") {
 			t.Errorf("published pending sub-states %q, want %q", pend, wantPend)
 		}
-		for _, want := range []string{ivr.ViewRinging, ivr.ViewStarting, ivr.ViewAwaitingBankID, ivr.ViewVerified, ivr.ViewEnded} {
+		for _, want := range []string{store.ViewRinging, store.ViewStarting, store.ViewAwaitingBankID, store.ViewVerified, store.ViewEnded} {
 			if !contains(states, want) {
 				t.Errorf("published states %q lack %q", states, want)
 			}
 		}
 		kinds := e.eventKinds(tr.CallSID)
-		for _, k := range []ivr.EventKind{ivr.EventCallStarted, ivr.EventNumberAccepted, ivr.EventVerification, ivr.EventPending, ivr.EventApproved, ivr.EventHandedOff, ivr.EventCallEnded} {
+		for _, k := range []store.EventKind{store.EventCallStarted, store.EventNumberAccepted, store.EventVerification, store.EventPending, store.EventApproved, store.EventHandedOff, store.EventCallEnded} {
 			if countKind(kinds, k) != 1 {
 				t.Errorf("stored events %q: want one %s", kinds, k)
 			}
@@ -119,7 +120,7 @@ func TestNorwegianApprove(t *testing.T) {
 		e.checkEnded(tr.CallSID)
 		var wordPairState bool
 		for _, ev := range e.pub.all() {
-			if ev.Call.State == ivr.ViewWordPair && ev.Call.Verification.WordPair == pair {
+			if ev.Call.State == store.ViewWordPair && ev.Call.Verification.WordPair == pair {
 				wordPairState = true
 			}
 		}
@@ -184,11 +185,11 @@ func TestDeclineRetryThenUnverified(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		call := e.storedCall(tr.CallSID)
-		if call.Outcome != ivr.OutcomeUnverified || call.VerifyAttempts != 2 {
+		if call.Outcome != store.OutcomeUnverified || call.VerifyAttempts != 2 {
 			t.Errorf("call outcome %q after %d verifications, want unverified after 2", call.Outcome, call.VerifyAttempts)
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 2 || vs[0].Status != ivr.VerDeclined || vs[1].Status != ivr.VerDeclined {
+		if len(vs) != 2 || vs[0].Status != store.VerDeclined || vs[1].Status != store.VerDeclined {
 			t.Errorf("verifications = %v, want two declined", statuses(vs))
 		}
 	})
@@ -213,7 +214,7 @@ func TestExpiry(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerExpired {
+		if len(vs) != 1 || vs[0].Status != store.VerExpired {
 			t.Errorf("verifications = %v, want one expired", statuses(vs))
 		}
 	})
@@ -233,7 +234,7 @@ func TestUnknownUser(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerUnknownUser {
+		if len(vs) != 1 || vs[0].Status != store.VerUnknownUser {
 			t.Errorf("verifications = %v, want one unknown_user", statuses(vs))
 		}
 	})
@@ -256,10 +257,10 @@ func TestWrongNumberTwiceThenRight(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		kinds := e.eventKinds(tr.CallSID)
-		if countKind(kinds, ivr.EventNumberInvalid) != 2 {
+		if countKind(kinds, store.EventNumberInvalid) != 2 {
 			t.Errorf("events %q: want two number_invalid", kinds)
 		}
-		if e.storedCall(tr.CallSID).Outcome != ivr.OutcomeVerified {
+		if e.storedCall(tr.CallSID).Outcome != store.OutcomeVerified {
 			t.Error("call not verified")
 		}
 	})
@@ -281,7 +282,7 @@ func TestSilence(t *testing.T) {
 			t.Errorf("outcome %q, want an agent", tr.Outcome)
 		}
 		e.checkEnded(tr.CallSID)
-		if c := e.storedCall(tr.CallSID); c.Outcome != ivr.OutcomeUnverified {
+		if c := e.storedCall(tr.CallSID); c.Outcome != store.OutcomeUnverified {
 			t.Errorf("outcome %q", c.Outcome)
 		}
 		if len(e.broker.Requests()) != 0 {
@@ -311,7 +312,7 @@ func TestHangUpMidWaitStopsPolling(t *testing.T) {
 		}
 		e.checkEnded(tr.CallSID)
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerCancelled {
+		if len(vs) != 1 || vs[0].Status != store.VerCancelled {
 			t.Errorf("verifications = %v, want cancelled", statuses(vs))
 		}
 	})
@@ -358,7 +359,7 @@ func TestBrokerUnreachable(t *testing.T) {
 			t.Errorf("outcome %q, want an agent", tr.Outcome)
 		}
 		e.checkEnded(tr.CallSID)
-		if c := e.storedCall(tr.CallSID); c.Outcome != ivr.OutcomeUnverified {
+		if c := e.storedCall(tr.CallSID); c.Outcome != store.OutcomeUnverified {
 			t.Errorf("outcome %q, want unverified", c.Outcome)
 		}
 	})
@@ -384,7 +385,7 @@ func TestBrokerDownWhilePolling(t *testing.T) {
 			t.Error("caller not told the broker is down")
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerFailed || vs[0].Failures == 0 {
+		if len(vs) != 1 || vs[0].Status != store.VerFailed || vs[0].Failures == 0 {
 			t.Errorf("verifications = %v, want failed after transport failures", statuses(vs))
 		}
 	})
@@ -420,8 +421,8 @@ func checkVoices(t *testing.T, tr *ivrtest.Transcript) {
 	}
 }
 
-func statuses(vs []*ivr.Verification) []ivr.VerificationStatus {
-	var out []ivr.VerificationStatus
+func statuses(vs []*store.Verification) []store.VerificationStatus {
+	var out []store.VerificationStatus
 	for _, v := range vs {
 		out = append(out, v.Status)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -145,11 +146,11 @@ func TestBrokerFaultAtStart(t *testing.T) {
 					t.Errorf("caller not handed to agents: outcome %q", tr.Outcome)
 				}
 				e.checkEnded(tr.CallSID)
-				if c := e.storedCall(tr.CallSID); c.Outcome != ivr.OutcomeUnverified {
+				if c := e.storedCall(tr.CallSID); c.Outcome != store.OutcomeUnverified {
 					t.Errorf("call outcome %q, want unverified", c.Outcome)
 				}
 				vs := e.verifications(tr.CallSID)
-				if len(vs) != 2 || vs[0].Status != ivr.VerFailed || vs[1].Status != ivr.VerFailed {
+				if len(vs) != 2 || vs[0].Status != store.VerFailed || vs[1].Status != store.VerFailed {
 					t.Errorf("verifications %v, want two failed", statuses(vs))
 				}
 				for _, v := range vs {
@@ -227,7 +228,7 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 					t.Error("caller told the broker is down although it recovered in time")
 				}
 				vs := e.verifications(tr.CallSID)
-				if len(vs) != 1 || vs[0].Status != ivr.VerApproved {
+				if len(vs) != 1 || vs[0].Status != store.VerApproved {
 					t.Fatalf("verifications %v, want one approved", statuses(vs))
 				}
 				// Backoff: during the outage the token requests spread out
@@ -261,7 +262,7 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 // flakyStore is the sqlite store with writes that fail on demand, as when
 // the file is locked by another process, read-only or on a full disk.
 type flakyStore struct {
-	ivr.Store
+	store.Store
 	failing atomic.Bool
 	refused atomic.Int64
 }
@@ -276,35 +277,35 @@ func (s *flakyStore) fail() error {
 	return nil
 }
 
-func (s *flakyStore) CreateCall(ctx context.Context, c *ivr.Call, evs ...*ivr.Event) (bool, error) {
+func (s *flakyStore) CreateCall(ctx context.Context, c *store.Call, evs ...*store.Event) (bool, error) {
 	if err := s.fail(); err != nil {
 		return false, err
 	}
 	return s.Store.CreateCall(ctx, c, evs...)
 }
 
-func (s *flakyStore) UpdateCall(ctx context.Context, c *ivr.Call, evs ...*ivr.Event) error {
+func (s *flakyStore) UpdateCall(ctx context.Context, c *store.Call, evs ...*store.Event) error {
 	if err := s.fail(); err != nil {
 		return err
 	}
 	return s.Store.UpdateCall(ctx, c, evs...)
 }
 
-func (s *flakyStore) CreateVerification(ctx context.Context, v *ivr.Verification, evs ...*ivr.Event) error {
+func (s *flakyStore) CreateVerification(ctx context.Context, v *store.Verification, evs ...*store.Event) error {
 	if err := s.fail(); err != nil {
 		return err
 	}
 	return s.Store.CreateVerification(ctx, v, evs...)
 }
 
-func (s *flakyStore) UpdateVerification(ctx context.Context, v *ivr.Verification, evs ...*ivr.Event) error {
+func (s *flakyStore) UpdateVerification(ctx context.Context, v *store.Verification, evs ...*store.Event) error {
 	if err := s.fail(); err != nil {
 		return err
 	}
 	return s.Store.UpdateVerification(ctx, v, evs...)
 }
 
-func (s *flakyStore) AppendEvent(ctx context.Context, e *ivr.Event) error {
+func (s *flakyStore) AppendEvent(ctx context.Context, e *store.Event) error {
 	if err := s.fail(); err != nil {
 		return err
 	}
@@ -352,7 +353,7 @@ func TestStoreUnwritableWhenTheNumberIsEntered(t *testing.T) {
 		if code, _ := e.post("/twilio/status", params(tr.CallSID, "CallStatus", "completed")); code != 200 {
 			t.Errorf("status callback after recovery: %d", code)
 		}
-		if got := e.storedCall(tr.CallSID); got.State != ivr.CallEnded {
+		if got := e.storedCall(tr.CallSID); got.State != store.CallEnded {
 			t.Errorf("call %s after recovery, want ended", got.State)
 		}
 	})
@@ -383,7 +384,7 @@ func TestStoreUnwritableAtApprovalLosesNothing(t *testing.T) {
 			t.Error("the approval was lost while the store refused writes")
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerApproved {
+		if len(vs) != 1 || vs[0].Status != store.VerApproved {
 			t.Errorf("verifications %v, want approved", statuses(vs))
 		}
 		if n := e.broker.Polls(e.broker.Requests()[0].ID); n > 5 {

@@ -16,6 +16,7 @@ import (
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -59,19 +60,19 @@ func signingKey(t testing.TB) *rsa.PrivateKey {
 // recorder is a Publisher that keeps every event.
 type recorder struct {
 	mu     sync.Mutex
-	events []ivr.Event
+	events []store.Event
 }
 
-func (r *recorder) Publish(_ context.Context, e ivr.Event) {
+func (r *recorder) Publish(_ context.Context, e store.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
 }
 
-func (r *recorder) all() []ivr.Event {
+func (r *recorder) all() []store.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]ivr.Event(nil), r.events...)
+	return append([]store.Event(nil), r.events...)
 }
 
 // switchHandler lets a test swap the service behind the virtual Twilio (a
@@ -99,7 +100,7 @@ type env struct {
 	tw     *ivrtest.Twilio
 	cfg    ivr.Config
 	auth   ivr.Authenticator // replaces the ciba client when set (before start)
-	store  ivr.Store         // replaces db as the service's store when set (before start)
+	store  store.Store       // replaces db as the service's store when set (before start)
 }
 
 func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
@@ -143,11 +144,11 @@ func (e *env) start() {
 	if e.auth != nil {
 		auth = e.auth
 	}
-	var store ivr.Store = e.db
+	var st store.Store = e.db
 	if e.store != nil {
-		store = e.store
+		st = e.store
 	}
-	svc, err := ivr.NewService(e.cfg, store, auth, e.pub, testLogger(e.t))
+	svc, err := ivr.NewService(e.cfg, st, auth, e.pub, testLogger(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func (e *env) call(c *caller, mod ...func(*ivrtest.Caller)) *ivrtest.Transcript 
 	return tr
 }
 
-func (e *env) storedCall(sid string) *ivr.Call {
+func (e *env) storedCall(sid string) *store.Call {
 	e.t.Helper()
 	c, err := e.db.Call(context.Background(), sid)
 	if err != nil {
@@ -243,14 +244,14 @@ func (e *env) storedCall(sid string) *ivr.Call {
 	return c
 }
 
-func (e *env) verifications(sid string) []*ivr.Verification {
+func (e *env) verifications(sid string) []*store.Verification {
 	e.t.Helper()
 	evs, err := e.db.Events(context.Background(), sid)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	var out []*ivr.Verification
+	var out []*store.Verification
 	for _, ev := range evs {
 		if ev.VerificationID == "" || seen[ev.VerificationID] {
 			continue
@@ -265,19 +266,19 @@ func (e *env) verifications(sid string) []*ivr.Verification {
 	return out
 }
 
-func (e *env) eventKinds(sid string) []ivr.EventKind {
+func (e *env) eventKinds(sid string) []store.EventKind {
 	evs, err := e.db.Events(context.Background(), sid)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var out []ivr.EventKind
+	var out []store.EventKind
 	for _, ev := range evs {
 		out = append(out, ev.Kind)
 	}
 	return out
 }
 
-func countKind(kinds []ivr.EventKind, k ivr.EventKind) int {
+func countKind(kinds []store.EventKind, k store.EventKind) int {
 	n := 0
 	for _, x := range kinds {
 		if x == k {
@@ -292,7 +293,7 @@ func countKind(kinds []ivr.EventKind, k ivr.EventKind) int {
 func (e *env) checkEnded(sid string) {
 	e.t.Helper()
 	c := e.storedCall(sid)
-	if c.State != ivr.CallEnded || c.EndedAt.IsZero() {
+	if c.State != store.CallEnded || c.EndedAt.IsZero() {
 		e.t.Errorf("call state %s, ended %v; want ended", c.State, c.EndedAt)
 	}
 	for _, v := range e.verifications(sid) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
@@ -21,15 +22,15 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func TestGoldenTwiML(t *testing.T) {
 	started := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	seV := &Verification{ID: "v_se", CallSID: "CAgolden", Country: Sweden, MaskedID: "********-**87", Status: VerPending, Initiator: "caller", CreatedAt: started}
-	noV := &Verification{ID: "v_no", CallSID: "CAgolden", Country: Norway, MaskedID: "******-***15", Status: VerPending, BindingMessage: "Frekk Julekos", Initiator: "caller", CreatedAt: started}
-	okV := &Verification{ID: "v_ok", CallSID: "CAgolden", Country: Sweden, MaskedID: "********-**87", Status: VerApproved, Name: "Astrid Lindqvist", GivenName: "Astrid", Initiator: "caller", CreatedAt: started}
+	seV := &store.Verification{ID: "v_se", CallSID: "CAgolden", Country: store.Sweden, MaskedID: "********-**87", Status: store.VerPending, Initiator: "caller", CreatedAt: started}
+	noV := &store.Verification{ID: "v_no", CallSID: "CAgolden", Country: store.Norway, MaskedID: "******-***15", Status: store.VerPending, BindingMessage: "Frekk Julekos", Initiator: "caller", CreatedAt: started}
+	okV := &store.Verification{ID: "v_ok", CallSID: "CAgolden", Country: store.Sweden, MaskedID: "********-**87", Status: store.VerApproved, Name: "Astrid Lindqvist", GivenName: "Astrid", Initiator: "caller", CreatedAt: started}
 
 	type screen struct {
 		name string
 		cfg  func(*Config)
 		d    Decision
-		v    *Verification
+		v    *store.Verification
 	}
 	screens := []screen{
 		{name: "greeting", d: Decision{Screen: ScreenAskNumber, First: true}},
@@ -39,10 +40,10 @@ func TestGoldenTwiML(t *testing.T) {
 		{name: "no_digits", d: Decision{Screen: ScreenAskNumber, Reason: "empty"}},
 		{name: "starting", d: Decision{Screen: ScreenStarting, Hold: HoldState{Hops: 1}}, v: seV},
 		{name: "hold", d: Decision{Screen: ScreenHold, Hold: HoldState{Announced: true, Hops: 4}}, v: seV},
-		{name: "open_bankid_se", d: Decision{Screen: ScreenInstruct, Country: Sweden, Hold: HoldState{Announced: true}}, v: seV},
-		{name: "word_pair_no", d: Decision{Screen: ScreenInstruct, Country: Norway, Hold: HoldState{Announced: true}}, v: noV},
-		{name: "reminder_no", d: Decision{Screen: ScreenReminder, Country: Norway, Hold: HoldState{Announced: true}}, v: noV},
-		{name: "reminder_se", d: Decision{Screen: ScreenReminder, Country: Sweden, Hold: HoldState{Announced: true}}, v: seV},
+		{name: "open_bankid_se", d: Decision{Screen: ScreenInstruct, Country: store.Sweden, Hold: HoldState{Announced: true}}, v: seV},
+		{name: "word_pair_no", d: Decision{Screen: ScreenInstruct, Country: store.Norway, Hold: HoldState{Announced: true}}, v: noV},
+		{name: "reminder_no", d: Decision{Screen: ScreenReminder, Country: store.Norway, Hold: HoldState{Announced: true}}, v: noV},
+		{name: "reminder_se", d: Decision{Screen: ScreenReminder, Country: store.Sweden, Hold: HoldState{Announced: true}}, v: seV},
 		{name: "declined_retry", d: Decision{Screen: ScreenOfferRetry, Reason: "declined"}},
 		{name: "broker_down_retry", d: Decision{Screen: ScreenOfferRetry, Reason: "failed"}},
 		{name: "unknown_user_retry", d: Decision{Screen: ScreenOfferRetry, Reason: "unknown_user"}},
@@ -65,7 +66,7 @@ func TestGoldenTwiML(t *testing.T) {
 					sc.cfg(&cfg)
 				}
 				s := &Service{cfg: cfg}
-				c := &Call{SID: "CAgolden", Language: lang, Step: 7}
+				c := &store.Call{SID: "CAgolden", Language: lang, Step: 7}
 				doc, err := s.render(c, sc.d, sc.v)
 				if err != nil {
 					t.Fatalf("%s: render: %v", sc.name, err)
@@ -78,8 +79,8 @@ func TestGoldenTwiML(t *testing.T) {
 				checkDoc(t, name, doc, brokenSSMLTag)
 			}
 			out.WriteString("== fallback\n" + s.fallbackTwiML("CAgolden") + "\n")
-			w1, _ := s.whisperTwiML(&Call{SID: "CAgolden"}, okV)
-			w2, _ := s.whisperTwiML(&Call{SID: "CAgolden"}, seV)
+			w1, _ := s.whisperTwiML(&store.Call{SID: "CAgolden"}, okV)
+			w2, _ := s.whisperTwiML(&store.Call{SID: "CAgolden"}, seV)
 			out.WriteString("== whisper_verified\n" + w1 + "\n== whisper_unverified\n" + w2 + "\n")
 
 			path := filepath.Join("testdata", "screens."+lang+".golden")

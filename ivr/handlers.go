@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/twilio/twilio-go/twiml"
 )
 
@@ -92,7 +93,7 @@ func (s *Service) handleVoice(w http.ResponseWriter, r *http.Request) {
 // already it repeats the stored answer.
 func (s *Service) greet(w http.ResponseWriter, ctx context.Context, req request) {
 	now := s.now()
-	c := Call{SID: req.sid, From: req.from, To: req.to, Language: s.cfg.Language, Step: 1, CreatedAt: now, UpdatedAt: now}
+	c := store.Call{SID: req.sid, From: req.from, To: req.to, Language: s.cfg.Language, Step: 1, CreatedAt: now, UpdatedAt: now}
 	c, d := Step(c, Input{Kind: InIncoming}, s.lim, now)
 	doc, err := s.render(&c, d, nil)
 	if err != nil {
@@ -100,7 +101,7 @@ func (s *Service) greet(w http.ResponseWriter, ctx context.Context, req request)
 		return
 	}
 	c.LastTwiML = doc
-	ev := s.event(&c, "", EventCallStarted, "twilio", "caller "+MaskPhone(req.from))
+	ev := s.event(&c, "", store.EventCallStarted, "twilio", "caller "+MaskPhone(req.from))
 	created, err := s.store.CreateCall(ctx, &c, ev)
 	if err != nil {
 		s.apologise(w, req.sid, err)
@@ -122,8 +123,8 @@ func (s *Service) greet(w http.ResponseWriter, ctx context.Context, req request)
 
 // stored is the answer kept for a call: its last TwiML, or a hang-up for a
 // call that has ended.
-func (s *Service) stored(c *Call) string {
-	if c.State == CallEnded || c.LastTwiML == "" {
+func (s *Service) stored(c *store.Call) string {
+	if c.State == store.CallEnded || c.LastTwiML == "" {
 		doc, _ := s.render(c, Decision{Screen: ScreenGoodbye}, nil)
 		return doc
 	}
@@ -154,7 +155,7 @@ func (s *Service) advance(w http.ResponseWriter, r *http.Request, kind InputKind
 	ctx := r.Context()
 	for range maxConflictRetries {
 		c, err := s.store.Call(ctx, req.sid)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			// A call we never saw (or lost): start over sensibly.
 			s.greet(w, ctx, req)
 			return
@@ -163,12 +164,12 @@ func (s *Service) advance(w http.ResponseWriter, r *http.Request, kind InputKind
 			s.apologise(w, req.sid, err)
 			return
 		}
-		if req.step != c.Step || c.State == CallEnded {
+		if req.step != c.Step || c.State == store.CallEnded {
 			writeTwiML(w, s.stored(c))
 			return
 		}
 		doc, err := s.apply(ctx, c, kind, req)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, store.ErrConflict) {
 			continue // another writer got there first; look again
 		}
 		if err != nil {
@@ -178,11 +179,11 @@ func (s *Service) advance(w http.ResponseWriter, r *http.Request, kind InputKind
 		writeTwiML(w, doc)
 		return
 	}
-	s.apologise(w, req.sid, ErrConflict)
+	s.apologise(w, req.sid, store.ErrConflict)
 }
 
 // apply runs Step for one request on c (as loaded) and stores the result.
-func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req request) (string, error) {
+func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req request) (string, error) {
 	now := s.now()
 	v, err := s.current(ctx, c)
 	if err != nil {
@@ -208,7 +209,7 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 	// until the verification is stored (startFromCall releases it before
 	// waiting for the broker).
 	unlock := func() {}
-	if in.NumberOK && c.State == CallGathering {
+	if in.NumberOK && c.State == store.CallGathering {
 		s.startMu.Lock()
 		unlock = sync.OnceFunc(s.startMu.Unlock)
 		defer unlock()
@@ -244,9 +245,9 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 	if kind == InHold {
 		actor = "system" // the hold loop only reports what the poller learnt
 	}
-	evs := []*Event{s.event(&next, vid, d.Event, actor, eventDetail(d))}
-	if next.State == CallHandedOff && d.Event != EventHandedOff {
-		evs = append(evs, s.event(&next, vid, EventHandedOff, "system", eventDetail(Decision{Screen: ScreenHandOff, Verified: d.Verified, Reason: d.Reason})))
+	evs := []*store.Event{s.event(&next, vid, d.Event, actor, eventDetail(d))}
+	if next.State == store.CallHandedOff && d.Event != store.EventHandedOff {
+		evs = append(evs, s.event(&next, vid, store.EventHandedOff, "system", eventDetail(Decision{Screen: ScreenHandOff, Verified: d.Verified, Reason: d.Reason})))
 	}
 	if err := s.store.UpdateCall(ctx, &next, evs...); err != nil {
 		return "", err
@@ -257,7 +258,7 @@ func (s *Service) apply(ctx context.Context, c *Call, kind InputKind, req reques
 }
 
 func eventDetail(d Decision) string {
-	if d.Event == EventRateLimited {
+	if d.Event == store.EventRateLimited {
 		return rateLimitDetail(d.Reason)
 	}
 	switch d.Screen {
@@ -294,7 +295,7 @@ func firstKey(digits string) string {
 // then answers with what the caller should hear: the instructions (or word
 // pair), the failure, or "one moment" and the hold loop. It calls unlock
 // once the verification is stored (or could not be).
-func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id NationalID, unlock func()) (string, error) {
+func (s *Service) startFromCall(ctx context.Context, c *store.Call, d Decision, id NationalID, unlock func()) (string, error) {
 	defer unlock()
 	now := s.now()
 	v := s.newVerification(c.SID, id, "caller", now)
@@ -304,11 +305,11 @@ func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id Nat
 		return "", err
 	}
 	c.LastTwiML = doc
-	evAccepted := s.event(c, v.ID, EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
+	evAccepted := s.event(c, v.ID, store.EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
 	if err := s.store.UpdateCall(ctx, c, evAccepted); err != nil {
 		return "", err
 	}
-	evStarted := s.event(c, v.ID, EventVerification, "caller", verificationDetail(v))
+	evStarted := s.event(c, v.ID, store.EventVerification, "caller", verificationDetail(v))
 	err = s.store.CreateVerification(ctx, v, evStarted)
 	unlock()
 	if err != nil {
@@ -334,7 +335,7 @@ func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id Nat
 	}
 	next.LastTwiML = doc2
 	next.UpdatedAt = now
-	var evs []*Event
+	var evs []*store.Event
 	if d2.Event != "" {
 		evs = append(evs, s.event(&next, v.ID, d2.Event, "system", eventDetail(d2)))
 	}
@@ -348,7 +349,7 @@ func (s *Service) startFromCall(ctx context.Context, c *Call, d Decision, id Nat
 	return doc2, nil
 }
 
-func verificationDetail(v *Verification) string {
+func verificationDetail(v *store.Verification) string {
 	return method(v.Country) + " " + v.MaskedID + " (" + v.Initiator + ")"
 }
 
@@ -362,7 +363,7 @@ func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	status := r.PostForm.Get("CallStatus")
 	if terminalStatus(status) {
-		if err := s.endCall(r.Context(), req.sid, status); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := s.endCall(r.Context(), req.sid, status); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("end call", "call_sid", req.sid, "err", err)
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
@@ -383,36 +384,36 @@ func terminalStatus(st string) bool {
 
 // endCall marks the call ended and cancels its verification.
 func (s *Service) endCall(ctx context.Context, sid, status string) error {
-	var c *Call
-	var ev *Event
+	var c *store.Call
+	var ev *store.Event
 	for i := 0; ; i++ {
 		var err error
 		c, err = s.store.Call(ctx, sid)
 		if err != nil {
 			return err
 		}
-		if c.State == CallEnded {
+		if c.State == store.CallEnded {
 			return nil // a duplicate callback
 		}
 		now := s.now()
-		c.State = CallEnded
+		c.State = store.CallEnded
 		c.EndedAt = now
 		c.UpdatedAt = now
-		ev = s.event(c, c.VerificationID, EventCallEnded, "twilio", "call "+safeStatus(status))
+		ev = s.event(c, c.VerificationID, store.EventCallEnded, "twilio", "call "+safeStatus(status))
 		err = s.store.UpdateCall(ctx, c, ev)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+		if !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {
 			return err
 		}
 	}
 	s.log.Info("call ended", "call_sid", sid, "state", c.State)
-	var v *Verification
+	var v *store.Verification
 	if c.VerificationID != "" {
 		var err error
 		v, err = s.cancelVerification(ctx, c.VerificationID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("cancel verification", "call_sid", sid, "verification_id", c.VerificationID, "err", err)
 		}
 	}
@@ -442,7 +443,7 @@ func (s *Service) handleFallback(w http.ResponseWriter, r *http.Request) {
 		// Best effort, after answering: the store may be what failed.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Second)
 		defer cancel()
-		ev := &Event{At: s.now(), CallSID: sid, Kind: EventFallback, Actor: "twilio", Detail: "Twilio used the fallback URL, error " + code}
+		ev := &store.Event{At: s.now(), CallSID: sid, Kind: store.EventFallback, Actor: "twilio", Detail: "Twilio used the fallback URL, error " + code}
 		if err := s.store.AppendEvent(ctx, ev); err != nil {
 			s.log.Warn("record fallback", "call_sid", sid, "err", err)
 		}
@@ -466,8 +467,8 @@ func safeCode(s string) string {
 func (s *Service) handleWhisper(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	sid := r.URL.Query().Get("call")
-	var c *Call
-	var v *Verification
+	var c *store.Call
+	var v *store.Verification
 	if validSID(sid) {
 		if got, err := s.store.Call(r.Context(), sid); err == nil {
 			c = got

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // NationalID is a caller's Swedish personnummer (or samordningsnummer) or
@@ -29,7 +31,7 @@ type NationalID struct {
 }
 
 type nationalID struct {
-	country Country
+	country store.Country
 	digits  string // canonical: SE 12 digits, NO 11 digits
 }
 
@@ -190,7 +192,7 @@ func parseSwedish12(d []byte, now time.Time) (NationalID, error) {
 	if luhn(d[2:11]) != int(d[11]-'0') {
 		return NationalID{}, invalid(ReasonChecksum)
 	}
-	return NationalID{&nationalID{country: Sweden, digits: string(d)}}, nil
+	return NationalID{&nationalID{country: store.Sweden, digits: string(d)}}, nil
 }
 
 // luhn returns the Luhn check digit for d (weights 2,1,2,1,… from the left,
@@ -265,14 +267,14 @@ func parseNorwegian(d []byte, now time.Time) (NationalID, error) {
 	if k2 < 0 || k2 != int(d[10]-'0') {
 		return NationalID{}, invalid(ReasonChecksum)
 	}
-	return NationalID{&nationalID{country: Norway, digits: string(d)}}, nil
+	return NationalID{&nationalID{country: store.Norway, digits: string(d)}}, nil
 }
 
 // IsZero reports whether n holds no number.
 func (n NationalID) IsZero() bool { return n.p == nil }
 
 // Country returns the issuing country, or "" for the zero value.
-func (n NationalID) Country() Country {
+func (n NationalID) Country() store.Country {
 	if n.p == nil {
 		return ""
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -75,32 +76,32 @@ func TestParseNationalIDValid(t *testing.T) {
 	tests := []struct {
 		name    string
 		input   string
-		country ivr.Country
+		country store.Country
 		digits  string
 	}{
-		{"Swedish 12 digits (Skatteverket's example)", "198112189876", ivr.Sweden, "198112189876"},
-		{"Swedish 10 digits expand to 1900s", "8112189876", ivr.Sweden, "198112189876"},
-		{"Swedish with dash and spaces", " 811218-9876 ", ivr.Sweden, "198112189876"},
-		{"Swedish with stars and hash", "*19811218*9876#", ivr.Sweden, "198112189876"},
-		{"Swedish 10 digits leap day 2000", "0002291235", ivr.Sweden, "200002291235"},
-		{"Swedish 10 digits earlier this year stays in 2000s", "2601011238", ivr.Sweden, "202601011238"},
-		{"Swedish 10 digits born today stays in 2000s", se("261121123"), ivr.Sweden, "20" + se("261121123")},
-		{"Swedish 10 digits tomorrow goes back a century", se("261122123"), ivr.Sweden, "19" + se("261122123")},
-		{"Swedish 10 digits 99 is the 1900s", "9901011230", ivr.Sweden, "199901011230"},
-		{"Swedish 12 digits 1968", "196802020575", ivr.Sweden, "196802020575"},
-		{"samordningsnummer 10 digits", "7010632383", ivr.Sweden, "197010632383"},
-		{"samordningsnummer 12 digits", "197010632383", ivr.Sweden, "197010632383"},
-		{"samordningsnummer day 91 is the 31st", se("010191123"), ivr.Sweden, "20" + se("010191123")},
-		{"Norwegian born 2007 (individual 501)", "01010750160", ivr.Norway, "01010750160"},
-		{"Norwegian born 1950", "15085012344", ivr.Norway, "15085012344"},
-		{"Norwegian born 1900", "01010001095", ivr.Norway, "01010001095"},
-		{"Norwegian born 1999", "31129912319", ivr.Norway, "31129912319"},
-		{"Norwegian born 1960 (individual 900)", "01016090073", ivr.Norway, "01016090073"},
-		{"Norwegian leap day 2000", "29020050088", ivr.Norway, "29020050088"},
-		{"Norwegian born 2025", "01012550185", ivr.Norway, "01012550185"},
-		{"Norwegian D-number", "41010750154", ivr.Norway, "41010750154"},
-		{"Norwegian with separators", "010107-50160", ivr.Norway, "01010750160"},
-		{"Norwegian D-number day 71", no(t, "711299123"), ivr.Norway, no(t, "711299123")},
+		{"Swedish 12 digits (Skatteverket's example)", "198112189876", store.Sweden, "198112189876"},
+		{"Swedish 10 digits expand to 1900s", "8112189876", store.Sweden, "198112189876"},
+		{"Swedish with dash and spaces", " 811218-9876 ", store.Sweden, "198112189876"},
+		{"Swedish with stars and hash", "*19811218*9876#", store.Sweden, "198112189876"},
+		{"Swedish 10 digits leap day 2000", "0002291235", store.Sweden, "200002291235"},
+		{"Swedish 10 digits earlier this year stays in 2000s", "2601011238", store.Sweden, "202601011238"},
+		{"Swedish 10 digits born today stays in 2000s", se("261121123"), store.Sweden, "20" + se("261121123")},
+		{"Swedish 10 digits tomorrow goes back a century", se("261122123"), store.Sweden, "19" + se("261122123")},
+		{"Swedish 10 digits 99 is the 1900s", "9901011230", store.Sweden, "199901011230"},
+		{"Swedish 12 digits 1968", "196802020575", store.Sweden, "196802020575"},
+		{"samordningsnummer 10 digits", "7010632383", store.Sweden, "197010632383"},
+		{"samordningsnummer 12 digits", "197010632383", store.Sweden, "197010632383"},
+		{"samordningsnummer day 91 is the 31st", se("010191123"), store.Sweden, "20" + se("010191123")},
+		{"Norwegian born 2007 (individual 501)", "01010750160", store.Norway, "01010750160"},
+		{"Norwegian born 1950", "15085012344", store.Norway, "15085012344"},
+		{"Norwegian born 1900", "01010001095", store.Norway, "01010001095"},
+		{"Norwegian born 1999", "31129912319", store.Norway, "31129912319"},
+		{"Norwegian born 1960 (individual 900)", "01016090073", store.Norway, "01016090073"},
+		{"Norwegian leap day 2000", "29020050088", store.Norway, "29020050088"},
+		{"Norwegian born 2025", "01012550185", store.Norway, "01012550185"},
+		{"Norwegian D-number", "41010750154", store.Norway, "41010750154"},
+		{"Norwegian with separators", "010107-50160", store.Norway, "01010750160"},
+		{"Norwegian D-number day 71", no(t, "711299123"), store.Norway, no(t, "711299123")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,7 +402,7 @@ func FuzzParseNationalID(f *testing.F) {
 			return
 		}
 		d := id.Digits()
-		if want := map[ivr.Country]int{ivr.Sweden: 12, ivr.Norway: 11}[id.Country()]; len(d) != want {
+		if want := map[store.Country]int{store.Sweden: 12, store.Norway: 11}[id.Country()]; len(d) != want {
 			t.Fatalf("%s number has %d digits", id.Country(), len(d))
 		}
 		again, err := ivr.ParseNationalID(d, testNow)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // Backoff bounds for transport failures toward the broker, and for a store
@@ -148,14 +149,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // it at its deadline, otherwise asks the broker for the token once and
 // stores what it learnt. It reports false when the result could not be
 // stored.
-func (s *Service) poll(ctx context.Context, v *Verification) bool {
+func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 	// The row may be stale: a poll of this verification can finish between
 	// the poller's query and this dispatch. Polling from a stale row sends
 	// a second token request right after the first, which the broker
 	// answers with slow_down — and the interval grows by 5 s for good.
 	cur, err := s.store.Verification(ctx, v.ID)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return true
 	case err != nil:
 		if ctx.Err() == nil {
@@ -166,30 +167,30 @@ func (s *Service) poll(ctx context.Context, v *Verification) bool {
 		return true // polled meanwhile; its next poll is scheduled
 	}
 	now := s.now()
-	var f func(*Verification) []*Event
+	var f func(*store.Verification) []*store.Event
 	switch {
-	case v.Status == VerStarting:
+	case v.Status == store.VerStarting:
 		if now.Before(v.CreatedAt.Add(s.cfg.StartTimeout)) {
-			f = func(v *Verification) []*Event { // not yet: come back at the timeout
-				if v.Status != VerStarting {
+			f = func(v *store.Verification) []*store.Event { // not yet: come back at the timeout
+				if v.Status != store.VerStarting {
 					return nil
 				}
 				v.NextPollAt = v.CreatedAt.Add(s.cfg.StartTimeout)
-				return []*Event{}
+				return []*store.Event{}
 			}
 			break
 		}
-		f = s.ending(VerFailed, "broker did not answer the start", now)
+		f = s.ending(store.VerFailed, "broker did not answer the start", now)
 	case !v.ExpiresAt.IsZero() && !now.Before(v.ExpiresAt):
 		if v.Failures > 0 {
-			f = s.ending(VerFailed, "broker unreachable", now)
+			f = s.ending(store.VerFailed, "broker unreachable", now)
 		} else {
-			f = s.ending(VerExpired, "no answer before expiry", now)
+			f = s.ending(store.VerExpired, "no answer before expiry", now)
 		}
 	case s.callEnded(ctx, v.CallSID):
 		// The hang-up was missed (a status callback lost while we were
 		// down): stop polling for a call nobody is on.
-		f = s.ending(VerCancelled, "call ended", now)
+		f = s.ending(store.VerCancelled, "call ended", now)
 	default:
 		tctx, cancel := context.WithTimeout(ctx, tokenCallTimeout)
 		tok, err := s.auth.Token(tctx, v.AuthReqID)
@@ -209,7 +210,7 @@ func (s *Service) poll(ctx context.Context, v *Verification) bool {
 	if got.Status.Done() && len(evs) > 0 {
 		s.log.Info("verification finished", "call_sid", got.CallSID, "verification_id", got.ID, "state", got.Status, "polls", got.Polls)
 	}
-	var published []*Event
+	var published []*store.Event
 	for _, e := range evs {
 		if e.Kind != "" {
 			published = append(published, e)
@@ -225,11 +226,11 @@ func (s *Service) poll(ctx context.Context, v *Verification) bool {
 // answered cannot be asked again (a token is issued once; asking again gets
 // invalid_grant), so a store that is busy or briefly unwritable must not
 // lose it. Each failure is logged.
-func (s *Service) storeResult(ctx context.Context, v *Verification, f func(*Verification) []*Event) (*Verification, []*Event, error) {
+func (s *Service) storeResult(ctx context.Context, v *store.Verification, f func(*store.Verification) []*store.Event) (*store.Verification, []*store.Event, error) {
 	wait := storeBackoff
 	for {
 		got, evs, err := s.mutateVerification(ctx, v, f)
-		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
+		if err == nil || ctx.Err() != nil || errors.Is(err, store.ErrNotFound) {
 			return got, evs, err
 		}
 		s.log.Error("store verification result; will retry", "call_sid", v.CallSID, "verification_id", v.ID, "retry_in", wait.String(), "err", err)
@@ -241,35 +242,35 @@ func (s *Service) storeResult(ctx context.Context, v *Verification, f func(*Veri
 }
 
 // ending returns a mutation that ends a still-open verification with st.
-func (s *Service) ending(st VerificationStatus, reason string, now time.Time) func(*Verification) []*Event {
-	return func(v *Verification) []*Event {
+func (s *Service) ending(st store.VerificationStatus, reason string, now time.Time) func(*store.Verification) []*store.Event {
+	return func(v *store.Verification) []*store.Event {
 		if v.Status.Done() {
 			return nil
 		}
 		finish(v, st, reason, now)
-		return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+		return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
 	}
 }
 
 // outcome turns one token response into a mutation of the verification.
-func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) func(*Verification) []*Event {
+func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) func(*store.Verification) []*store.Event {
 	if err == nil {
-		return func(v *Verification) []*Event {
-			if v.Status != VerPending {
+		return func(v *store.Verification) []*store.Event {
+			if v.Status != store.VerPending {
 				return nil
 			}
 			v.Polls++
 			if tok == nil || tok.Claims == nil {
-				finish(v, VerFailed, "no ID token", now)
-				return []*Event{s.verificationEvent(v, EventFailed, "no ID token", now)}
+				finish(v, store.VerFailed, "no ID token", now)
+				return []*store.Event{s.verificationEvent(v, store.EventFailed, "no ID token", now)}
 			}
 			if merr := tok.Claims.MatchNationalID(v.NationalID); merr != nil {
 				reason := "verified number differs from the one entered"
 				if errors.Is(merr, ciba.ErrNationalIDMissing) {
 					reason = "ID token carries no national identity number"
 				}
-				finish(v, VerFailed, reason, now)
-				return []*Event{s.verificationEvent(v, EventFailed, reason, now)}
+				finish(v, store.VerFailed, reason, now)
+				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
 			}
 			v.Subject = tok.Claims.Subject
 			v.Name = tok.Claims.Name
@@ -279,8 +280,8 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				v.Name = joinName(v.GivenName, v.FamilyName)
 			}
 			v.Pending = ""
-			finish(v, VerApproved, "", now)
-			return []*Event{s.verificationEvent(v, EventApproved, "verified", now)}
+			finish(v, store.VerApproved, "", now)
+			return []*store.Event{s.verificationEvent(v, store.EventApproved, "verified", now)}
 		}
 	}
 	switch {
@@ -289,8 +290,8 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 		if e, ok := errors.AsType[*ciba.Error](err); ok {
 			desc = pendingText(e.Description)
 		}
-		return func(v *Verification) []*Event {
-			if v.Status != VerPending {
+		return func(v *store.Verification) []*store.Event {
+			if v.Status != store.VerPending {
 				return nil
 			}
 			v.Polls++
@@ -299,17 +300,17 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			v.UpdatedAt = now
 			if desc != "" && desc != v.Pending {
 				v.Pending = desc
-				return []*Event{s.verificationEvent(v, EventPendingUpdate, desc, now)}
+				return []*store.Event{s.verificationEvent(v, store.EventPendingUpdate, desc, now)}
 			}
-			return []*Event{}
+			return []*store.Event{}
 		}
 	case errors.Is(err, ciba.ErrSlowDown):
 		var retryAfter time.Duration
 		if e, ok := errors.AsType[*ciba.Error](err); ok {
 			retryAfter = e.RetryAfter
 		}
-		return func(v *Verification) []*Event {
-			if v.Status != VerPending {
+		return func(v *store.Verification) []*store.Event {
+			if v.Status != store.VerPending {
 				return nil
 			}
 			v.Polls++
@@ -321,29 +322,29 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			}
 			v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
 			v.UpdatedAt = now
-			return []*Event{}
+			return []*store.Event{}
 		}
 	}
 	st, reason := classify(err)
 	if st == "" { // transport: back off, retry until the deadline
-		return func(v *Verification) []*Event {
-			if v.Status != VerPending {
+		return func(v *store.Verification) []*store.Event {
+			if v.Status != store.VerPending {
 				return nil
 			}
 			v.Polls++
 			v.Failures++
 			v.NextPollAt = ceilMS(minTime(now.Add(backoff(v.Interval, v.Failures)), v.ExpiresAt))
 			v.UpdatedAt = now
-			return []*Event{}
+			return []*store.Event{}
 		}
 	}
-	return func(v *Verification) []*Event {
-		if v.Status != VerPending {
+	return func(v *store.Verification) []*store.Event {
+		if v.Status != store.VerPending {
 			return nil
 		}
 		v.Polls++
 		finish(v, st, reason, now)
-		return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+		return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
 	}
 }
 
@@ -393,5 +394,5 @@ func ceilMS(t time.Time) time.Time {
 // callEnded reports whether the call is known to have ended.
 func (s *Service) callEnded(ctx context.Context, sid string) bool {
 	c, err := s.store.Call(ctx, sid)
-	return err == nil && (c.State == CallEnded || !c.EndedAt.IsZero())
+	return err == nil && (c.State == store.CallEnded || !c.EndedAt.IsZero())
 }

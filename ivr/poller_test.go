@@ -12,6 +12,7 @@ import (
 
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -97,7 +98,7 @@ func TestPollerObeysSlowDown(t *testing.T) {
 			t.Error("two token requests in flight for one verification")
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].SlowDowns != 2 || vs[0].Status != ivr.VerApproved {
+		if len(vs) != 1 || vs[0].SlowDowns != 2 || vs[0].Status != store.VerApproved {
 			t.Errorf("verification %+v", vs)
 		}
 	})
@@ -120,7 +121,7 @@ func TestMismatchedNationalIDFails(t *testing.T) {
 			t.Error("verified with somebody else's ID token")
 		}
 		vs := e.verifications(tr.CallSID)
-		if len(vs) != 1 || vs[0].Status != ivr.VerFailed || vs[0].Name != "" {
+		if len(vs) != 1 || vs[0].Status != store.VerFailed || vs[0].Name != "" {
 			t.Errorf("verification %+v, want failed without a name", vs[0])
 		}
 	})
@@ -139,7 +140,7 @@ func TestAgentVerification(t *testing.T) {
 		for s := 1; s <= 3; s++ {
 			e.post("/twilio/gather?s="+string(rune('0'+s)), params(sid, "Digits", ""))
 		}
-		if c := e.storedCall(sid); c.State != ivr.CallHandedOff {
+		if c := e.storedCall(sid); c.State != store.CallHandedOff {
 			t.Fatalf("call %s, want handed off", c.State)
 		}
 
@@ -148,7 +149,7 @@ func TestAgentVerification(t *testing.T) {
 		} else if _, ok := errors.AsType[*ivr.InvalidIDError](err); !ok {
 			t.Errorf("bad number: %v, want *InvalidIDError", err)
 		}
-		if _, err := e.svc.StartAgentVerification(ctx, "CAnosuchcall", cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := e.svc.StartAgentVerification(ctx, "CAnosuchcall", cibatest.SEApprove, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown call: %v, want ErrNotFound", err)
 		}
 
@@ -156,7 +157,7 @@ func TestAgentVerification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Status != ivr.VerPending || v.Initiator != "agent:alice" || v.NationalID != "" {
+		if v.Status != store.VerPending || v.Initiator != "agent:alice" || v.NationalID != "" {
 			t.Errorf("agent verification %s by %s (number returned %t)", v.Status, v.Initiator, v.NationalID != "")
 		}
 		if reqs := e.broker.Requests(); len(reqs) != 1 || reqs[0].CallInitiator != "RP" {
@@ -168,7 +169,7 @@ func TestAgentVerification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(live) != 1 || live[0].State != ivr.ViewVerified || live[0].Verification.Name != "Astrid Lindqvist" {
+		if len(live) != 1 || live[0].State != store.ViewVerified || live[0].Verification.Name != "Astrid Lindqvist" {
 			t.Fatalf("live calls %+v, want the call verified", live)
 		}
 		tl, err := e.svc.Timeline(ctx, sid)
@@ -177,7 +178,7 @@ func TestAgentVerification(t *testing.T) {
 		}
 		var byAgent bool
 		for _, ev := range tl {
-			if ev.Kind == ivr.EventAgentVerification && ev.Actor == "agent:alice" {
+			if ev.Kind == store.EventAgentVerification && ev.Actor == "agent:alice" {
 				byAgent = true
 			}
 		}
@@ -186,14 +187,14 @@ func TestAgentVerification(t *testing.T) {
 		}
 
 		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallEnded) || !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallEnded) || !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ended call: %v, want ErrCallEnded (matching ErrNotFound)", err)
 		}
 		recent, err := e.svc.RecentCalls(ctx, time.Now().Add(-time.Hour))
-		if err != nil || len(recent) != 1 || recent[0].State != ivr.ViewEnded {
+		if err != nil || len(recent) != 1 || recent[0].State != store.ViewEnded {
 			t.Errorf("recent calls %+v %v", recent, err)
 		}
-		if _, err := e.svc.Timeline(ctx, "CAnosuchcall"); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := e.svc.Timeline(ctx, "CAnosuchcall"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("timeline of an unknown call: %v", err)
 		}
 	})
@@ -265,7 +266,7 @@ func TestMissedHangUpStopsPolling(t *testing.T) {
 		// The call ends but its status callback never arrives; only the
 		// call row says so (e.g. another instance recorded it).
 		c := e.storedCall(sid)
-		c.State, c.EndedAt = ivr.CallEnded, time.Now()
+		c.State, c.EndedAt = store.CallEnded, time.Now()
 		if err := e.db.UpdateCall(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,10 @@
 package ivr
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/ivr/callerverify/internal/store"
+)
 
 // Languages the IVR speaks.
 const (
@@ -174,16 +178,16 @@ func prompt(lang, key, name string) string {
 // failureKey maps a failure reason (a verification status, or a Step
 // reason) to what the caller is told.
 func failureKey(reason string) string {
-	switch VerificationStatus(reason) {
-	case VerDeclined:
+	switch store.VerificationStatus(reason) {
+	case store.VerDeclined:
 		return pDeclined
-	case VerExpired:
+	case store.VerExpired:
 		return pExpired
-	case VerUnknownUser:
+	case store.VerUnknownUser:
 		return pUnknownUser
-	case VerFailed:
+	case store.VerFailed:
 		return pFailed
-	case VerCancelled:
+	case store.VerCancelled:
 		return pCancelled
 	}
 	switch reason {

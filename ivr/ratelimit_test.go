@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -32,7 +33,7 @@ func checkRateLimited(t *testing.T, e *env, tr *ivrtest.Transcript, wantDetail s
 	if tr.Outcome != "enqueued:support" {
 		t.Errorf("outcome %q, want the agents' queue", tr.Outcome)
 	}
-	if c := e.storedCall(tr.CallSID); c.Outcome != ivr.OutcomeUnverified || c.VerificationID != "" {
+	if c := e.storedCall(tr.CallSID); c.Outcome != store.OutcomeUnverified || c.VerificationID != "" {
 		t.Errorf("call outcome %q verification %q, want unverified and none", c.Outcome, c.VerificationID)
 	}
 	evs, err := e.db.Events(t.Context(), tr.CallSID)
@@ -41,7 +42,7 @@ func checkRateLimited(t *testing.T, e *env, tr *ivrtest.Transcript, wantDetail s
 	}
 	var found bool
 	for _, ev := range evs {
-		if ev.Kind == ivr.EventRateLimited {
+		if ev.Kind == store.EventRateLimited {
 			found = true
 			if !strings.Contains(ev.Detail, wantDetail) {
 				t.Errorf("rate_limited detail %q, want it to mention %q", ev.Detail, wantDetail)
@@ -56,7 +57,7 @@ func checkRateLimited(t *testing.T, e *env, tr *ivrtest.Transcript, wantDetail s
 	if !found {
 		t.Errorf("no rate_limited event among %v", e.eventKinds(tr.CallSID))
 	}
-	if countKind(e.eventKinds(tr.CallSID), ivr.EventHandedOff) != 1 {
+	if countKind(e.eventKinds(tr.CallSID), store.EventHandedOff) != 1 {
 		t.Errorf("events %v, want one handed_off", e.eventKinds(tr.CallSID))
 	}
 }
@@ -186,16 +187,16 @@ func TestRateLimitAgentVerification(t *testing.T) {
 		if n := len(e.broker.Requests()); n != 2 {
 			t.Errorf("%d BankID requests, want 2", n)
 		}
-		var ev *ivr.Event
+		var ev *store.Event
 		for _, x := range e.pub.all() {
-			if x.Kind == ivr.EventRateLimited {
+			if x.Kind == store.EventRateLimited {
 				ev = &x
 			}
 		}
 		if ev == nil || ev.Actor != "agent:alice" || ev.Call == nil || ev.Call.CallSID != sid {
 			t.Errorf("published rate_limited event %+v, want one by agent:alice with the call", ev)
 		}
-		if countKind(e.eventKinds(sid), ivr.EventRateLimited) != 1 {
+		if countKind(e.eventKinds(sid), store.EventRateLimited) != 1 {
 			t.Errorf("stored events %v, want one rate_limited", e.eventKinds(sid))
 		}
 		// Another number for the same caller is fine.
@@ -211,18 +212,18 @@ func TestStepRateLimited(t *testing.T) {
 	lim := ivr.Limits{MaxNumberAttempts: 3, MaxVerifyAttempts: 2}
 	for _, reason := range []string{ivr.ReasonRateLimitNumber, ivr.ReasonRateLimitCaller} {
 		t.Run(reason, func(t *testing.T) {
-			got, d := ivr.Step(call(ivr.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: reason}, lim, time.Now())
-			if got.State != ivr.CallHandedOff || got.Outcome != ivr.OutcomeUnverified || d.Screen != ivr.ScreenHandOff || d.Effect != ivr.EffectNone {
+			got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: reason}, lim, time.Now())
+			if got.State != store.CallHandedOff || got.Outcome != store.OutcomeUnverified || d.Screen != ivr.ScreenHandOff || d.Effect != ivr.EffectNone {
 				t.Errorf("Step = %s/%s screen %d effect %d, want handed off unverified, no start", got.State, got.Outcome, d.Screen, d.Effect)
 			}
-			if d.Event != ivr.EventRateLimited || d.Reason != reason || got.VerifyAttempts != 0 {
+			if d.Event != store.EventRateLimited || d.Reason != reason || got.VerifyAttempts != 0 {
 				t.Errorf("event %q reason %q attempts %d", d.Event, d.Reason, got.VerifyAttempts)
 			}
 		})
 	}
 	// A rejected number is a rejected number, limited or not.
-	got, d := ivr.Step(call(ivr.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: ivr.ReasonRateLimitNumber}, lim, time.Now())
-	if got.State != ivr.CallGathering || d.Screen != ivr.ScreenAskNumber {
+	got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: ivr.ReasonRateLimitNumber}, lim, time.Now())
+	if got.State != store.CallGathering || d.Screen != ivr.ScreenAskNumber {
 		t.Errorf("bad number with a limit: %s screen %d", got.State, d.Screen)
 	}
 }

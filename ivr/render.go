@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/twilio/twilio-go/twiml"
 )
 
@@ -19,7 +20,7 @@ const (
 // render turns a decision into the TwiML document the caller gets. c is the
 // call as stored after the step (its Step numbers the next request); v is
 // its current verification, if any.
-func (s *Service) render(c *Call, d Decision, v *Verification) (string, error) {
+func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (string, error) {
 	lang := c.Language
 	if !supportedLanguage(lang) {
 		lang = s.cfg.Language
@@ -51,7 +52,7 @@ func (s *Service) render(c *Call, d Decision, v *Verification) (string, error) {
 	case ScreenInstruct, ScreenRepeat:
 		verbs = s.hold(c, d.Hold, instructions(lang, d.Country, v)...)
 	case ScreenReminder:
-		if d.Country == Norway && v != nil && v.BindingMessage != "" {
+		if d.Country == store.Norway && v != nil && v.BindingMessage != "" {
 			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingNO, "")), wordPair(v.BindingMessage), say(lang, prompt(lang, pWordPairHint, "")))
 		} else {
 			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingSE, ""), prompt(lang, pRepeatHintSE, "")))
@@ -104,7 +105,7 @@ func (s *Service) render(c *Call, d Decision, v *Verification) (string, error) {
 // (actionOnEmptyResult) a second after the speech ends. A one-second hop
 // means the caller hears an outcome within about a second of the poller
 // learning it; each hop costs one webhook that only reads the store.
-func (s *Service) hold(c *Call, h HoldState, said ...twiml.Element) []twiml.Element {
+func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twiml.Element {
 	u := holdURL(c.Step, h)
 	inner := said
 	return []twiml.Element{
@@ -123,8 +124,8 @@ func (s *Service) hold(c *Call, h HoldState, said ...twiml.Element) []twiml.Elem
 
 // instructions tell the caller what to do in the BankID app: Sweden,
 // confirm the call; Norway, pick the word pair, read twice.
-func instructions(lang string, country Country, v *Verification) []twiml.Element {
-	if country == Norway && v != nil && v.BindingMessage != "" {
+func instructions(lang string, country store.Country, v *store.Verification) []twiml.Element {
+	if country == store.Norway && v != nil && v.BindingMessage != "" {
 		return []twiml.Element{
 			say(lang, prompt(lang, pWordPairIntro, "")),
 			wordPair(v.BindingMessage),
@@ -218,7 +219,7 @@ func holdURL(step int, h HoldState) string {
 // handOffVerbs put the caller through to agents: <Dial> to DialNumber with a
 // whisper telling the agent who is calling, or <Enqueue> (with a TaskRouter
 // <Task> carrying the verification when a workflow is configured).
-func (s *Service) handOffVerbs(sid string, v *Verification, verified bool) []twiml.Element {
+func (s *Service) handOffVerbs(sid string, v *store.Verification, verified bool) []twiml.Element {
 	after := "/twilio/after"
 	if s.cfg.DialNumber != "" {
 		whisper := strings.TrimSuffix(s.cfg.PublicURL, "/") + "/twilio/whisper?call=" + url.QueryEscape(sid)
@@ -243,7 +244,7 @@ func (s *Service) handOffVerbs(sid string, v *Verification, verified bool) []twi
 
 // taskJSON is the TaskRouter task's attributes: what the agent needs to
 // know, masked where it is personal.
-func taskJSON(sid string, v *Verification, verified bool) string {
+func taskJSON(sid string, v *store.Verification, verified bool) string {
 	t := struct {
 		CallSID        string `json:"call_sid"`
 		Verified       bool   `json:"verified"`
@@ -278,10 +279,10 @@ func (s *Service) fallbackTwiML(sid string) string {
 }
 
 // whisperTwiML tells the agent, before the call connects, who is calling.
-func (s *Service) whisperTwiML(c *Call, v *Verification) (string, error) {
+func (s *Service) whisperTwiML(c *store.Call, v *store.Verification) (string, error) {
 	lang := s.cfg.Language
 	text := prompt(lang, pWhisperNo, "")
-	if c != nil && v != nil && v.Status == VerApproved {
+	if c != nil && v != nil && v.Status == store.VerApproved {
 		text = prompt(lang, pWhisperOK, v.Name)
 	}
 	doc, err := Render(say(lang, text))

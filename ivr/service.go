@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // Config configures a Service.
@@ -67,7 +68,7 @@ var ErrCallEnded error = callEndedError{}
 type callEndedError struct{}
 
 func (callEndedError) Error() string        { return "ivr: call has ended" }
-func (callEndedError) Is(target error) bool { return target == ErrNotFound }
+func (callEndedError) Is(target error) bool { return target == store.ErrNotFound }
 
 // ErrCallInIVR is returned by StartAgentVerification for a call that is
 // still in the IVR: the caller can verify there, and no agent is talking
@@ -88,7 +89,7 @@ const tokenCallTimeout = 10 * time.Second
 // poller. It is safe for concurrent use.
 type Service struct {
 	cfg   Config
-	store Store
+	store store.Store
 	auth  Authenticator
 	pub   Publisher
 	log   *slog.Logger
@@ -106,8 +107,8 @@ type Service struct {
 
 // NewService checks cfg, fills in defaults and returns a Service. pub may be
 // nil.
-func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log *slog.Logger) (*Service, error) {
-	if store == nil || auth == nil {
+func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, log *slog.Logger) (*Service, error) {
+	if st == nil || auth == nil {
 		return nil, errors.New("ivr: new service: store and authenticator are required")
 	}
 	if len(cfg.HashKey) < 16 {
@@ -160,7 +161,7 @@ func NewService(cfg Config, store Store, auth Authenticator, pub Publisher, log 
 	}
 	return &Service{
 		cfg:   cfg,
-		store: store,
+		store: st,
 		auth:  auth,
 		pub:   pub,
 		log:   log,
@@ -191,7 +192,7 @@ func (s *Service) notify() {
 }
 
 // publish sends events to the dashboard with the call as it is now.
-func (s *Service) publish(ctx context.Context, c *Call, v *Verification, events ...*Event) {
+func (s *Service) publish(ctx context.Context, c *store.Call, v *store.Verification, events ...*store.Event) {
 	if s.pub == nil || len(events) == 0 {
 		return
 	}
@@ -205,7 +206,7 @@ func (s *Service) publish(ctx context.Context, c *Call, v *Verification, events 
 }
 
 // publishVerification publishes a verification's events with its call.
-func (s *Service) publishVerification(ctx context.Context, v *Verification, events ...*Event) {
+func (s *Service) publishVerification(ctx context.Context, v *store.Verification, events ...*store.Event) {
 	if s.pub == nil || len(events) == 0 {
 		return
 	}
@@ -223,26 +224,26 @@ func (s *Service) publishVerification(ctx context.Context, v *Verification, even
 	s.publish(ctx, c, v, events...)
 }
 
-func (s *Service) event(c *Call, verificationID string, kind EventKind, actor, detail string) *Event {
-	return &Event{At: s.now(), CallSID: c.SID, VerificationID: verificationID, Kind: kind, Actor: actor, Detail: detail}
+func (s *Service) event(c *store.Call, verificationID string, kind store.EventKind, actor, detail string) *store.Event {
+	return &store.Event{At: s.now(), CallSID: c.SID, VerificationID: verificationID, Kind: kind, Actor: actor, Detail: detail}
 }
 
 // LiveCalls returns every call that has not ended, as the dashboard shows it.
-func (s *Service) LiveCalls(ctx context.Context) ([]CallView, error) {
-	return s.views(ctx, CallFilter{Live: true})
+func (s *Service) LiveCalls(ctx context.Context) ([]store.CallView, error) {
+	return s.views(ctx, store.CallFilter{Live: true})
 }
 
 // RecentCalls returns the calls that ended at or after since.
-func (s *Service) RecentCalls(ctx context.Context, since time.Time) ([]CallView, error) {
-	return s.views(ctx, CallFilter{EndedSince: since})
+func (s *Service) RecentCalls(ctx context.Context, since time.Time) ([]store.CallView, error) {
+	return s.views(ctx, store.CallFilter{EndedSince: since})
 }
 
-func (s *Service) views(ctx context.Context, f CallFilter) ([]CallView, error) {
+func (s *Service) views(ctx context.Context, f store.CallFilter) ([]store.CallView, error) {
 	calls, err := s.store.Calls(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("ivr: list calls: %w", err)
 	}
-	out := make([]CallView, 0, len(calls))
+	out := make([]store.CallView, 0, len(calls))
 	for _, c := range calls {
 		v, err := s.current(ctx, c)
 		if err != nil {
@@ -254,12 +255,12 @@ func (s *Service) views(ctx context.Context, f CallFilter) ([]CallView, error) {
 }
 
 // current loads the call's current verification, nil if none.
-func (s *Service) current(ctx context.Context, c *Call) (*Verification, error) {
+func (s *Service) current(ctx context.Context, c *store.Call) (*store.Verification, error) {
 	if c.VerificationID == "" {
 		return nil, nil
 	}
 	v, err := s.store.Verification(ctx, c.VerificationID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	return v, err
@@ -267,7 +268,7 @@ func (s *Service) current(ctx context.Context, c *Call) (*Verification, error) {
 
 // Timeline returns a call's events, oldest first; ErrNotFound for an
 // unknown call.
-func (s *Service) Timeline(ctx context.Context, callSID string) ([]Event, error) {
+func (s *Service) Timeline(ctx context.Context, callSID string) ([]store.Event, error) {
 	if _, err := s.store.Call(ctx, callSID); err != nil {
 		return nil, fmt.Errorf("ivr: timeline: %w", err)
 	}

@@ -1,6 +1,10 @@
 package ivr
 
-import "time"
+import (
+	"time"
+
+	"github.com/ivr/callerverify/internal/store"
+)
 
 // InputKind says what happened on a call.
 type InputKind int
@@ -28,7 +32,7 @@ type Input struct {
 	NumberOK     bool
 	NumberReason IDReason // why the number was rejected
 	Key          string   // a key pressed (InHold, InRetryChoice)
-	Verification *Verification
+	Verification *store.Verification
 	Hold         HoldState // the hold loop's position, from the hold URL
 	// RateLimited (InNumber) is ReasonRateLimitNumber or
 	// ReasonRateLimitCaller when starting a verification for the number
@@ -80,11 +84,11 @@ type Decision struct {
 	// Verified is true for a hand-off of a verified caller.
 	Verified bool
 	// Country of the verification being waited for (hold screens).
-	Country Country
+	Country store.Country
 	// Hold is the hold loop's next position (hold screens).
 	Hold HoldState
 	// Event names the state change, "" when nothing changed.
-	Event EventKind
+	Event store.EventKind
 }
 
 // Limits are the bounds Step enforces.
@@ -105,84 +109,84 @@ const (
 // Step decides what happens next on a call. It is pure: it reads c, in and
 // now and returns the call as it should be stored and the decision; the
 // handler performs the I/O. Step never changes Call.Step or LastTwiML.
-func Step(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
-	if c.State == CallEnded {
+func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
+	if c.State == store.CallEnded {
 		return c, Decision{Screen: ScreenGoodbye}
 	}
 	switch in.Kind {
 	case InIncoming:
-		c.State = CallGathering
+		c.State = store.CallGathering
 		c.NumberAttempts = 0
 		return c, Decision{Screen: ScreenAskNumber, First: true}
 
 	case InNumber:
-		if c.State != CallGathering {
+		if c.State != store.CallGathering {
 			return resume(c, in, lim, now)
 		}
 		if !in.NumberOK {
 			c.NumberAttempts++
 			if c.NumberAttempts >= lim.MaxNumberAttempts {
-				return handOff(c, false, ReasonTooManyNumbers, EventNumberInvalid)
+				return handOff(c, false, ReasonTooManyNumbers, store.EventNumberInvalid)
 			}
-			return c, Decision{Screen: ScreenAskNumber, Reason: reasonKey(in.NumberReason), Event: EventNumberInvalid}
+			return c, Decision{Screen: ScreenAskNumber, Reason: reasonKey(in.NumberReason), Event: store.EventNumberInvalid}
 		}
 		if in.RateLimited != "" {
-			return handOff(c, false, in.RateLimited, EventRateLimited)
+			return handOff(c, false, in.RateLimited, store.EventRateLimited)
 		}
-		c.State = CallVerifying
+		c.State = store.CallVerifying
 		c.VerifyAttempts++
-		return c, Decision{Screen: ScreenStarting, Effect: EffectStart, Event: EventNumberAccepted, Hold: HoldState{Hops: 1}}
+		return c, Decision{Screen: ScreenStarting, Effect: EffectStart, Event: store.EventNumberAccepted, Hold: HoldState{Hops: 1}}
 
 	case InHold:
-		if c.State != CallVerifying {
+		if c.State != store.CallVerifying {
 			return resume(c, in, lim, now)
 		}
 		return hold(c, in, lim, now)
 
 	case InRetryChoice:
-		if c.State != CallRetry {
+		if c.State != store.CallRetry {
 			return resume(c, in, lim, now)
 		}
 		if in.Key == "1" {
-			c.State = CallGathering
+			c.State = store.CallGathering
 			c.NumberAttempts = 0
-			return c, Decision{Screen: ScreenAskNumber, Reason: "retry", Event: EventRetryAccepted}
+			return c, Decision{Screen: ScreenAskNumber, Reason: "retry", Event: store.EventRetryAccepted}
 		}
-		return handOff(c, false, ReasonRetryDeclined, EventRetryRefused)
+		return handOff(c, false, ReasonRetryDeclined, store.EventRetryRefused)
 	}
 	return resume(c, in, lim, now)
 }
 
 // resume answers an input that does not fit the call's state (a stale or
 // out-of-order request) with what the state calls for, changing nothing.
-func resume(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
+func resume(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
 	switch c.State {
-	case CallGathering:
+	case store.CallGathering:
 		return c, Decision{Screen: ScreenAskNumber, Reason: "retry"}
-	case CallVerifying:
+	case store.CallVerifying:
 		return hold(c, Input{Kind: InHold, Verification: in.Verification, Hold: in.Hold}, lim, now)
-	case CallRetry:
+	case store.CallRetry:
 		st := ""
 		if in.Verification != nil {
 			st = string(in.Verification.Status)
 		}
 		return c, Decision{Screen: ScreenOfferRetry, Reason: st}
-	case CallHandedOff:
-		return c, Decision{Screen: ScreenHandOff, Verified: c.Outcome == OutcomeVerified}
+	case store.CallHandedOff:
+		return c, Decision{Screen: ScreenHandOff, Verified: c.Outcome == store.OutcomeVerified}
 	}
 	return c, Decision{Screen: ScreenGoodbye}
 }
 
-func hold(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
+func hold(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
 	v := in.Verification
 	if v == nil {
-		return failed(c, lim, string(VerFailed))
+		return failed(c, lim, string(store.VerFailed))
 	}
 	st := EffectiveStatus(v, lim, now)
 	h := in.Hold
 	d := Decision{Country: v.Country}
 	switch st {
-	case VerStarting:
+	case store.VerStarting:
 		if !h.Announced && h.Hops == 0 {
 			d.Screen = ScreenStarting
 		} else {
@@ -190,7 +194,7 @@ func hold(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
 		}
 		d.Hold = HoldState{Hops: h.Hops + 1}
 		return c, d
-	case VerPending:
+	case store.VerPending:
 		switch {
 		case !h.Announced:
 			d.Screen = ScreenInstruct
@@ -206,25 +210,25 @@ func hold(c Call, in Input, lim Limits, now time.Time) (Call, Decision) {
 			d.Hold = HoldState{Announced: true, Hops: h.Hops + 1}
 		}
 		return c, d
-	case VerApproved:
-		return handOff(c, true, "", EventHandedOff)
+	case store.VerApproved:
+		return handOff(c, true, "", store.EventHandedOff)
 	}
 	return failed(c, lim, string(st))
 }
 
-func failed(c Call, lim Limits, reason string) (Call, Decision) {
+func failed(c store.Call, lim Limits, reason string) (store.Call, Decision) {
 	if c.VerifyAttempts < lim.MaxVerifyAttempts {
-		c.State = CallRetry
-		return c, Decision{Screen: ScreenOfferRetry, Reason: reason, Event: EventRetryOffered}
+		c.State = store.CallRetry
+		return c, Decision{Screen: ScreenOfferRetry, Reason: reason, Event: store.EventRetryOffered}
 	}
-	return handOff(c, false, reason, EventHandedOff)
+	return handOff(c, false, reason, store.EventHandedOff)
 }
 
-func handOff(c Call, verified bool, reason string, ev EventKind) (Call, Decision) {
-	c.State = CallHandedOff
-	c.Outcome = OutcomeUnverified
+func handOff(c store.Call, verified bool, reason string, ev store.EventKind) (store.Call, Decision) {
+	c.State = store.CallHandedOff
+	c.Outcome = store.OutcomeUnverified
 	if verified {
-		c.Outcome = OutcomeVerified
+		c.Outcome = store.OutcomeVerified
 	}
 	return c, Decision{Screen: ScreenHandOff, Verified: verified, Reason: reason, Event: ev}
 }
@@ -233,15 +237,15 @@ func handOff(c Call, verified bool, reason string, ev EventKind) (Call, Decision
 // it: a verification stuck starting past lim.StartTimeout has failed, and a
 // pending one past its expiry (plus grace) has expired, whatever the poller
 // has managed to store. So the hold loop never outlives the request.
-func EffectiveStatus(v *Verification, lim Limits, now time.Time) VerificationStatus {
+func EffectiveStatus(v *store.Verification, lim Limits, now time.Time) store.VerificationStatus {
 	switch v.Status {
-	case VerStarting:
+	case store.VerStarting:
 		if lim.StartTimeout > 0 && now.After(v.CreatedAt.Add(lim.StartTimeout)) {
-			return VerFailed
+			return store.VerFailed
 		}
-	case VerPending:
+	case store.VerPending:
 		if !v.ExpiresAt.IsZero() && now.After(v.ExpiresAt.Add(lim.ExpiryGrace)) {
-			return VerExpired
+			return store.VerExpired
 		}
 	}
 	return v.Status

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // newVerification makes a verification in VerStarting for id. NextPollAt is
 // the start timeout, so the poller fails it if bc-authorize never answers.
-func (s *Service) newVerification(callSID string, id NationalID, initiator string, now time.Time) *Verification {
-	return &Verification{
+func (s *Service) newVerification(callSID string, id NationalID, initiator string, now time.Time) *store.Verification {
+	return &store.Verification{
 		ID:         newID(),
 		CallSID:    callSID,
 		Country:    id.Country(),
@@ -21,7 +22,7 @@ func (s *Service) newVerification(callSID string, id NationalID, initiator strin
 		MaskedID:   id.Masked(),
 		IDHash:     id.Hash(s.cfg.HashKey),
 		Initiator:  initiator,
-		Status:     VerStarting,
+		Status:     store.VerStarting,
 		NextPollAt: now.Add(s.cfg.StartTimeout),
 		CreatedAt:  now,
 		UpdatedAt:  now,
@@ -39,8 +40,8 @@ const (
 // context detached from the request (Twilio hangs up on slow webhooks; the
 // broker call must still land in the store) and bounded by its own timeout.
 // The stored verification arrives on the returned channel.
-func (s *Service) launchStart(ctx context.Context, v *Verification, id NationalID, callInitiator string) <-chan *Verification {
-	out := make(chan *Verification, 1)
+func (s *Service) launchStart(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) <-chan *store.Verification {
+	out := make(chan *store.Verification, 1)
 	cp := *v
 	s.wg.Go(func() {
 		// Until the poller would fail it anyway: the broker call has
@@ -54,14 +55,14 @@ func (s *Service) launchStart(ctx context.Context, v *Verification, id NationalI
 
 // authenticate runs bc-authorize for v and stores the result. It returns
 // the verification as stored.
-func (s *Service) authenticate(ctx context.Context, v *Verification, id NationalID, callInitiator string) *Verification {
+func (s *Service) authenticate(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) *store.Verification {
 	in := ciba.RequestInput{NationalID: id.Digits()}
 	switch v.Country {
-	case Sweden:
+	case store.Sweden:
 		in.Method = "se-bankid"
 		in.CallInitiator = callInitiator
 		in.BindingMessage = prompt(s.cfg.Language, pBinding, "")
-	case Norway:
+	case store.Norway:
 		in.Method = "no-bankid"
 		// Idura releases socialno only with the ssn scope; without it the
 		// token cannot be matched to the number entered.
@@ -75,19 +76,19 @@ func (s *Service) authenticate(ctx context.Context, v *Verification, id National
 		cancel()
 	}
 	now := s.now()
-	got, evs, werr := s.storeResult(ctx, v, func(v *Verification) []*Event {
-		if v.Status != VerStarting {
+	got, evs, werr := s.storeResult(ctx, v, func(v *store.Verification) []*store.Event {
+		if v.Status != store.VerStarting {
 			return nil // cancelled or timed out meanwhile
 		}
 		if err != nil {
 			st, reason := classify(err)
 			if st == "" { // a transport failure: nothing to retry at start
-				st = VerFailed
+				st = store.VerFailed
 			}
 			finish(v, st, reason, now)
-			return []*Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+			return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
 		}
-		v.Status = VerPending
+		v.Status = store.VerPending
 		v.AuthReqID = resp.AuthReqID
 		v.Interval = resp.PollInterval()
 		switch {
@@ -100,7 +101,7 @@ func (s *Service) authenticate(ctx context.Context, v *Verification, id National
 		}
 		// Nobody holds longer than this, whatever the broker allows.
 		v.ExpiresAt = minTime(v.ExpiresAt, now.Add(maxExpiry))
-		if v.Country == Norway {
+		if v.Country == store.Norway {
 			v.BindingMessage = resp.BindingMessage
 		} else {
 			v.BindingMessage = in.BindingMessage
@@ -108,10 +109,10 @@ func (s *Service) authenticate(ctx context.Context, v *Verification, id National
 		v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
 		v.UpdatedAt = now
 		detail := "waiting for the user"
-		if v.Country == Norway {
+		if v.Country == store.Norway {
 			detail = "word pair sent"
 		}
-		return []*Event{s.verificationEvent(v, EventPending, detail, now)}
+		return []*store.Event{s.verificationEvent(v, store.EventPending, detail, now)}
 	})
 	if werr != nil {
 		s.log.Error("store bc-authorize result", "call_sid", v.CallSID, "verification_id", v.ID, "err", werr)
@@ -127,16 +128,16 @@ func (s *Service) authenticate(ctx context.Context, v *Verification, id National
 	return got
 }
 
-func (s *Service) verificationEvent(v *Verification, kind EventKind, detail string, now time.Time) *Event {
+func (s *Service) verificationEvent(v *store.Verification, kind store.EventKind, detail string, now time.Time) *store.Event {
 	actor := "system"
-	return &Event{At: now, CallSID: v.CallSID, VerificationID: v.ID, Kind: kind, Actor: actor, Detail: detail}
+	return &store.Event{At: now, CallSID: v.CallSID, VerificationID: v.ID, Kind: kind, Actor: actor, Detail: detail}
 }
 
 // mutateVerification applies f to v and stores it with the events f
 // returns; on a version conflict it reloads v and applies f again. f
 // returning nil means "nothing to change". It returns the verification as
 // stored and the events written.
-func (s *Service) mutateVerification(ctx context.Context, v *Verification, f func(*Verification) []*Event) (*Verification, []*Event, error) {
+func (s *Service) mutateVerification(ctx context.Context, v *store.Verification, f func(*store.Verification) []*store.Event) (*store.Verification, []*store.Event, error) {
 	cur := *v
 	for i := 0; ; i++ {
 		evs := f(&cur)
@@ -147,7 +148,7 @@ func (s *Service) mutateVerification(ctx context.Context, v *Verification, f fun
 		if err == nil {
 			return &cur, evs, nil
 		}
-		if !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+		if !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {
 			return &cur, nil, err
 		}
 		fresh, err := s.store.Verification(ctx, v.ID)
@@ -159,7 +160,7 @@ func (s *Service) mutateVerification(ctx context.Context, v *Verification, f fun
 }
 
 // finish ends a verification: its full national identity number is dropped.
-func finish(v *Verification, st VerificationStatus, reason string, now time.Time) {
+func finish(v *store.Verification, st store.VerificationStatus, reason string, now time.Time) {
 	v.Status = st
 	v.Error = reason
 	v.NationalID = ""
@@ -168,18 +169,18 @@ func finish(v *Verification, st VerificationStatus, reason string, now time.Time
 }
 
 // cancelVerification ends a verification whose call ended.
-func (s *Service) cancelVerification(ctx context.Context, id string) (*Verification, error) {
+func (s *Service) cancelVerification(ctx context.Context, id string) (*store.Verification, error) {
 	v, err := s.store.Verification(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	got, evs, err := s.mutateVerification(ctx, v, func(v *Verification) []*Event {
+	got, evs, err := s.mutateVerification(ctx, v, func(v *store.Verification) []*store.Event {
 		if v.Status.Done() {
 			return nil
 		}
-		finish(v, VerCancelled, "call ended", now)
-		return []*Event{s.verificationEvent(v, EventCancelled, "call ended", now)}
+		finish(v, store.VerCancelled, "call ended", now)
+		return []*store.Event{s.verificationEvent(v, store.EventCancelled, "call ended", now)}
 	})
 	if err != nil {
 		return got, err
@@ -192,23 +193,23 @@ func (s *Service) cancelVerification(ctx context.Context, id string) (*Verificat
 
 // classify maps a broker error to a final status and a short reason that
 // carries no personal data. A transport failure gives status "" (retry).
-func classify(err error) (VerificationStatus, string) {
+func classify(err error) (store.VerificationStatus, string) {
 	switch {
 	case errors.Is(err, ciba.ErrAccessDenied):
-		return VerDeclined, "declined by the user"
+		return store.VerDeclined, "declined by the user"
 	case errors.Is(err, ciba.ErrExpiredToken), errors.Is(err, ciba.ErrExpired):
-		return VerExpired, "expired at the broker"
+		return store.VerExpired, "expired at the broker"
 	case errors.Is(err, ciba.ErrUnknownUserID):
-		return VerUnknownUser, "unknown user"
+		return store.VerUnknownUser, "unknown user"
 	case errors.Is(err, ciba.ErrInvalidIDToken):
-		return VerFailed, "invalid ID token"
+		return store.VerFailed, "invalid ID token"
 	case errors.Is(err, ciba.ErrTransport), errors.Is(err, context.DeadlineExceeded):
 		return "", "broker unreachable"
 	}
 	if e, ok := errors.AsType[*ciba.Error](err); ok {
-		return VerFailed, "broker error " + safeToken(e.Code)
+		return store.VerFailed, "broker error " + safeToken(e.Code)
 	}
-	return VerFailed, "broker error"
+	return store.VerFailed, "broker error"
 }
 
 // safeToken keeps an OAuth error code printable and short.
@@ -239,15 +240,15 @@ func minTime(a, b time.Time) time.Time {
 // ErrCallInIVR for a call that has not reached an agent yet,
 // *RateLimitError (ErrRateLimited) when too many verifications started
 // recently for the number or the caller id.
-func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*Verification, error) {
+func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*store.Verification, error) {
 	c, err := s.store.Call(ctx, callSID)
 	if err != nil {
 		return nil, fmt.Errorf("ivr: agent verification: %w", err)
 	}
-	if c.State == CallEnded || !c.EndedAt.IsZero() {
+	if c.State == store.CallEnded || !c.EndedAt.IsZero() {
 		return nil, ErrCallEnded
 	}
-	if c.State != CallHandedOff {
+	if c.State != store.CallHandedOff {
 		return nil, ErrCallInIVR
 	}
 	now := s.now()
@@ -265,7 +266,7 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 	if lim != nil {
 		s.startMu.Unlock()
 		s.log.Warn("agent verification rate limited", "call_sid", callSID, "scope", lim.Scope)
-		ev := &Event{At: now, CallSID: callSID, Kind: EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.reason())}
+		ev := &store.Event{At: now, CallSID: callSID, Kind: store.EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.reason())}
 		if err := s.store.AppendEvent(ctx, ev); err != nil {
 			s.log.Error("record rate limit", "call_sid", callSID, "err", err)
 		} else if v, err := s.current(ctx, c); err == nil {
@@ -274,9 +275,9 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 		return nil, lim
 	}
 	v := s.newVerification(callSID, id, initiator, now)
-	evs := []*Event{
-		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
-		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: EventVerification, Actor: initiator, Detail: verificationDetail(v)},
+	evs := []*store.Event{
+		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
+		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventVerification, Actor: initiator, Detail: verificationDetail(v)},
 	}
 	err = s.store.CreateVerification(ctx, v, evs...)
 	s.startMu.Unlock()
@@ -288,7 +289,7 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 		c.VerificationID = v.ID
 		c.UpdatedAt = now
 		err = s.store.UpdateCall(ctx, c)
-		if err == nil || !errors.Is(err, ErrConflict) || i >= maxConflictRetries {
+		if err == nil || !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {
 			break
 		}
 		if c, err = s.store.Call(ctx, callSID); err != nil {
@@ -312,7 +313,7 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 // result at most StartWait, so that a webhook stays well inside Twilio's
 // 15 s. It returns the verification as it then is; ok is false when ctx
 // ended first.
-func (s *Service) startAndWait(ctx context.Context, v *Verification, id NationalID, callInitiator string) (_ *Verification, ok bool) {
+func (s *Service) startAndWait(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) (_ *store.Verification, ok bool) {
 	result := s.launchStart(ctx, v, id, callInitiator)
 	timer := time.NewTimer(s.cfg.StartWait)
 	defer timer.Stop()

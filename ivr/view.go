@@ -1,28 +1,16 @@
 package ivr
 
-import "strings"
+import (
+	"strings"
 
-// Dashboard states of a call (CallView.State).
-const (
-	ViewRinging        = "ringing"
-	ViewGathering      = "gathering"
-	ViewStarting       = "starting"
-	ViewAwaitingBankID = "awaiting_bankid" // SE: with the pending sub-state
-	ViewWordPair       = "word_pair"       // NO: waiting for the caller to pick the word pair
-	ViewVerified       = "verified"
-	ViewDeclined       = "declined"
-	ViewExpired        = "expired"
-	ViewUnknownUser    = "unknown_user"
-	ViewFailed         = "failed"
-	ViewUnverified     = "unverified" // handed to agents unverified
-	ViewEnded          = "ended"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // View is the call as the dashboard shows it. v is the call's current
 // verification, or nil. Nothing personal appears in full: the caller id and
 // the national identity number are masked.
-func View(c *Call, v *Verification) CallView {
-	cv := CallView{
+func View(c *store.Call, v *store.Verification) store.CallView {
+	cv := store.CallView{
 		CallSID:   c.SID,
 		Caller:    MaskPhone(c.From),
 		Language:  c.Language,
@@ -35,7 +23,7 @@ func View(c *Call, v *Verification) CallView {
 		cv.EndedAt = &t
 	}
 	if v != nil {
-		vv := &VerificationView{
+		vv := &store.VerificationView{
 			ID:        v.ID,
 			Country:   string(v.Country),
 			Method:    method(v.Country),
@@ -44,13 +32,13 @@ func View(c *Call, v *Verification) CallView {
 			Initiator: v.Initiator,
 			StartedAt: v.CreatedAt,
 		}
-		if v.Status == VerPending {
+		if v.Status == store.VerPending {
 			vv.Pending = v.Pending
 		}
-		if v.Country == Norway && !v.Status.Done() {
+		if v.Country == store.Norway && !v.Status.Done() {
 			vv.WordPair = v.BindingMessage
 		}
-		if v.Status == VerApproved {
+		if v.Status == store.VerApproved {
 			vv.Name = v.Name
 		}
 		if !v.CompletedAt.IsZero() {
@@ -66,59 +54,59 @@ func View(c *Call, v *Verification) CallView {
 	return cv
 }
 
-func viewState(c *Call, v *Verification) string {
-	if c.State == CallEnded || !c.EndedAt.IsZero() {
-		return ViewEnded
+func viewState(c *store.Call, v *store.Verification) string {
+	if c.State == store.CallEnded || !c.EndedAt.IsZero() {
+		return store.ViewEnded
 	}
 	switch c.State {
-	case CallGathering:
+	case store.CallGathering:
 		if c.Step <= 1 && c.NumberAttempts == 0 && v == nil {
-			return ViewRinging
+			return store.ViewRinging
 		}
-		return ViewGathering
-	case CallHandedOff:
+		return store.ViewGathering
+	case store.CallHandedOff:
 		switch {
-		case v != nil && v.Status == VerApproved:
-			return ViewVerified
+		case v != nil && v.Status == store.VerApproved:
+			return store.ViewVerified
 		case v != nil && !v.Status.Done() && strings.HasPrefix(v.Initiator, "agent:"):
 			return verificationState(v) // an agent is verifying the caller now
 		}
-		return ViewUnverified
+		return store.ViewUnverified
 	}
 	if v == nil {
-		return ViewGathering
+		return store.ViewGathering
 	}
 	return verificationState(v)
 }
 
-func verificationState(v *Verification) string {
+func verificationState(v *store.Verification) string {
 	switch v.Status {
-	case VerStarting:
-		return ViewStarting
-	case VerPending:
-		if v.Country == Norway {
-			return ViewWordPair
+	case store.VerStarting:
+		return store.ViewStarting
+	case store.VerPending:
+		if v.Country == store.Norway {
+			return store.ViewWordPair
 		}
-		return ViewAwaitingBankID
-	case VerApproved:
-		return ViewVerified
-	case VerDeclined:
-		return ViewDeclined
-	case VerExpired:
-		return ViewExpired
-	case VerUnknownUser:
-		return ViewUnknownUser
-	case VerCancelled:
-		return ViewEnded
+		return store.ViewAwaitingBankID
+	case store.VerApproved:
+		return store.ViewVerified
+	case store.VerDeclined:
+		return store.ViewDeclined
+	case store.VerExpired:
+		return store.ViewExpired
+	case store.VerUnknownUser:
+		return store.ViewUnknownUser
+	case store.VerCancelled:
+		return store.ViewEnded
 	}
-	return ViewFailed
+	return store.ViewFailed
 }
 
-func method(c Country) string {
+func method(c store.Country) string {
 	switch c {
-	case Sweden:
+	case store.Sweden:
 		return "Swedish BankID"
-	case Norway:
+	case store.Norway:
 		return "Norwegian BankID"
 	}
 	return string(c)

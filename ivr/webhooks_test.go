@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
@@ -63,7 +64,7 @@ func TestForgedSignature(t *testing.T) {
 				}
 			}()
 		}
-		if _, err := e.db.Call(context.Background(), "CAforged"); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := e.db.Call(context.Background(), "CAforged"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("a forged request stored a call (err %v)", err)
 		}
 		if n := len(e.pub.all()); n != 0 {
@@ -108,7 +109,7 @@ func TestRetriedWebhooksAreNotAppliedTwice(t *testing.T) {
 		if n := len(e.broker.Requests()); n != 1 {
 			t.Errorf("%d broker requests, want 1", n)
 		}
-		if n := countKind(e.eventKinds(sid), ivr.EventNumberInvalid); n != 1 {
+		if n := countKind(e.eventKinds(sid), store.EventNumberInvalid); n != 1 {
 			t.Errorf("%d number_invalid events, want 1", n)
 		}
 		// Twilio falls back (say a webhook timed out): apology, agents, and
@@ -116,7 +117,7 @@ func TestRetriedWebhooksAreNotAppliedTwice(t *testing.T) {
 		if _, fb := e.post("/twilio/fallback", params(sid, "ErrorCode", "11205")); !strings.Contains(fb, "<Enqueue") {
 			t.Errorf("fallback: %s", fb)
 		}
-		if n := countKind(e.eventKinds(sid), ivr.EventFallback); n != 1 {
+		if n := countKind(e.eventKinds(sid), store.EventFallback); n != 1 {
 			t.Errorf("%d fallback events, want 1", n)
 		}
 		// Duplicate and out-of-order status callbacks are harmless.
@@ -125,7 +126,7 @@ func TestRetriedWebhooksAreNotAppliedTwice(t *testing.T) {
 				t.Errorf("status %s: %d", st, code)
 			}
 		}
-		if n := countKind(e.eventKinds(sid), ivr.EventCallEnded); n != 1 {
+		if n := countKind(e.eventKinds(sid), store.EventCallEnded); n != 1 {
 			t.Errorf("%d call_ended events, want 1", n)
 		}
 		// After the end, any hop hangs up.
@@ -164,15 +165,15 @@ func TestUnknownCallOnLaterRoute(t *testing.T) {
 }
 
 // downStore fails every call: the store is unreachable.
-type downStore struct{ ivr.Store }
+type downStore struct{ store.Store }
 
 var errDown = errors.New("store down")
 
-func (downStore) CreateCall(context.Context, *ivr.Call, ...*ivr.Event) (bool, error) {
+func (downStore) CreateCall(context.Context, *store.Call, ...*store.Event) (bool, error) {
 	return false, errDown
 }
-func (downStore) Call(context.Context, string) (*ivr.Call, error) { return nil, errDown }
-func (downStore) AppendEvent(context.Context, *ivr.Event) error   { return errDown }
+func (downStore) Call(context.Context, string) (*store.Call, error) { return nil, errDown }
+func (downStore) AppendEvent(context.Context, *store.Event) error   { return errDown }
 
 func TestStoreDownStillHandsOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -235,12 +236,12 @@ func TestStuckStartingFails(t *testing.T) {
 		e := newEnv(t)
 		ctx := context.Background()
 		now := time.Now()
-		c := &ivr.Call{SID: "CAstuck", From: "+46701234567", Language: "sv-SE", State: ivr.CallVerifying, Step: 3, VerificationID: "v_stuck", CreatedAt: now, UpdatedAt: now}
+		c := &store.Call{SID: "CAstuck", From: "+46701234567", Language: "sv-SE", State: store.CallVerifying, Step: 3, VerificationID: "v_stuck", CreatedAt: now, UpdatedAt: now}
 		if _, err := e.db.CreateCall(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		// A verification whose bc-authorize died with the old process.
-		v := &ivr.Verification{ID: "v_stuck", CallSID: "CAstuck", Country: ivr.Sweden, NationalID: cibatest.SEApprove, MaskedID: "********-**87", IDHash: "h", Initiator: "caller", Status: ivr.VerStarting, NextPollAt: now.Add(30 * time.Second), CreatedAt: now, UpdatedAt: now}
+		v := &store.Verification{ID: "v_stuck", CallSID: "CAstuck", Country: store.Sweden, NationalID: cibatest.SEApprove, MaskedID: "********-**87", IDHash: "h", Initiator: "caller", Status: store.VerStarting, NextPollAt: now.Add(30 * time.Second), CreatedAt: now, UpdatedAt: now}
 		if err := e.db.CreateVerification(ctx, v); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +252,7 @@ func TestStuckStartingFails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != ivr.VerFailed || got.NationalID != "" {
+		if got.Status != store.VerFailed || got.NationalID != "" {
 			t.Errorf("stuck verification: %s, number kept %t; want failed and dropped", got.Status, got.NationalID != "")
 		}
 		// The caller in the hold loop hears it and is offered a retry.
@@ -333,7 +334,7 @@ func TestConcurrentDuplicateGather(t *testing.T) {
 		if n := len(e.broker.Requests()); n != 1 {
 			t.Errorf("%d broker requests for one number sent twice, want 1", n)
 		}
-		if n := countKind(e.eventKinds(sid), ivr.EventVerification); n != 1 {
+		if n := countKind(e.eventKinds(sid), store.EventVerification); n != 1 {
 			t.Errorf("%d verifications started, want 1", n)
 		}
 	})

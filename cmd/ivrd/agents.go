@@ -16,6 +16,7 @@ import (
 
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // cmdAgents manages dashboard accounts: add NAME, list, remove NAME.
@@ -66,7 +67,7 @@ func cmdAgents(ctx context.Context, args []string, getenv env, stdin io.Reader, 
 		return tw.Flush()
 	case sub == "remove" && fs.NArg() == 1:
 		if err := db.DeleteAgent(ctx, fs.Arg(0)); err != nil {
-			if errors.Is(err, agentui.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no agent named %q", fs.Arg(0))
 			}
 			return fmt.Errorf("remove agent: %w", err)

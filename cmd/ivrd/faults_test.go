@@ -28,7 +28,7 @@ import (
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/sqlite"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
@@ -103,14 +103,14 @@ func TestStoreFailuresSurface(t *testing.T) {
 	// The IVR's own reads and writes: not-found and conflicts are answers;
 	// real failures count.
 	cs := countingStore{Store: db, m: m}
-	if _, err := cs.Call(t.Context(), "CAnone"); !errors.Is(err, ivr.ErrNotFound) {
+	if _, err := cs.Call(t.Context(), "CAnone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Call: %v", err)
 	}
 	if got := metricValue(t, m, "ivr_store_errors_total"); got != 1 {
 		t.Errorf("a not-found counted as a store error (%v)", got)
 	}
 	db.Close() // the file is gone from under the service
-	if err := cs.AppendEvent(t.Context(), &ivr.Event{CallSID: "CA1", Kind: ivr.EventFallback}); err == nil {
+	if err := cs.AppendEvent(t.Context(), &store.Event{CallSID: "CA1", Kind: store.EventFallback}); err == nil {
 		t.Fatal("AppendEvent on a closed store succeeded")
 	}
 	if _, _, err := cs.NextPollAt(t.Context(), time.Time{}); err == nil {
@@ -350,7 +350,7 @@ func TestKill9MidVerification(t *testing.T) {
 	for {
 		msg := readMsg(t, ws)
 		ev, _ := msg["event"].(map[string]any)
-		if msg["type"] == "event" && ev["kind"] == string(ivr.EventApproved) && ev["callSid"] == r.tr.CallSID {
+		if msg["type"] == "event" && ev["kind"] == string(store.EventApproved) && ev["callSid"] == r.tr.CallSID {
 			break
 		}
 	}
@@ -468,7 +468,7 @@ func mustJSON(v any) string {
 
 type nopPublisher struct{}
 
-func (nopPublisher) Publish(context.Context, ivr.Event) {}
+func (nopPublisher) Publish(context.Context, store.Event) {}
 
 // TestVerificationOutcomesCounted: ivr_verifications_total counts each
 // verification's outcome once, from the event that records it.
@@ -476,14 +476,14 @@ func TestVerificationOutcomesCounted(t *testing.T) {
 	m := newMetrics()
 	p := countingPublisher{next: nopPublisher{}, m: m}
 	done := time.Now()
-	view := func(status string, completed *time.Time) *ivr.CallView {
-		return &ivr.CallView{CallSID: "CA1", Verification: &ivr.VerificationView{ID: "v1", Country: "SE", Status: status, Initiator: "caller", CompletedAt: completed}}
+	view := func(status string, completed *time.Time) *store.CallView {
+		return &store.CallView{CallSID: "CA1", Verification: &store.VerificationView{ID: "v1", Country: "SE", Status: status, Initiator: "caller", CompletedAt: completed}}
 	}
-	for _, e := range []ivr.Event{
-		{CallSID: "CA1", VerificationID: "v1", Kind: ivr.EventVerification, Call: view("starting", nil)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: ivr.EventPending, Call: view("pending", nil)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: ivr.EventApproved, Call: view("approved", &done)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: ivr.EventHandedOff, Call: view("approved", &done)},
+	for _, e := range []store.Event{
+		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventVerification, Call: view("starting", nil)},
+		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventPending, Call: view("pending", nil)},
+		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventApproved, Call: view("approved", &done)},
+		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventHandedOff, Call: view("approved", &done)},
 	} {
 		p.Publish(t.Context(), e)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -152,7 +153,7 @@ type countingPublisher struct {
 	m    *metrics
 }
 
-func (p countingPublisher) Publish(ctx context.Context, e ivr.Event) {
+func (p countingPublisher) Publish(ctx context.Context, e store.Event) {
 	if e.Call != nil && e.Call.Verification != nil && e.VerificationID != "" {
 		v := e.Call.Verification
 		if v.ID == e.VerificationID && v.CompletedAt != nil && strings.HasPrefix(string(e.Kind), "verification_") && isOutcome(v.Status) {
@@ -167,8 +168,8 @@ func (p countingPublisher) Publish(ctx context.Context, e ivr.Event) {
 }
 
 func isOutcome(status string) bool {
-	switch ivr.VerificationStatus(status) {
-	case ivr.VerApproved, ivr.VerDeclined, ivr.VerExpired, ivr.VerUnknownUser, ivr.VerFailed, ivr.VerCancelled:
+	switch store.VerificationStatus(status) {
+	case store.VerApproved, store.VerDeclined, store.VerExpired, store.VerUnknownUser, store.VerFailed, store.VerCancelled:
 		return true
 	}
 	return false
@@ -181,50 +182,50 @@ func isOutcome(status string) bool {
 // request that gave up (its context ended) is not the store's fault. The
 // IVR logs each failure where it handles it.
 type countingStore struct {
-	ivr.Store
+	store.Store
 	m *metrics
 }
 
 func (s countingStore) count(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() == nil && !errors.Is(err, ivr.ErrNotFound) && !errors.Is(err, ivr.ErrConflict) {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 		s.m.storeErrors.Inc()
 	}
 	return err
 }
 
-func (s countingStore) CreateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) (bool, error) {
+func (s countingStore) CreateCall(ctx context.Context, c *store.Call, events ...*store.Event) (bool, error) {
 	ok, err := s.Store.CreateCall(ctx, c, events...)
 	return ok, s.count(ctx, err)
 }
 
-func (s countingStore) Call(ctx context.Context, sid string) (*ivr.Call, error) {
+func (s countingStore) Call(ctx context.Context, sid string) (*store.Call, error) {
 	c, err := s.Store.Call(ctx, sid)
 	return c, s.count(ctx, err)
 }
 
-func (s countingStore) UpdateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) error {
+func (s countingStore) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Event) error {
 	return s.count(ctx, s.Store.UpdateCall(ctx, c, events...))
 }
 
-func (s countingStore) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) {
+func (s countingStore) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, error) {
 	cs, err := s.Store.Calls(ctx, f)
 	return cs, s.count(ctx, err)
 }
 
-func (s countingStore) CreateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+func (s countingStore) CreateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	return s.count(ctx, s.Store.CreateVerification(ctx, v, events...))
 }
 
-func (s countingStore) Verification(ctx context.Context, id string) (*ivr.Verification, error) {
+func (s countingStore) Verification(ctx context.Context, id string) (*store.Verification, error) {
 	v, err := s.Store.Verification(ctx, id)
 	return v, s.count(ctx, err)
 }
 
-func (s countingStore) UpdateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+func (s countingStore) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	return s.count(ctx, s.Store.UpdateVerification(ctx, v, events...))
 }
 
-func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*ivr.Verification, error) {
+func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*store.Verification, error) {
 	vs, err := s.Store.DueVerifications(ctx, now, limit)
 	return vs, s.count(ctx, err)
 }
@@ -244,11 +245,11 @@ func (s countingStore) CountVerificationsByCaller(ctx context.Context, from stri
 	return n, s.count(ctx, err)
 }
 
-func (s countingStore) Events(ctx context.Context, callSID string) ([]ivr.Event, error) {
+func (s countingStore) Events(ctx context.Context, callSID string) ([]store.Event, error) {
 	evs, err := s.Store.Events(ctx, callSID)
 	return evs, s.count(ctx, err)
 }
 
-func (s countingStore) AppendEvent(ctx context.Context, e *ivr.Event) error {
+func (s countingStore) AppendEvent(ctx context.Context, e *store.Event) error {
 	return s.count(ctx, s.Store.AppendEvent(ctx, e))
 }

@@ -17,18 +17,19 @@ import (
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/internal/sqlite"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
 // Compile-time checks that the parts fit the interfaces their consumers
 // declare.
 var (
-	_ ivr.Publisher      = (*agentui.Hub)(nil)
-	_ ivr.Store          = (*sqlite.DB)(nil)
-	_ ivr.Authenticator  = (*ciba.Client)(nil)
-	_ ivr.Authenticator  = (*lazyBroker)(nil)
-	_ agentui.AgentStore = (*sqlite.DB)(nil)
-	_ agentui.Calls      = (*ivr.Service)(nil)
+	_ ivr.Publisher     = (*agentui.Hub)(nil)
+	_ store.Store       = (*sqlite.DB)(nil)
+	_ ivr.Authenticator = (*ciba.Client)(nil)
+	_ ivr.Authenticator = (*lazyBroker)(nil)
+	_ store.AgentStore  = (*sqlite.DB)(nil)
+	_ agentui.Calls     = (*ivr.Service)(nil)
 )
 
 func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -80,7 +81,7 @@ func printTestUsers(w io.Writer) {
 	fmt.Fprintln(tw, "Test users\tnumber\tbehaviour")
 	for _, u := range cibatest.Users() {
 		country := "Swedish BankID"
-		if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil && id.Country() == ivr.Norway {
+		if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil && id.Country() == store.Norway {
 			country = "Norwegian BankID"
 		}
 		fmt.Fprintf(tw, "  %s %s (%s)\t%s\t%s\n", u.GivenName, u.FamilyName, country, u.NationalID, u.Script)

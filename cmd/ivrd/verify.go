@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -89,7 +90,7 @@ func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile,
 	start := time.Now()
 	res := verifyResult{Country: string(id.Country()), MaskedID: id.Masked(), PendingStates: []string{}}
 	in := ciba.RequestInput{NationalID: id.Digits(), Method: "no-bankid"}
-	if id.Country() == ivr.Sweden {
+	if id.Country() == store.Sweden {
 		in.Method, in.BindingMessage, in.CallInitiator = "se-bankid", message, initiator
 		res.BindingMessage = message
 	}

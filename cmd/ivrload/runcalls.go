@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/internal/sqlite"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
@@ -269,9 +269,9 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 			maxPolls = max(maxPolls, n)
 		}
 		if t0, ok := decided[r.user]; ok {
-			kind := ivr.EventApproved
+			kind := store.EventApproved
 			if r.plan == decline {
-				kind = ivr.EventDeclined
+				kind = store.EventDeclined
 			}
 			if at, ok := dashAt[sid][string(kind)]; ok && r.plan == approve {
 				toDash = append(toDash, at.Sub(t0))
@@ -299,8 +299,8 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 			L.VerMissing++
 			continue
 		}
-		want := map[outcome]ivr.VerificationStatus{approve: ivr.VerApproved, decline: ivr.VerDeclined, noAnswer: ivr.VerExpired}[r.plan]
-		wantOutcome := map[bool]string{true: ivr.OutcomeVerified, false: ivr.OutcomeUnverified}[r.plan == approve]
+		want := map[outcome]store.VerificationStatus{approve: store.VerApproved, decline: store.VerDeclined, noAnswer: store.VerExpired}[r.plan]
+		wantOutcome := map[bool]string{true: store.OutcomeVerified, false: store.OutcomeUnverified}[r.plan == approve]
 		if c.VerificationID == "" {
 			L.VerMissing++
 		} else if v, err := db.Verification(ctx, c.VerificationID); err != nil {

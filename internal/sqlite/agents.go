@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/store"
 )
 
-// CreateAgent stores a; agentui.ErrExists when the name is taken.
-func (db *DB) CreateAgent(ctx context.Context, a agentui.Agent) error {
+// CreateAgent stores a; store.ErrExists when the name is taken.
+func (db *DB) CreateAgent(ctx context.Context, a store.Agent) error {
 	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.exec(ctx, qInsertAgent, a.Name, a.PasswordHash, ms(a.CreatedAt))
 		if isUnique(err) {
-			return agentui.ErrExists
+			return store.ErrExists
 		}
 		return err
 	}, nil)
@@ -23,32 +23,32 @@ func (db *DB) CreateAgent(ctx context.Context, a agentui.Agent) error {
 	return nil
 }
 
-// Agent returns the named agent, or agentui.ErrNotFound.
-func (db *DB) Agent(ctx context.Context, name string) (agentui.Agent, error) {
+// Agent returns the named agent, or store.ErrNotFound.
+func (db *DB) Agent(ctx context.Context, name string) (store.Agent, error) {
 	var (
-		a       agentui.Agent
+		a       store.Agent
 		created int64
 	)
 	err := db.r.queryRow(ctx, qAgent, name).
 		Scan(&a.Name, &a.PasswordHash, &created)
 	if err != nil {
-		return agentui.Agent{}, fmt.Errorf("sqlite: get agent: %w", notFound(err, agentui.ErrNotFound))
+		return store.Agent{}, fmt.Errorf("sqlite: get agent: %w", notFound(err, store.ErrNotFound))
 	}
 	a.CreatedAt = fromMS(created)
 	return a, nil
 }
 
 // Agents returns all agents ordered by name.
-func (db *DB) Agents(ctx context.Context) ([]agentui.Agent, error) {
+func (db *DB) Agents(ctx context.Context) ([]store.Agent, error) {
 	rows, err := db.r.query(ctx, qAgents)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list agents: %w", err)
 	}
 	defer rows.Close()
-	var agents []agentui.Agent
+	var agents []store.Agent
 	for rows.Next() {
 		var (
-			a       agentui.Agent
+			a       store.Agent
 			created int64
 		)
 		if err := rows.Scan(&a.Name, &a.PasswordHash, &created); err != nil {
@@ -63,7 +63,7 @@ func (db *DB) Agents(ctx context.Context) ([]agentui.Agent, error) {
 	return agents, nil
 }
 
-// DeleteAgent deletes the named agent and its sessions; agentui.ErrNotFound
+// DeleteAgent deletes the named agent and its sessions; store.ErrNotFound
 // when there is no such agent.
 func (db *DB) DeleteAgent(ctx context.Context, name string) error {
 	err := db.write(ctx, func(tx wtx) error {
@@ -79,7 +79,7 @@ func (db *DB) DeleteAgent(ctx context.Context, name string) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return agentui.ErrNotFound
+			return store.ErrNotFound
 		}
 		return nil
 	}, nil)
@@ -89,17 +89,17 @@ func (db *DB) DeleteAgent(ctx context.Context, name string) error {
 	return nil
 }
 
-// CreateSession stores s. agentui.ErrNotFound when s.Agent names no agent,
-// agentui.ErrExists when the ID is taken.
-func (db *DB) CreateSession(ctx context.Context, s agentui.Session) error {
+// CreateSession stores s. store.ErrNotFound when s.Agent names no agent,
+// store.ErrExists when the ID is taken.
+func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.exec(ctx, qInsertSession,
 			s.ID, s.Agent, s.CSRFToken, ms(s.CreatedAt), ms(s.ExpiresAt))
 		switch {
 		case isForeignKey(err):
-			return agentui.ErrNotFound
+			return store.ErrNotFound
 		case isUnique(err):
-			return agentui.ErrExists
+			return store.ErrExists
 		}
 		return err
 	}, nil)
@@ -109,17 +109,17 @@ func (db *DB) CreateSession(ctx context.Context, s agentui.Session) error {
 	return nil
 }
 
-// Session returns the session with the given ID, or agentui.ErrNotFound. It
+// Session returns the session with the given ID, or store.ErrNotFound. It
 // returns expired sessions too: the caller compares ExpiresAt with its clock.
-func (db *DB) Session(ctx context.Context, id string) (agentui.Session, error) {
+func (db *DB) Session(ctx context.Context, id string) (store.Session, error) {
 	var (
-		s                agentui.Session
+		s                store.Session
 		created, expires int64
 	)
 	err := db.r.queryRow(ctx, qSession, id).
 		Scan(&s.ID, &s.Agent, &s.CSRFToken, &created, &expires)
 	if err != nil {
-		return agentui.Session{}, fmt.Errorf("sqlite: get session: %w", notFound(err, agentui.ErrNotFound))
+		return store.Session{}, fmt.Errorf("sqlite: get session: %w", notFound(err, store.ErrNotFound))
 	}
 	s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
 	return s, nil

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
 )
 
 // BenchmarkUpdateVerification is the poller's write: one verification row and
@@ -14,11 +15,11 @@ import (
 func BenchmarkUpdateVerification(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		db := open(b)
-		v := newVerification("v1", "CA1", ivr.VerPending, t0)
-		mustCreateVerification(b, db, v)
+		v := storetest.NewVerification("v1", "CA1", store.VerPending, storetest.Epoch)
+		storetest.MustCreateVerification(b, db, v)
 		for b.Loop() {
 			v.Polls++
-			if err := db.UpdateVerification(b.Context(), v, event("CA1", "polled", t0)); err != nil {
+			if err := db.UpdateVerification(b.Context(), v, storetest.NewEvent("CA1", "polled", storetest.Epoch)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -28,14 +29,14 @@ func BenchmarkUpdateVerification(b *testing.B) {
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			id := fmt.Sprintf("v%d", next.Add(1))
-			v := newVerification(id, "CA-"+id, ivr.VerPending, t0)
+			v := storetest.NewVerification(id, "CA-"+id, store.VerPending, storetest.Epoch)
 			if err := db.CreateVerification(b.Context(), v); err != nil {
 				b.Error(err)
 				return
 			}
 			for pb.Next() {
 				v.Polls++
-				if err := db.UpdateVerification(b.Context(), v, event(v.CallSID, "polled", t0)); err != nil {
+				if err := db.UpdateVerification(b.Context(), v, storetest.NewEvent(v.CallSID, "polled", storetest.Epoch)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -50,7 +51,7 @@ func BenchmarkCallRead(b *testing.B) {
 	db := open(b)
 	const calls = 1000
 	for i := range calls {
-		mustCreateCall(b, db, newCall(fmt.Sprintf("CA%d", i), t0))
+		storetest.MustCreateCall(b, db, storetest.NewCall(fmt.Sprintf("CA%d", i), storetest.Epoch))
 	}
 	var next atomic.Int64
 	b.ResetTimer()
@@ -71,17 +72,17 @@ func BenchmarkDueVerifications(b *testing.B) {
 	db := open(b)
 	const rows = 10_000
 	for i := range rows {
-		mustCreateVerification(b, db, newVerification(fmt.Sprintf("p%d", i), "CA", ivr.VerPending, at(time.Duration(i)*time.Millisecond)))
-		mustCreateVerification(b, db, newVerification(fmt.Sprintf("d%d", i), "CA", ivr.VerApproved, at(time.Duration(i)*time.Millisecond)))
+		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("p%d", i), "CA", store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
+		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("d%d", i), "CA", store.VerApproved, storetest.At(time.Duration(i)*time.Millisecond)))
 	}
 	for _, bb := range []struct {
 		name string
 		now  time.Time
 		want int
 	}{
-		{"all due", at(time.Hour), 100},
-		{"ten due", at(9 * time.Millisecond), 10},
-		{"none due", at(-time.Second), 0},
+		{"all due", storetest.At(time.Hour), 100},
+		{"ten due", storetest.At(9 * time.Millisecond), 10},
+		{"none due", storetest.At(-time.Second), 0},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			for b.Loop() {

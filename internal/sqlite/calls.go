@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // defaultCallsLimit is the number of calls Calls returns when the filter sets
@@ -21,7 +21,7 @@ var errExists = errors.New("exists")
 // CreateCall stores c and events in one transaction. When a call with c.SID
 // exists already it returns false and stores nothing, not even the events.
 // c.Version is stored as given.
-func (db *DB) CreateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) (bool, error) {
+func (db *DB) CreateCall(ctx context.Context, c *store.Call, events ...*store.Event) (bool, error) {
 	err := db.write(ctx, func(tx wtx) error {
 		res, err := tx.exec(ctx, qInsertCall,
 			c.SID, c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
@@ -46,20 +46,20 @@ func (db *DB) CreateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event)
 	return true, nil
 }
 
-// Call returns the call with the given SID, or ivr.ErrNotFound.
-func (db *DB) Call(ctx context.Context, sid string) (*ivr.Call, error) {
+// Call returns the call with the given SID, or store.ErrNotFound.
+func (db *DB) Call(ctx context.Context, sid string) (*store.Call, error) {
 	row := db.r.queryRow(ctx, qCall, sid)
 	c, err := scanCall(row)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get call: %w", notFound(err, ivr.ErrNotFound))
+		return nil, fmt.Errorf("sqlite: get call: %w", notFound(err, store.ErrNotFound))
 	}
 	return c, nil
 }
 
 // UpdateCall stores c if the stored version equals c.Version, together with
 // events, and then increments c.Version. A different stored version gives
-// ivr.ErrConflict, a missing call ivr.ErrNotFound; either way nothing changes.
-func (db *DB) UpdateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event) error {
+// store.ErrConflict, a missing call store.ErrNotFound; either way nothing changes.
+func (db *DB) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
 		res, err := tx.exec(ctx, qUpdateCall,
 			c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
@@ -78,8 +78,8 @@ func (db *DB) UpdateCall(ctx context.Context, c *ivr.Call, events ...*ivr.Event)
 	return nil
 }
 
-// versionCheck turns an update that changed no row into ivr.ErrConflict when
-// the row exists (exists is a query for that) and ivr.ErrNotFound when not.
+// versionCheck turns an update that changed no row into store.ErrConflict when
+// the row exists (exists is a query for that) and store.ErrNotFound when not.
 func versionCheck(ctx context.Context, tx wtx, res sql.Result, exists, key string) error {
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -93,15 +93,15 @@ func versionCheck(ctx context.Context, tx wtx, res sql.Result, exists, key strin
 		return fmt.Errorf("check version: %w", err)
 	}
 	if found {
-		return ivr.ErrConflict
+		return store.ErrConflict
 	}
-	return ivr.ErrNotFound
+	return store.ErrNotFound
 }
 
 // Calls lists calls. With f.Live, the calls that have not ended, newest first;
 // otherwise the calls that ended at or after f.EndedSince, most recently ended
 // first. f.Limit defaults to 200.
-func (db *DB) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) {
+func (db *DB) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, error) {
 	limit := limitOr(f.Limit, defaultCallsLimit)
 	var (
 		rows *sql.Rows
@@ -116,7 +116,7 @@ func (db *DB) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) 
 		return nil, fmt.Errorf("sqlite: list calls: %w", err)
 	}
 	defer rows.Close()
-	var calls []*ivr.Call
+	var calls []*store.Call
 	for rows.Next() {
 		c, err := scanCall(rows)
 		if err != nil {
@@ -132,23 +132,23 @@ func (db *DB) Calls(ctx context.Context, f ivr.CallFilter) ([]*ivr.Call, error) 
 
 // Events returns the events stored for callSID, oldest (lowest Seq) first;
 // none, without error, for an unknown call.
-func (db *DB) Events(ctx context.Context, callSID string) ([]ivr.Event, error) {
+func (db *DB) Events(ctx context.Context, callSID string) ([]store.Event, error) {
 	rows, err := db.r.query(ctx, qEvents, callSID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list events: %w", err)
 	}
 	defer rows.Close()
-	var events []ivr.Event
+	var events []store.Event
 	for rows.Next() {
 		var (
-			e    ivr.Event
+			e    store.Event
 			at   int64
 			kind string
 		)
 		if err := rows.Scan(&e.Seq, &at, &e.CallSID, &e.VerificationID, &kind, &e.Actor, &e.Detail); err != nil {
 			return nil, fmt.Errorf("sqlite: list events: %w", err)
 		}
-		e.At, e.Kind = fromMS(at), ivr.EventKind(kind)
+		e.At, e.Kind = fromMS(at), store.EventKind(kind)
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -158,11 +158,11 @@ func (db *DB) Events(ctx context.Context, callSID string) ([]ivr.Event, error) {
 }
 
 // AppendEvent stores e on its own and sets e.Seq. e.Call is not stored.
-func (db *DB) AppendEvent(ctx context.Context, e *ivr.Event) error {
+func (db *DB) AppendEvent(ctx context.Context, e *store.Event) error {
 	if e == nil {
 		return errors.New("sqlite: append event: nil event")
 	}
-	if err := db.write(ctx, nil, []*ivr.Event{e}); err != nil {
+	if err := db.write(ctx, nil, []*store.Event{e}); err != nil {
 		return fmt.Errorf("sqlite: append event: %w", err)
 	}
 	return nil
@@ -206,9 +206,9 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-func scanCall(s scanner) (*ivr.Call, error) {
+func scanCall(s scanner) (*store.Call, error) {
 	var (
-		c                         ivr.Call
+		c                         store.Call
 		state                     string
 		created, updated, endedAt int64
 	)
@@ -218,7 +218,7 @@ func scanCall(s scanner) (*ivr.Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.State = ivr.CallState(state)
+	c.State = store.CallState(state)
 	c.CreatedAt, c.UpdatedAt, c.EndedAt = fromMS(created), fromMS(updated), fromMS(endedAt)
 	return &c, nil
 }

@@ -1,6 +1,6 @@
 // Package sqlite stores calls, verifications, the event log, agents and their
 // sessions in a SQLite database file. It is the only package that knows SQL;
-// *DB satisfies ivr.Store and agentui.AgentStore. It knows nothing of HTTP,
+// *DB satisfies store.Store and store.AgentStore. It knows nothing of HTTP,
 // Twilio or CIBA.
 //
 // A DB holds two connection pools on the same file: one connection for all
@@ -24,8 +24,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -167,7 +166,7 @@ func migrateOne(ctx context.Context, w *sql.DB, file string) error {
 // write runs fn in a write transaction, stores events after it in the same
 // transaction and commits. Seq is set on the events only once the commit
 // succeeded, so a failed write leaves the caller's values untouched.
-func (db *DB) write(ctx context.Context, fn func(tx wtx) error, events []*ivr.Event) error {
+func (db *DB) write(ctx context.Context, fn func(tx wtx) error, events []*store.Event) error {
 	sqlTx, err := db.w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -249,6 +248,6 @@ func limitOr(n, def int) int {
 
 // Compile-time checks that DB is what the consumers need.
 var (
-	_ ivr.Store          = (*DB)(nil)
-	_ agentui.AgentStore = (*DB)(nil)
+	_ store.Store      = (*DB)(nil)
+	_ store.AgentStore = (*DB)(nil)
 )

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // TestPingFailsWhenTheFileCannotBeWritten holds SQLite's write lock from
@@ -50,7 +50,7 @@ func TestPingFailsWhenTheFileCannotBeWritten(t *testing.T) {
 		t.Errorf("Ping took %v; it must give up near its context's deadline", took)
 	}
 	// Reads still work: the failure is the write, which is the point.
-	if _, err := db.Call(t.Context(), "CAnone"); !errors.Is(err, ivr.ErrNotFound) {
+	if _, err := db.Call(t.Context(), "CAnone"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("read while locked: %v", err)
 	}
 

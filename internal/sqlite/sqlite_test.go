@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/internal/sqlite"
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
 )
 
 // open opens a fresh database in a temporary directory, closed at cleanup.
@@ -36,8 +36,9 @@ func openAt(t testing.TB, path string) *sqlite.DB {
 	return db
 }
 
-func TestStoreConformance(t *testing.T) {
-	StoreConformance(t, func(t *testing.T) ivr.Store { return open(t) })
+func TestConformance(t *testing.T) {
+	storetest.TestStore(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.TestAgentStore(t, func(t *testing.T) store.AgentStore { return open(t) })
 }
 
 func TestOpen(t *testing.T) {
@@ -47,10 +48,10 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("first Open: %v", err)
 		}
-		if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+		if _, err := db.CreateCall(t.Context(), storetest.NewCall("CA1", storetest.Epoch)); err != nil {
 			t.Fatalf("CreateCall: %v", err)
 		}
-		if err := db.CreateAgent(t.Context(), agentui.Agent{Name: "alice", PasswordHash: "h"}); err != nil {
+		if err := db.CreateAgent(t.Context(), store.Agent{Name: "alice", PasswordHash: "h"}); err != nil {
 			t.Fatalf("CreateAgent: %v", err)
 		}
 		if err := db.Close(); err != nil {
@@ -102,7 +103,7 @@ func TestOpen(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "odd name?mode=ro#x%20.db")
 		db := openAt(t, path)
-		if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+		if _, err := db.CreateCall(t.Context(), storetest.NewCall("CA1", storetest.Epoch)); err != nil {
 			t.Fatalf("CreateCall: %v", err)
 		}
 		if got, _ := filepath.Glob(filepath.Join(dir, "odd name?mode=ro#x%20.db")); len(got) != 1 {
@@ -150,7 +151,7 @@ func migrationRows(t *testing.T, path string) string {
 func TestErrorsHoldNoRowContents(t *testing.T) {
 	db := open(t)
 	const nid = "199001011239"
-	v := newVerification("v1", "CA1", ivr.VerPending, t0)
+	v := storetest.NewVerification("v1", "CA1", store.VerPending, storetest.Epoch)
 	v.NationalID = nid
 	if err := db.CreateVerification(t.Context(), v); err != nil {
 		t.Fatalf("CreateVerification: %v", err)
@@ -183,13 +184,13 @@ func TestCanceledContextReleasesTheWriter(t *testing.T) {
 	db := open(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := db.CreateCall(ctx, newCall("CA1", t0)); err == nil {
+	if _, err := db.CreateCall(ctx, storetest.NewCall("CA1", storetest.Epoch)); err == nil {
 		t.Fatal("CreateCall with a canceled context succeeded")
 	}
-	if _, err := db.Call(t.Context(), "CA1"); !errors.Is(err, ivr.ErrNotFound) {
+	if _, err := db.Call(t.Context(), "CA1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Call after canceled create err = %v, want ErrNotFound", err)
 	}
-	if _, err := db.CreateCall(t.Context(), newCall("CA1", t0)); err != nil {
+	if _, err := db.CreateCall(t.Context(), storetest.NewCall("CA1", storetest.Epoch)); err != nil {
 		t.Errorf("CreateCall after a canceled one: %v", err)
 	}
 }
@@ -202,10 +203,10 @@ func TestConcurrentWriters(t *testing.T) {
 	const workers, rounds = 32, 20
 	for w := range workers {
 		sid := fmt.Sprintf("CA%d", w)
-		mustCreateCall(t, db, newCall(sid, t0))
-		mustCreateVerification(t, db, newVerification("v"+sid, sid, ivr.VerPending, t0))
+		storetest.MustCreateCall(t, db, storetest.NewCall(sid, storetest.Epoch))
+		storetest.MustCreateVerification(t, db, storetest.NewVerification("v"+sid, sid, store.VerPending, storetest.Epoch))
 	}
-	mustCreateCall(t, db, newCall("shared", t0))
+	storetest.MustCreateCall(t, db, storetest.NewCall("shared", storetest.Epoch))
 
 	var (
 		wg        sync.WaitGroup
@@ -224,19 +225,19 @@ func TestConcurrentWriters(t *testing.T) {
 			for i := range rounds {
 				v.Polls++
 				v.NextPollAt = v.NextPollAt.Add(time.Second)
-				if err := db.UpdateVerification(ctx, v, event(sid, "polled", t0)); err != nil {
+				if err := db.UpdateVerification(ctx, v, storetest.NewEvent(sid, "polled", storetest.Epoch)); err != nil {
 					errs <- fmt.Errorf("UpdateVerification: %w", err)
 				}
-				if err := db.AppendEvent(ctx, event(sid, "note", t0)); err != nil {
+				if err := db.AppendEvent(ctx, storetest.NewEvent(sid, "note", storetest.Epoch)); err != nil {
 					errs <- fmt.Errorf("AppendEvent: %w", err)
 				}
 				if _, err := db.Call(ctx, sid); err != nil {
 					errs <- fmt.Errorf("Call: %w", err)
 				}
-				if _, err := db.DueVerifications(ctx, at(time.Hour), 10); err != nil {
+				if _, err := db.DueVerifications(ctx, storetest.At(time.Hour), 10); err != nil {
 					errs <- fmt.Errorf("DueVerifications: %w", err)
 				}
-				if _, err := db.CreateCall(ctx, newCall(fmt.Sprintf("%s-%d", sid, i), t0)); err != nil {
+				if _, err := db.CreateCall(ctx, storetest.NewCall(fmt.Sprintf("%s-%d", sid, i), storetest.Epoch)); err != nil {
 					errs <- fmt.Errorf("CreateCall: %w", err)
 				}
 				// Everyone races for the shared call: exactly one writer wins each version.
@@ -246,10 +247,10 @@ func TestConcurrentWriters(t *testing.T) {
 					continue
 				}
 				c.Step++
-				switch err := db.UpdateCall(ctx, c, event("shared", "step", t0)); {
+				switch err := db.UpdateCall(ctx, c, storetest.NewEvent("shared", "step", storetest.Epoch)); {
 				case err == nil:
 					wins.Add(1)
-				case errors.Is(err, ivr.ErrConflict):
+				case errors.Is(err, store.ErrConflict):
 					conflicts.Add(1)
 				default:
 					errs <- fmt.Errorf("UpdateCall(shared): %w", err)
@@ -272,7 +273,7 @@ func TestConcurrentWriters(t *testing.T) {
 		if v.Polls != rounds || v.Version != rounds {
 			t.Errorf("%s: polls %d version %d, want %d each", sid, v.Polls, v.Version, rounds)
 		}
-		if n := len(mustEvents(t, db, sid)); n != 2*rounds {
+		if n := len(storetest.MustEvents(t, db, sid)); n != 2*rounds {
 			t.Errorf("%s: %d events, want %d", sid, n, 2*rounds)
 		}
 	}
@@ -283,7 +284,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if shared.Version != wins.Load() || int64(shared.Step) != 1+wins.Load() {
 		t.Errorf("shared call: version %d step %d, want %d and %d (one per win)", shared.Version, shared.Step, wins.Load(), 1+wins.Load())
 	}
-	if n := int64(len(mustEvents(t, db, "shared"))); n != wins.Load() {
+	if n := int64(len(storetest.MustEvents(t, db, "shared"))); n != wins.Load() {
 		t.Errorf("shared call: %d events, want one per win (%d)", n, wins.Load())
 	}
 	t.Logf("shared call: %d wins, %d conflicts", wins.Load(), conflicts.Load())
@@ -301,7 +302,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 			wg.Go(func() {
 				for j := range 50 {
 					sid := fmt.Sprintf("CA-%d-%d-%d", i, g, j)
-					if _, err := db.CreateCall(t.Context(), newCall(sid, t0), event(sid, "call_started", t0)); err != nil {
+					if _, err := db.CreateCall(t.Context(), storetest.NewCall(sid, storetest.Epoch), storetest.NewEvent(sid, "call_started", storetest.Epoch)); err != nil {
 						errs <- err
 					}
 				}
@@ -313,7 +314,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	calls, err := a.Calls(t.Context(), ivr.CallFilter{Live: true, Limit: 1000})
+	calls, err := a.Calls(t.Context(), store.CallFilter{Live: true, Limit: 1000})
 	if err != nil || len(calls) != 400 {
 		t.Errorf("Calls = %d, %v; want 400", len(calls), err)
 	}
@@ -323,16 +324,16 @@ func TestPurgeEndedInBatches(t *testing.T) {
 	db := open(t)
 	const n = 501 // more than one batch
 	for i := range n {
-		c := newCall(fmt.Sprintf("CA%d", i), t0)
-		c.EndedAt = at(time.Minute)
-		mustCreateCall(t, db, c, event(c.SID, "call_started", t0))
+		c := storetest.NewCall(fmt.Sprintf("CA%d", i), storetest.Epoch)
+		c.EndedAt = storetest.At(time.Minute)
+		storetest.MustCreateCall(t, db, c, storetest.NewEvent(c.SID, "call_started", storetest.Epoch))
 	}
-	mustCreateCall(t, db, newCall("live", t0))
-	got, err := db.PurgeEnded(t.Context(), at(time.Hour))
+	storetest.MustCreateCall(t, db, storetest.NewCall("live", storetest.Epoch))
+	got, err := db.PurgeEnded(t.Context(), storetest.At(time.Hour))
 	if err != nil || got != n {
 		t.Fatalf("PurgeEnded = %d, %v; want %d, nil", got, err, n)
 	}
-	left, err := db.Calls(t.Context(), ivr.CallFilter{Limit: 1000})
+	left, err := db.Calls(t.Context(), store.CallFilter{Limit: 1000})
 	if err != nil || len(left) != 0 {
 		t.Errorf("ended calls left = %d, %v; want 0", len(left), err)
 	}
@@ -343,8 +344,8 @@ func TestPurgeEndedInBatches(t *testing.T) {
 
 func TestInFlight(t *testing.T) {
 	db := open(t)
-	for i, st := range []ivr.VerificationStatus{ivr.VerStarting, ivr.VerPending, ivr.VerApproved, ivr.VerCancelled, ivr.VerPending} {
-		mustCreateVerification(t, db, newVerification(fmt.Sprintf("v%d", i), "CA1", st, at(time.Second)))
+	for i, st := range []store.VerificationStatus{store.VerStarting, store.VerPending, store.VerApproved, store.VerCancelled, store.VerPending} {
+		storetest.MustCreateVerification(t, db, storetest.NewVerification(fmt.Sprintf("v%d", i), "CA1", st, storetest.At(time.Second)))
 	}
 	if n, err := db.InFlight(t.Context()); err != nil || n != 3 {
 		t.Fatalf("InFlight = %d, %v; want 3, nil", n, err)

@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // defaultDueLimit is how many due verifications DueVerifications returns when
@@ -15,9 +15,9 @@ import (
 const defaultDueLimit = 100
 
 // CreateVerification stores v and events in one transaction. An existing ID
-// gives ivr.ErrConflict. v.Version is stored as given. The From of v's call,
+// gives store.ErrConflict. v.Version is stored as given. The From of v's call,
 // as stored now, is kept with v for CountVerificationsByCaller.
-func (db *DB) CreateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+func (db *DB) CreateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.exec(ctx, qInsertVerification,
 			v.ID, v.CallSID, string(v.Country), v.NationalID, v.MaskedID, v.IDHash,
@@ -26,7 +26,7 @@ func (db *DB) CreateVerification(ctx context.Context, v *ivr.Verification, event
 			v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
 			ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version, v.CallSID)
 		if isUnique(err) {
-			return ivr.ErrConflict
+			return store.ErrConflict
 		}
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
@@ -40,21 +40,21 @@ func (db *DB) CreateVerification(ctx context.Context, v *ivr.Verification, event
 }
 
 // Verification returns the verification with the given ID, or
-// ivr.ErrNotFound.
-func (db *DB) Verification(ctx context.Context, id string) (*ivr.Verification, error) {
+// store.ErrNotFound.
+func (db *DB) Verification(ctx context.Context, id string) (*store.Verification, error) {
 	row := db.r.queryRow(ctx, qVerification, id)
 	v, err := scanVerification(row)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get verification: %w", notFound(err, ivr.ErrNotFound))
+		return nil, fmt.Errorf("sqlite: get verification: %w", notFound(err, store.ErrNotFound))
 	}
 	return v, nil
 }
 
 // UpdateVerification stores v if the stored version equals v.Version,
 // together with events, and then increments v.Version. A different stored
-// version gives ivr.ErrConflict, a missing verification ivr.ErrNotFound;
+// version gives store.ErrConflict, a missing verification store.ErrNotFound;
 // either way nothing changes.
-func (db *DB) UpdateVerification(ctx context.Context, v *ivr.Verification, events ...*ivr.Event) error {
+func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
 		res, err := tx.exec(ctx, qUpdateVerification,
 			v.CallSID, string(v.Country), v.NationalID, v.MaskedID, v.IDHash,
@@ -78,13 +78,13 @@ func (db *DB) UpdateVerification(ctx context.Context, v *ivr.Verification, event
 // DueVerifications returns up to limit verifications in VerStarting or
 // VerPending whose NextPollAt is at or before now, earliest first (a zero
 // NextPollAt counts as due). A limit of zero or less means 100.
-func (db *DB) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*ivr.Verification, error) {
+func (db *DB) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*store.Verification, error) {
 	rows, err := db.r.query(ctx, qDue, ms(now), limitOr(limit, defaultDueLimit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due verifications: %w", err)
 	}
 	defer rows.Close()
-	var vs []*ivr.Verification
+	var vs []*store.Verification
 	for rows.Next() {
 		v, err := scanVerification(rows)
 		if err != nil {
@@ -127,9 +127,9 @@ func (db *DB) InFlight(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func scanVerification(s scanner) (*ivr.Verification, error) {
+func scanVerification(s scanner) (*store.Verification, error) {
 	var (
-		v                           ivr.Verification
+		v                           store.Verification
 		country, status             string
 		interval, expires, nextPoll int64
 		created, updated, completed int64
@@ -142,7 +142,7 @@ func scanVerification(s scanner) (*ivr.Verification, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.Country, v.Status = ivr.Country(country), ivr.VerificationStatus(status)
+	v.Country, v.Status = store.Country(country), store.VerificationStatus(status)
 	v.Interval = time.Duration(interval) * time.Millisecond
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)

@@ -1,4 +1,4 @@
-package sqlite_test
+package storetest
 
 import (
 	"errors"
@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr/callerverify/agentui"
+	"github.com/ivr/callerverify/internal/store"
 )
 
-func TestAgents(t *testing.T) {
-	db := open(t)
+func testAgents(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
+	db := newStore(t)
 	ctx := t.Context()
-	alice := agentui.Agent{Name: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: t0}
-	bob := agentui.Agent{Name: "bob", PasswordHash: "$argon2id$bob", CreatedAt: at(time.Minute)}
-	for _, a := range []agentui.Agent{bob, alice} {
+	alice := store.Agent{Name: "alice", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA", CreatedAt: Epoch}
+	bob := store.Agent{Name: "bob", PasswordHash: "$argon2id$bob", CreatedAt: At(time.Minute)}
+	for _, a := range []store.Agent{bob, alice} {
 		if err := db.CreateAgent(ctx, a); err != nil {
 			t.Fatalf("CreateAgent(%s): %v", a.Name, err)
 		}
@@ -23,14 +23,14 @@ func TestAgents(t *testing.T) {
 	t.Run("an agent reads back as written, in UTC", func(t *testing.T) {
 		got, err := db.Agent(ctx, "alice")
 		want := alice
-		want.CreatedAt = utc(want.CreatedAt)
+		want.CreatedAt = UTC(want.CreatedAt)
 		if err != nil || got != want {
 			t.Errorf("Agent(alice) = %+v, %v; want %+v", got, err, want)
 		}
 	})
 	t.Run("a taken name is ErrExists", func(t *testing.T) {
-		err := db.CreateAgent(ctx, agentui.Agent{Name: "alice", PasswordHash: "other"})
-		if !errors.Is(err, agentui.ErrExists) {
+		err := db.CreateAgent(ctx, store.Agent{Name: "alice", PasswordHash: "other"})
+		if !errors.Is(err, store.ErrExists) {
 			t.Errorf("CreateAgent(alice again) err = %v, want ErrExists", err)
 		}
 		if got, _ := db.Agent(ctx, "alice"); got.PasswordHash != alice.PasswordHash {
@@ -38,10 +38,10 @@ func TestAgents(t *testing.T) {
 		}
 	})
 	t.Run("an unknown agent is ErrNotFound", func(t *testing.T) {
-		if _, err := db.Agent(ctx, "mallory"); !errors.Is(err, agentui.ErrNotFound) {
+		if _, err := db.Agent(ctx, "mallory"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Agent(unknown) err = %v, want ErrNotFound", err)
 		}
-		if err := db.DeleteAgent(ctx, "mallory"); !errors.Is(err, agentui.ErrNotFound) {
+		if err := db.DeleteAgent(ctx, "mallory"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("DeleteAgent(unknown) err = %v, want ErrNotFound", err)
 		}
 	})
@@ -60,19 +60,19 @@ func TestAgents(t *testing.T) {
 	})
 }
 
-func TestSessions(t *testing.T) {
+func testSessions(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
 	ctx := t.Context()
-	setup := func(t *testing.T) agentStore {
-		db := open(t)
+	setup := func(t *testing.T) store.AgentStore {
+		db := newStore(t)
 		for _, name := range []string{"alice", "bob"} {
-			if err := db.CreateAgent(ctx, agentui.Agent{Name: name, PasswordHash: "h", CreatedAt: t0}); err != nil {
+			if err := db.CreateAgent(ctx, store.Agent{Name: name, PasswordHash: "h", CreatedAt: Epoch}); err != nil {
 				t.Fatalf("CreateAgent: %v", err)
 			}
 		}
-		for _, s := range []agentui.Session{
-			{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: t0, ExpiresAt: at(time.Hour)},
-			{ID: "s-alice-2", Agent: "alice", CSRFToken: "csrf2", CreatedAt: t0, ExpiresAt: at(2 * time.Hour)},
-			{ID: "s-bob", Agent: "bob", CSRFToken: "csrf3", CreatedAt: t0, ExpiresAt: at(3 * time.Hour)},
+		for _, s := range []store.Session{
+			{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: Epoch, ExpiresAt: At(time.Hour)},
+			{ID: "s-alice-2", Agent: "alice", CSRFToken: "csrf2", CreatedAt: Epoch, ExpiresAt: At(2 * time.Hour)},
+			{ID: "s-bob", Agent: "bob", CSRFToken: "csrf3", CreatedAt: Epoch, ExpiresAt: At(3 * time.Hour)},
 		} {
 			if err := db.CreateSession(ctx, s); err != nil {
 				t.Fatalf("CreateSession(%s): %v", s.ID, err)
@@ -80,14 +80,14 @@ func TestSessions(t *testing.T) {
 		}
 		return db
 	}
-	exists := func(t *testing.T, s agentStore, ids ...string) []string {
+	exists := func(t *testing.T, s store.AgentStore, ids ...string) []string {
 		t.Helper()
 		var found []string
 		for _, id := range ids {
 			switch _, err := s.Session(ctx, id); {
 			case err == nil:
 				found = append(found, id)
-			case !errors.Is(err, agentui.ErrNotFound):
+			case !errors.Is(err, store.ErrNotFound):
 				t.Fatalf("Session(%s): %v", id, err)
 			}
 		}
@@ -98,22 +98,22 @@ func TestSessions(t *testing.T) {
 	t.Run("a session reads back as written", func(t *testing.T) {
 		s := setup(t)
 		got, err := s.Session(ctx, "s-alice-1")
-		want := agentui.Session{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: utc(t0), ExpiresAt: utc(at(time.Hour))}
+		want := store.Session{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: UTC(Epoch), ExpiresAt: UTC(At(time.Hour))}
 		if err != nil || got != want {
 			t.Errorf("Session = %+v, %v; want %+v", got, err, want)
 		}
 	})
 	t.Run("a session for an unknown agent is ErrNotFound", func(t *testing.T) {
 		s := setup(t)
-		err := s.CreateSession(ctx, agentui.Session{ID: "s-x", Agent: "mallory", ExpiresAt: at(time.Hour)})
-		if !errors.Is(err, agentui.ErrNotFound) {
+		err := s.CreateSession(ctx, store.Session{ID: "s-x", Agent: "mallory", ExpiresAt: At(time.Hour)})
+		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("CreateSession(unknown agent) err = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("a taken session ID is ErrExists", func(t *testing.T) {
 		s := setup(t)
-		err := s.CreateSession(ctx, agentui.Session{ID: "s-bob", Agent: "alice", ExpiresAt: at(time.Hour)})
-		if !errors.Is(err, agentui.ErrExists) {
+		err := s.CreateSession(ctx, store.Session{ID: "s-bob", Agent: "alice", ExpiresAt: At(time.Hour)})
+		if !errors.Is(err, store.ErrExists) {
 			t.Errorf("CreateSession(taken ID) err = %v, want ErrExists", err)
 		}
 	})
@@ -125,7 +125,7 @@ func TestSessions(t *testing.T) {
 		if got := exists(t, s, all...); !slices.Equal(got, []string{"s-bob"}) {
 			t.Errorf("sessions left = %v, want [s-bob]", got)
 		}
-		if _, err := s.Agent(ctx, "alice"); !errors.Is(err, agentui.ErrNotFound) {
+		if _, err := s.Agent(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Agent(deleted) err = %v, want ErrNotFound", err)
 		}
 	})
@@ -147,10 +147,10 @@ func TestSessions(t *testing.T) {
 		n    int
 		left []string
 	}{
-		{"before any expiry nothing goes", at(time.Hour - time.Millisecond), 0, all},
-		{"a session expires at its ExpiresAt", at(time.Hour), 1, []string{"s-alice-2", "s-bob"}},
-		{"later, more expire", at(150 * time.Minute), 2, []string{"s-bob"}},
-		{"at the end all are gone", at(24 * time.Hour), 3, nil},
+		{"before any expiry nothing goes", At(time.Hour - time.Millisecond), 0, all},
+		{"a session expires at its ExpiresAt", At(time.Hour), 1, []string{"s-alice-2", "s-bob"}},
+		{"later, more expire", At(150 * time.Minute), 2, []string{"s-bob"}},
+		{"at the end all are gone", At(24 * time.Hour), 3, nil},
 	}
 	for _, tt := range tests {
 		t.Run("expiry: "+tt.name, func(t *testing.T) {
@@ -166,4 +166,10 @@ func TestSessions(t *testing.T) {
 	}
 }
 
-type agentStore = agentui.AgentStore
+// TestAgentStore checks that the stores newStore returns keep agents and
+// their sessions as the store.AgentStore contract says. newStore must
+// return an empty store each call.
+func TestAgentStore(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
+	t.Run("agents", func(t *testing.T) { testAgents(t, newStore) })
+	t.Run("sessions", func(t *testing.T) { testSessions(t, newStore) })
+}

@@ -1,9 +1,12 @@
-package sqlite_test
-
-// This file is a conformance suite for the ivr.Store contract, written
-// against the interface only, so that a fake or a second store (PostgreSQL)
-// can run the same checks: copy it, or move it to a non-test package once a
-// second implementation exists.
+// Package storetest checks that a store implementation keeps the contract
+// of package store, in the spirit of testing/fstest.TestFS: sqlite and
+// PostgreSQL run the same suite, unchanged.
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.TestStore(t, func(t *testing.T) store.Store { return open(t) })
+//		storetest.TestAgentStore(t, func(t *testing.T) store.AgentStore { return open(t) })
+//	}
+package storetest
 
 import (
 	"context"
@@ -13,19 +16,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr/callerverify/ivr"
+	"github.com/ivr/callerverify/internal/store"
 )
 
-// Purger is the optional retention method StoreConformance checks when the
+// Purger is the optional retention method TestStore checks when the
 // store has it.
 type Purger interface {
 	PurgeEnded(ctx context.Context, before time.Time) (int, error)
 }
 
-// StoreConformance checks that the stores newStore returns behave as the
-// ivr.Store contract says. newStore must return an empty store each call.
+// TestStore checks that the stores newStore returns behave as the
+// store.Store contract says. newStore must return an empty store each call.
 // Times are compared at millisecond precision, in UTC.
-func StoreConformance(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("calls", func(t *testing.T) { testCalls(t, newStore) })
 	t.Run("verifications", func(t *testing.T) { testVerifications(t, newStore) })
 	t.Run("events", func(t *testing.T) { testEvents(t, newStore) })
@@ -36,55 +39,61 @@ func StoreConformance(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	t.Run("rate-limit counts", func(t *testing.T) { testCounts(t, newStore) })
 }
 
-// t0 is a fixed instant with millisecond precision, outside UTC on purpose:
+// Epoch is a fixed instant with millisecond precision, outside UTC on purpose:
 // stores hand times back in UTC.
-var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589_000_000, time.FixedZone("CET", 3600))
+var Epoch = time.Date(2026, 3, 14, 9, 26, 53, 589_000_000, time.FixedZone("CET", 3600))
 
-func at(d time.Duration) time.Time { return t0.Add(d) }
+// At is Epoch plus d.
+func At(d time.Duration) time.Time { return Epoch.Add(d) }
 
-func newCall(sid string, created time.Time) *ivr.Call {
-	return &ivr.Call{
+// NewCall is a call from a Swedish mobile, gathering, created at created.
+func NewCall(sid string, created time.Time) *store.Call {
+	return &store.Call{
 		SID: sid, From: "+46701234567", To: "+46812345678", Language: "sv-SE",
-		State: ivr.CallGathering, Step: 1, LastTwiML: "<Response><Say>Hej</Say></Response>",
+		State: store.CallGathering, Step: 1, LastTwiML: "<Response><Say>Hej</Say></Response>",
 		CreatedAt: created, UpdatedAt: created,
 	}
 }
 
-func newVerification(id, sid string, status ivr.VerificationStatus, next time.Time) *ivr.Verification {
-	return &ivr.Verification{
-		ID: id, CallSID: sid, Country: ivr.Sweden,
+// NewVerification is a Swedish verification of call sid in status, due at
+// next.
+func NewVerification(id, sid string, status store.VerificationStatus, next time.Time) *store.Verification {
+	return &store.Verification{
+		ID: id, CallSID: sid, Country: store.Sweden,
 		NationalID: "199001011239", MaskedID: "19900101-**39", IDHash: "hmac-abc",
 		Initiator: "caller", Status: status, AuthReqID: "auth-req-" + id,
 		BindingMessage: "Support call", Interval: 5 * time.Second,
-		ExpiresAt: at(3 * time.Minute), NextPollAt: next,
-		CreatedAt: t0, UpdatedAt: t0,
+		ExpiresAt: At(3 * time.Minute), NextPollAt: next,
+		CreatedAt: Epoch, UpdatedAt: Epoch,
 	}
 }
 
-func event(sid string, kind string, when time.Time) *ivr.Event {
-	return &ivr.Event{At: when, CallSID: sid, Kind: ivr.EventKind(kind), Actor: "system", Detail: kind + " detail"}
+// NewEvent is a system event of kind on call sid at when.
+func NewEvent(sid string, kind string, when time.Time) *store.Event {
+	return &store.Event{At: when, CallSID: sid, Kind: store.EventKind(kind), Actor: "system", Detail: kind + " detail"}
 }
 
-// utc is what a store hands back for t: UTC, milliseconds.
-func utc(t time.Time) time.Time {
+// UTC is what a store hands back for t: UTC, milliseconds.
+func UTC(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
 	return t.Truncate(time.Millisecond).UTC()
 }
 
-func wantCall(c ivr.Call) *ivr.Call {
-	c.CreatedAt, c.UpdatedAt, c.EndedAt = utc(c.CreatedAt), utc(c.UpdatedAt), utc(c.EndedAt)
+func wantCall(c store.Call) *store.Call {
+	c.CreatedAt, c.UpdatedAt, c.EndedAt = UTC(c.CreatedAt), UTC(c.UpdatedAt), UTC(c.EndedAt)
 	return &c
 }
 
-func wantVerification(v ivr.Verification) *ivr.Verification {
-	v.ExpiresAt, v.NextPollAt = utc(v.ExpiresAt), utc(v.NextPollAt)
-	v.CreatedAt, v.UpdatedAt, v.CompletedAt = utc(v.CreatedAt), utc(v.UpdatedAt), utc(v.CompletedAt)
+func wantVerification(v store.Verification) *store.Verification {
+	v.ExpiresAt, v.NextPollAt = UTC(v.ExpiresAt), UTC(v.NextPollAt)
+	v.CreatedAt, v.UpdatedAt, v.CompletedAt = UTC(v.CreatedAt), UTC(v.UpdatedAt), UTC(v.CompletedAt)
 	return &v
 }
 
-func mustCreateCall(t testing.TB, s ivr.Store, c *ivr.Call, events ...*ivr.Event) {
+// MustCreateCall stores c and events, or fails the test.
+func MustCreateCall(t testing.TB, s store.Store, c *store.Call, events ...*store.Event) {
 	t.Helper()
 	created, err := s.CreateCall(t.Context(), c, events...)
 	if err != nil || !created {
@@ -92,14 +101,16 @@ func mustCreateCall(t testing.TB, s ivr.Store, c *ivr.Call, events ...*ivr.Event
 	}
 }
 
-func mustCreateVerification(t testing.TB, s ivr.Store, v *ivr.Verification, events ...*ivr.Event) {
+// MustCreateVerification stores v and events, or fails the test.
+func MustCreateVerification(t testing.TB, s store.Store, v *store.Verification, events ...*store.Event) {
 	t.Helper()
 	if err := s.CreateVerification(t.Context(), v, events...); err != nil {
 		t.Fatalf("CreateVerification(%s) = %v", v.ID, err)
 	}
 }
 
-func mustEvents(t *testing.T, s ivr.Store, sid string) []ivr.Event {
+// MustEvents returns the events of call sid, or fails the test.
+func MustEvents(t *testing.T, s store.Store, sid string) []store.Event {
 	t.Helper()
 	evs, err := s.Events(t.Context(), sid)
 	if err != nil {
@@ -108,7 +119,7 @@ func mustEvents(t *testing.T, s ivr.Store, sid string) []ivr.Event {
 	return evs
 }
 
-func kinds(evs []ivr.Event) []string {
+func kinds(evs []store.Event) []string {
 	var out []string
 	for _, e := range evs {
 		out = append(out, string(e.Kind))
@@ -116,14 +127,14 @@ func kinds(evs []ivr.Event) []string {
 	return out
 }
 
-func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testCalls(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("a created call reads back as written, times in UTC at ms precision", func(t *testing.T) {
 		s := newStore(t)
-		c := newCall("CA1", t0.Add(123456*time.Nanosecond)) // sub-millisecond part is dropped
+		c := NewCall("CA1", Epoch.Add(123456*time.Nanosecond)) // sub-millisecond part is dropped
 		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome = 2, 1, "v1", "verified"
-		c.EndedAt = at(time.Minute)
+		c.EndedAt = At(time.Minute)
 		orig := *c
-		mustCreateCall(t, s, c)
+		MustCreateCall(t, s, c)
 		got, err := s.Call(t.Context(), "CA1")
 		if err != nil {
 			t.Fatalf("Call: %v", err)
@@ -138,7 +149,7 @@ func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 	t.Run("zero times read back as zero", func(t *testing.T) {
 		s := newStore(t)
-		mustCreateCall(t, s, &ivr.Call{SID: "CA0", State: ivr.CallGathering})
+		MustCreateCall(t, s, &store.Call{SID: "CA0", State: store.CallGathering})
 		got, err := s.Call(t.Context(), "CA0")
 		if err != nil {
 			t.Fatalf("Call: %v", err)
@@ -150,10 +161,10 @@ func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 	t.Run("creating an existing call changes nothing and stores no events", func(t *testing.T) {
 		s := newStore(t)
-		mustCreateCall(t, s, newCall("CA1", t0), event("CA1", "call_started", t0))
-		dup := newCall("CA1", at(time.Hour))
-		dup.State = ivr.CallHandedOff
-		ev := event("CA1", "duplicate", t0)
+		MustCreateCall(t, s, NewCall("CA1", Epoch), NewEvent("CA1", "call_started", Epoch))
+		dup := NewCall("CA1", At(time.Hour))
+		dup.State = store.CallHandedOff
+		ev := NewEvent("CA1", "duplicate", Epoch)
 		created, err := s.CreateCall(t.Context(), dup, ev)
 		if err != nil || created {
 			t.Fatalf("CreateCall(existing) = %v, %v; want false, nil", created, err)
@@ -162,35 +173,35 @@ func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 			t.Errorf("Seq of an event not stored = %d, want 0", ev.Seq)
 		}
 		got, _ := s.Call(t.Context(), "CA1")
-		if got.State != ivr.CallGathering || !got.CreatedAt.Equal(t0) {
+		if got.State != store.CallGathering || !got.CreatedAt.Equal(Epoch) {
 			t.Errorf("call after duplicate create = %s/%v, want the first one", got.State, got.CreatedAt)
 		}
-		if k := kinds(mustEvents(t, s, "CA1")); !slices.Equal(k, []string{"call_started"}) {
+		if k := kinds(MustEvents(t, s, "CA1")); !slices.Equal(k, []string{"call_started"}) {
 			t.Errorf("events = %v, want [call_started]", k)
 		}
 	})
 
 	t.Run("unknown call is ErrNotFound", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.Call(t.Context(), "CAnope"); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := s.Call(t.Context(), "CAnope"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Call(unknown) err = %v, want ErrNotFound", err)
 		}
-		err := s.UpdateCall(t.Context(), newCall("CAnope", t0), event("CAnope", "x", t0))
-		if !errors.Is(err, ivr.ErrNotFound) {
+		err := s.UpdateCall(t.Context(), NewCall("CAnope", Epoch), NewEvent("CAnope", "x", Epoch))
+		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("UpdateCall(unknown) err = %v, want ErrNotFound", err)
 		}
-		if evs := mustEvents(t, s, "CAnope"); len(evs) != 0 {
+		if evs := MustEvents(t, s, "CAnope"); len(evs) != 0 {
 			t.Errorf("events after failed update = %v, want none", kinds(evs))
 		}
 	})
 
 	t.Run("update stores the call and its events and bumps Version", func(t *testing.T) {
 		s := newStore(t)
-		c := newCall("CA1", t0)
-		mustCreateCall(t, s, c)
+		c := NewCall("CA1", Epoch)
+		MustCreateCall(t, s, c)
 		v0 := c.Version
-		c.State, c.Step, c.UpdatedAt, c.EndedAt = ivr.CallEnded, 7, at(time.Minute), at(time.Minute)
-		ev := event("CA1", "call_ended", at(time.Minute))
+		c.State, c.Step, c.UpdatedAt, c.EndedAt = store.CallEnded, 7, At(time.Minute), At(time.Minute)
+		ev := NewEvent("CA1", "call_ended", At(time.Minute))
 		if err := s.UpdateCall(t.Context(), c, ev); err != nil {
 			t.Fatalf("UpdateCall: %v", err)
 		}
@@ -216,42 +227,42 @@ func testCalls(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 	t.Run("a stale update is ErrConflict and changes nothing", func(t *testing.T) {
 		s := newStore(t)
-		mustCreateCall(t, s, newCall("CA1", t0))
+		MustCreateCall(t, s, NewCall("CA1", Epoch))
 		a, _ := s.Call(t.Context(), "CA1")
 		b, _ := s.Call(t.Context(), "CA1")
-		a.State = ivr.CallVerifying
-		if err := s.UpdateCall(t.Context(), a, event("CA1", "first", t0)); err != nil {
+		a.State = store.CallVerifying
+		if err := s.UpdateCall(t.Context(), a, NewEvent("CA1", "first", Epoch)); err != nil {
 			t.Fatalf("first UpdateCall: %v", err)
 		}
-		b.State = ivr.CallHandedOff
+		b.State = store.CallHandedOff
 		staleVersion := b.Version
-		ev := event("CA1", "second", t0)
-		if err := s.UpdateCall(t.Context(), b, ev); !errors.Is(err, ivr.ErrConflict) {
+		ev := NewEvent("CA1", "second", Epoch)
+		if err := s.UpdateCall(t.Context(), b, ev); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("stale UpdateCall err = %v, want ErrConflict", err)
 		}
 		if b.Version != staleVersion || ev.Seq != 0 {
 			t.Errorf("after conflict Version = %d, Seq = %d; want %d, 0", b.Version, ev.Seq, staleVersion)
 		}
 		got, _ := s.Call(t.Context(), "CA1")
-		if got.State != ivr.CallVerifying || got.Version != a.Version {
-			t.Errorf("stored = %s v%d, want %s v%d", got.State, got.Version, ivr.CallVerifying, a.Version)
+		if got.State != store.CallVerifying || got.Version != a.Version {
+			t.Errorf("stored = %s v%d, want %s v%d", got.State, got.Version, store.CallVerifying, a.Version)
 		}
-		if k := kinds(mustEvents(t, s, "CA1")); !slices.Equal(k, []string{"first"}) {
+		if k := kinds(MustEvents(t, s, "CA1")); !slices.Equal(k, []string{"first"}) {
 			t.Errorf("events = %v, want [first]", k)
 		}
 	})
 }
 
-func testVerifications(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("a created verification reads back as written", func(t *testing.T) {
 		s := newStore(t)
-		v := newVerification("v1", "CA1", ivr.VerPending, at(5*time.Second))
+		v := NewVerification("v1", "CA1", store.VerPending, At(5*time.Second))
 		v.Pending, v.Polls, v.SlowDowns, v.Failures = "outstandingTransaction", 3, 1, 2
 		v.Interval = 7500 * time.Millisecond
 		orig := *v
-		ev := event("CA1", "verification_started", t0)
+		ev := NewEvent("CA1", "verification_started", Epoch)
 		ev.VerificationID = "v1"
-		mustCreateVerification(t, s, v, ev)
+		MustCreateVerification(t, s, v, ev)
 		got, err := s.Verification(t.Context(), "v1")
 		if err != nil {
 			t.Fatalf("Verification: %v", err)
@@ -259,7 +270,7 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 		if want := wantVerification(orig); *got != *want {
 			t.Errorf("Verification =\n%+v\nwant\n%+v", *got, *want)
 		}
-		evs := mustEvents(t, s, "CA1")
+		evs := MustEvents(t, s, "CA1")
 		if len(evs) != 1 || evs[0].VerificationID != "v1" || evs[0].Seq != ev.Seq || ev.Seq == 0 {
 			t.Errorf("events = %+v, want the one with Seq %d", evs, ev.Seq)
 		}
@@ -267,34 +278,34 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 	t.Run("a duplicate ID is ErrConflict and stores no events", func(t *testing.T) {
 		s := newStore(t)
-		mustCreateVerification(t, s, newVerification("v1", "CA1", ivr.VerStarting, t0))
-		err := s.CreateVerification(t.Context(), newVerification("v1", "CA1", ivr.VerStarting, t0), event("CA1", "dup", t0))
-		if !errors.Is(err, ivr.ErrConflict) {
+		MustCreateVerification(t, s, NewVerification("v1", "CA1", store.VerStarting, Epoch))
+		err := s.CreateVerification(t.Context(), NewVerification("v1", "CA1", store.VerStarting, Epoch), NewEvent("CA1", "dup", Epoch))
+		if !errors.Is(err, store.ErrConflict) {
 			t.Errorf("duplicate CreateVerification err = %v, want ErrConflict", err)
 		}
-		if evs := mustEvents(t, s, "CA1"); len(evs) != 0 {
+		if evs := MustEvents(t, s, "CA1"); len(evs) != 0 {
 			t.Errorf("events = %v, want none", kinds(evs))
 		}
 	})
 
 	t.Run("unknown verification is ErrNotFound", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.Verification(t.Context(), "nope"); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := s.Verification(t.Context(), "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Verification(unknown) err = %v, want ErrNotFound", err)
 		}
-		if err := s.UpdateVerification(t.Context(), newVerification("nope", "CA1", ivr.VerPending, t0)); !errors.Is(err, ivr.ErrNotFound) {
+		if err := s.UpdateVerification(t.Context(), NewVerification("nope", "CA1", store.VerPending, Epoch)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("UpdateVerification(unknown) err = %v, want ErrNotFound", err)
 		}
 	})
 
 	t.Run("finishing stores the emptied national ID and bumps Version", func(t *testing.T) {
 		s := newStore(t)
-		v := newVerification("v1", "CA1", ivr.VerPending, t0)
-		mustCreateVerification(t, s, v)
+		v := NewVerification("v1", "CA1", store.VerPending, Epoch)
+		MustCreateVerification(t, s, v)
 		v0 := v.Version
-		v.Status, v.NationalID, v.CompletedAt = ivr.VerApproved, "", at(time.Minute)
+		v.Status, v.NationalID, v.CompletedAt = store.VerApproved, "", At(time.Minute)
 		v.Subject, v.Name, v.GivenName, v.FamilyName = "sub-1", "Tess Testsson", "Tess", "Testsson"
-		if err := s.UpdateVerification(t.Context(), v, event("CA1", "verified", at(time.Minute))); err != nil {
+		if err := s.UpdateVerification(t.Context(), v, NewEvent("CA1", "verified", At(time.Minute))); err != nil {
 			t.Fatalf("UpdateVerification: %v", err)
 		}
 		if v.Version != v0+1 {
@@ -311,41 +322,41 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 
 	t.Run("a stale update is ErrConflict and changes nothing", func(t *testing.T) {
 		s := newStore(t)
-		mustCreateVerification(t, s, newVerification("v1", "CA1", ivr.VerPending, t0))
+		MustCreateVerification(t, s, NewVerification("v1", "CA1", store.VerPending, Epoch))
 		a, _ := s.Verification(t.Context(), "v1")
 		b, _ := s.Verification(t.Context(), "v1")
 		a.Polls = 1
 		if err := s.UpdateVerification(t.Context(), a); err != nil {
 			t.Fatalf("UpdateVerification: %v", err)
 		}
-		b.Status = ivr.VerDeclined
-		ev := event("CA1", "declined", t0)
-		if err := s.UpdateVerification(t.Context(), b, ev); !errors.Is(err, ivr.ErrConflict) {
+		b.Status = store.VerDeclined
+		ev := NewEvent("CA1", "declined", Epoch)
+		if err := s.UpdateVerification(t.Context(), b, ev); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("stale UpdateVerification err = %v, want ErrConflict", err)
 		}
 		got, _ := s.Verification(t.Context(), "v1")
-		if got.Status != ivr.VerPending || got.Polls != 1 {
+		if got.Status != store.VerPending || got.Polls != 1 {
 			t.Errorf("stored = %s polls %d, want pending polls 1", got.Status, got.Polls)
 		}
-		if evs := mustEvents(t, s, "CA1"); len(evs) != 0 || ev.Seq != 0 {
+		if evs := MustEvents(t, s, "CA1"); len(evs) != 0 || ev.Seq != 0 {
 			t.Errorf("events = %v (Seq %d), want none", kinds(evs), ev.Seq)
 		}
 	})
 }
 
-func testEvents(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testEvents(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
-	c := newCall("CA1", t0)
-	e1, e2 := event("CA1", "call_started", t0), event("CA1", "digits", at(time.Second))
-	mustCreateCall(t, s, c, e1, e2)
-	mustCreateCall(t, s, newCall("CA2", t0), event("CA2", "other_call", t0))
-	e3 := event("CA1", "note", at(2*time.Second))
-	e3.Call = &ivr.CallView{CallSID: "CA1", State: "verifying"} // not stored
+	c := NewCall("CA1", Epoch)
+	e1, e2 := NewEvent("CA1", "call_started", Epoch), NewEvent("CA1", "digits", At(time.Second))
+	MustCreateCall(t, s, c, e1, e2)
+	MustCreateCall(t, s, NewCall("CA2", Epoch), NewEvent("CA2", "other_call", Epoch))
+	e3 := NewEvent("CA1", "note", At(2*time.Second))
+	e3.Call = &store.CallView{CallSID: "CA1", State: "verifying"} // not stored
 	if err := s.AppendEvent(t.Context(), e3); err != nil {
 		t.Fatalf("AppendEvent: %v", err)
 	}
-	c.State = ivr.CallVerifying
-	e4 := event("CA1", "verifying", at(3*time.Second))
+	c.State = store.CallVerifying
+	e4 := NewEvent("CA1", "verifying", At(3*time.Second))
 	if err := s.UpdateCall(t.Context(), c, e4); err != nil {
 		t.Fatalf("UpdateCall: %v", err)
 	}
@@ -357,33 +368,33 @@ func testEvents(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 			break
 		}
 	}
-	got := mustEvents(t, s, "CA1")
-	want := []ivr.Event{*e1, *e2, *e3, *e4}
+	got := MustEvents(t, s, "CA1")
+	want := []store.Event{*e1, *e2, *e3, *e4}
 	for i := range want {
-		want[i].At, want[i].Call = utc(want[i].At), nil
+		want[i].At, want[i].Call = UTC(want[i].At), nil
 	}
-	if !slices.EqualFunc(got, want, func(a, b ivr.Event) bool { return a == b }) {
+	if !slices.EqualFunc(got, want, func(a, b store.Event) bool { return a == b }) {
 		t.Errorf("Events(CA1) =\n%+v\nwant\n%+v", got, want)
 	}
-	if evs := mustEvents(t, s, "CAnone"); len(evs) != 0 {
+	if evs := MustEvents(t, s, "CAnone"); len(evs) != 0 {
 		t.Errorf("Events(unknown) = %v, want none", evs)
 	}
 }
 
-func testDue(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
-	now := at(time.Minute)
-	for _, v := range []*ivr.Verification{
-		newVerification("late", "CA1", ivr.VerPending, now.Add(-10*time.Second)),
-		newVerification("future", "CA1", ivr.VerPending, now.Add(time.Millisecond)),
-		newVerification("exact", "CA1", ivr.VerPending, now),
-		newVerification("starting", "CA2", ivr.VerStarting, now.Add(-20*time.Second)),
-		newVerification("done", "CA3", ivr.VerApproved, now.Add(-time.Hour)),
-		newVerification("declined", "CA3", ivr.VerDeclined, now.Add(-time.Hour)),
-		newVerification("cancelled", "CA3", ivr.VerCancelled, now.Add(-time.Hour)),
-		newVerification("oldest", "CA4", ivr.VerPending, now.Add(-30*time.Second)),
+	now := At(time.Minute)
+	for _, v := range []*store.Verification{
+		NewVerification("late", "CA1", store.VerPending, now.Add(-10*time.Second)),
+		NewVerification("future", "CA1", store.VerPending, now.Add(time.Millisecond)),
+		NewVerification("exact", "CA1", store.VerPending, now),
+		NewVerification("starting", "CA2", store.VerStarting, now.Add(-20*time.Second)),
+		NewVerification("done", "CA3", store.VerApproved, now.Add(-time.Hour)),
+		NewVerification("declined", "CA3", store.VerDeclined, now.Add(-time.Hour)),
+		NewVerification("cancelled", "CA3", store.VerCancelled, now.Add(-time.Hour)),
+		NewVerification("oldest", "CA4", store.VerPending, now.Add(-30*time.Second)),
 	} {
-		mustCreateVerification(t, s, v)
+		MustCreateVerification(t, s, v)
 	}
 	tests := []struct {
 		name  string
@@ -423,21 +434,21 @@ func testDue(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	})
 }
 
-func testNextPollAt(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testNextPollAt(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
 	var zero time.Time
 	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok || !next.IsZero() {
 		t.Errorf("NextPollAt(empty) = %v, %v, %v; want zero, false, nil", next, ok, err)
 	}
-	mustCreateVerification(t, s, newVerification("done", "CA1", ivr.VerExpired, at(-time.Hour)))
+	MustCreateVerification(t, s, NewVerification("done", "CA1", store.VerExpired, At(-time.Hour)))
 	if _, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok {
 		t.Errorf("NextPollAt(only finished) = %v, %v; want false, nil", ok, err)
 	}
-	mustCreateVerification(t, s, newVerification("b", "CA2", ivr.VerPending, at(10*time.Second)))
-	a := newVerification("a", "CA3", ivr.VerPending, at(5*time.Second))
-	mustCreateVerification(t, s, a)
-	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(at(5*time.Second)) || next.Location() != time.UTC {
-		t.Errorf("NextPollAt = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, utc(at(5*time.Second)))
+	MustCreateVerification(t, s, NewVerification("b", "CA2", store.VerPending, At(10*time.Second)))
+	a := NewVerification("a", "CA3", store.VerPending, At(5*time.Second))
+	MustCreateVerification(t, s, a)
+	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(At(5*time.Second)) || next.Location() != time.UTC {
+		t.Errorf("NextPollAt = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, UTC(At(5*time.Second)))
 	}
 	// Rows due at or before after are left out: the poller has them.
 	for _, tt := range []struct {
@@ -445,44 +456,44 @@ func testNextPollAt(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 		want   time.Time
 		wantOK bool
 	}{
-		{at(4 * time.Second), at(5 * time.Second), true},
-		{at(5 * time.Second), at(10 * time.Second), true},
-		{at(7 * time.Second), at(10 * time.Second), true},
-		{at(10 * time.Second), time.Time{}, false},
+		{At(4 * time.Second), At(5 * time.Second), true},
+		{At(5 * time.Second), At(10 * time.Second), true},
+		{At(7 * time.Second), At(10 * time.Second), true},
+		{At(10 * time.Second), time.Time{}, false},
 	} {
 		if next, ok, err := s.NextPollAt(t.Context(), tt.after); err != nil || ok != tt.wantOK || !next.Equal(tt.want) {
 			t.Errorf("NextPollAt(after %v) = %v, %v, %v; want %v, %v", tt.after, next, ok, err, tt.want, tt.wantOK)
 		}
 	}
-	a.Status = ivr.VerApproved
+	a.Status = store.VerApproved
 	if err := s.UpdateVerification(t.Context(), a); err != nil {
 		t.Fatalf("UpdateVerification: %v", err)
 	}
-	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(at(10*time.Second)) {
-		t.Errorf("NextPollAt after one finished = %v, %v, %v; want %v, true, nil", next, ok, err, at(10*time.Second))
+	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(At(10*time.Second)) {
+		t.Errorf("NextPollAt after one finished = %v, %v, %v; want %v, true, nil", next, ok, err, At(10*time.Second))
 	}
 }
 
-func testCallFilter(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testCallFilter(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
 	// live: L1 (oldest) .. L3 (newest); ended: E1 ended at +1m, E2 at +2m, E3 at +3m.
 	for i := 1; i <= 3; i++ {
-		mustCreateCall(t, s, newCall(fmt.Sprintf("L%d", i), at(time.Duration(i)*time.Second)))
-		c := newCall(fmt.Sprintf("E%d", i), at(-time.Hour))
-		c.State, c.EndedAt = ivr.CallEnded, at(time.Duration(i)*time.Minute)
-		mustCreateCall(t, s, c)
+		MustCreateCall(t, s, NewCall(fmt.Sprintf("L%d", i), At(time.Duration(i)*time.Second)))
+		c := NewCall(fmt.Sprintf("E%d", i), At(-time.Hour))
+		c.State, c.EndedAt = store.CallEnded, At(time.Duration(i)*time.Minute)
+		MustCreateCall(t, s, c)
 	}
 	tests := []struct {
 		name string
-		f    ivr.CallFilter
+		f    store.CallFilter
 		want []string
 	}{
-		{"live calls newest first", ivr.CallFilter{Live: true}, []string{"L3", "L2", "L1"}},
-		{"live calls limited", ivr.CallFilter{Live: true, Limit: 2}, []string{"L3", "L2"}},
-		{"ended since a time, latest ended first", ivr.CallFilter{EndedSince: at(2 * time.Minute)}, []string{"E3", "E2"}},
-		{"ended since the zero time is every ended call", ivr.CallFilter{}, []string{"E3", "E2", "E1"}},
-		{"ended, limited", ivr.CallFilter{EndedSince: at(-time.Hour), Limit: 1}, []string{"E3"}},
-		{"ended since after the last is empty", ivr.CallFilter{EndedSince: at(3*time.Minute + time.Millisecond)}, nil},
+		{"live calls newest first", store.CallFilter{Live: true}, []string{"L3", "L2", "L1"}},
+		{"live calls limited", store.CallFilter{Live: true, Limit: 2}, []string{"L3", "L2"}},
+		{"ended since a time, latest ended first", store.CallFilter{EndedSince: At(2 * time.Minute)}, []string{"E3", "E2"}},
+		{"ended since the zero time is every ended call", store.CallFilter{}, []string{"E3", "E2", "E1"}},
+		{"ended, limited", store.CallFilter{EndedSince: At(-time.Hour), Limit: 1}, []string{"E3"}},
+		{"ended since after the last is empty", store.CallFilter{EndedSince: At(3*time.Minute + time.Millisecond)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -502,9 +513,9 @@ func testCallFilter(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	t.Run("the default limit is 200", func(t *testing.T) {
 		s := newStore(t)
 		for i := range 201 {
-			mustCreateCall(t, s, newCall(fmt.Sprintf("CA%03d", i), at(time.Duration(i)*time.Second)))
+			MustCreateCall(t, s, NewCall(fmt.Sprintf("CA%03d", i), At(time.Duration(i)*time.Second)))
 		}
-		calls, err := s.Calls(t.Context(), ivr.CallFilter{Live: true})
+		calls, err := s.Calls(t.Context(), store.CallFilter{Live: true})
 		if err != nil {
 			t.Fatalf("Calls: %v", err)
 		}
@@ -514,18 +525,18 @@ func testCallFilter(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	})
 }
 
-func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testPurge(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
 	p, ok := s.(Purger)
 	if !ok {
 		t.Skip("store has no PurgeEnded")
 	}
-	cutoff := at(time.Hour)
+	cutoff := At(time.Hour)
 	add := func(sid string, ended time.Time) {
-		c := newCall(sid, t0)
+		c := NewCall(sid, Epoch)
 		c.EndedAt = ended
-		mustCreateCall(t, s, c, event(sid, "call_started", t0))
-		mustCreateVerification(t, s, newVerification("v-"+sid, sid, ivr.VerApproved, t0), event(sid, "verified", t0))
+		MustCreateCall(t, s, c, NewEvent(sid, "call_started", Epoch))
+		MustCreateVerification(t, s, NewVerification("v-"+sid, sid, store.VerApproved, Epoch), NewEvent(sid, "verified", Epoch))
 	}
 	add("old", cutoff.Add(-time.Millisecond))
 	add("older", cutoff.Add(-time.Hour))
@@ -538,13 +549,13 @@ func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 		t.Fatalf("PurgeEnded = %d, %v; want 2, nil", n, err)
 	}
 	for _, sid := range []string{"old", "older"} {
-		if _, err := s.Call(t.Context(), sid); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := s.Call(t.Context(), sid); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Call(%s) after purge err = %v, want ErrNotFound", sid, err)
 		}
-		if _, err := s.Verification(t.Context(), "v-"+sid); !errors.Is(err, ivr.ErrNotFound) {
+		if _, err := s.Verification(t.Context(), "v-"+sid); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Verification(v-%s) after purge err = %v, want ErrNotFound", sid, err)
 		}
-		if evs := mustEvents(t, s, sid); len(evs) != 0 {
+		if evs := MustEvents(t, s, sid); len(evs) != 0 {
 			t.Errorf("Events(%s) after purge = %v, want none", sid, kinds(evs))
 		}
 	}
@@ -555,7 +566,7 @@ func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 		if _, err := s.Verification(t.Context(), "v-"+sid); err != nil {
 			t.Errorf("Verification(v-%s) after purge: %v", sid, err)
 		}
-		if evs := mustEvents(t, s, sid); len(evs) != 2 {
+		if evs := MustEvents(t, s, sid); len(evs) != 2 {
 			t.Errorf("Events(%s) after purge = %v, want 2", sid, kinds(evs))
 		}
 	}
@@ -564,42 +575,42 @@ func testPurge(t *testing.T, newStore func(t *testing.T) ivr.Store) {
 	}
 }
 
-func testCounts(t *testing.T, newStore func(t *testing.T) ivr.Store) {
+func testCounts(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
 	ctx := t.Context()
-	a, b := newCall("CAa", t0), newCall("CAb", t0)
+	a, b := NewCall("CAa", Epoch), NewCall("CAb", Epoch)
 	b.From = "+4798765432"
-	mustCreateCall(t, s, a)
-	mustCreateCall(t, s, b)
+	MustCreateCall(t, s, a)
+	MustCreateCall(t, s, b)
 	// Two verifications for one number from caller a (one old), one for the
 	// same number from caller b, one for another number from b.
 	for _, v := range []struct {
 		id, sid, hash string
 		created       time.Time
 	}{
-		{"v1", "CAa", "hash-1", at(-20 * time.Minute)},
-		{"v2", "CAa", "hash-1", at(-time.Minute)},
-		{"v3", "CAb", "hash-1", t0},
-		{"v4", "CAb", "hash-2", t0},
-		{"v5", "CAnone", "hash-3", t0}, // a call the store never saw
+		{"v1", "CAa", "hash-1", At(-20 * time.Minute)},
+		{"v2", "CAa", "hash-1", At(-time.Minute)},
+		{"v3", "CAb", "hash-1", Epoch},
+		{"v4", "CAb", "hash-2", Epoch},
+		{"v5", "CAnone", "hash-3", Epoch}, // a call the store never saw
 	} {
-		x := newVerification(v.id, v.sid, ivr.VerPending, t0)
+		x := NewVerification(v.id, v.sid, store.VerPending, Epoch)
 		x.IDHash, x.CreatedAt = v.hash, v.created
-		mustCreateVerification(t, s, x)
+		MustCreateVerification(t, s, x)
 	}
 	// The caller id is the one stored when the verification was created.
 	a.From = "+46700000000"
 	if err := s.UpdateCall(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	since := at(-10 * time.Minute)
+	since := At(-10 * time.Minute)
 	for _, tc := range []struct {
 		name  string
 		count func() (int, error)
 		want  int
 	}{
 		{"by number within the window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", since) }, 2},
-		{"by number over a longer window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", at(-time.Hour)) }, 3},
+		{"by number over a longer window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", At(-time.Hour)) }, 3},
 		{"by another number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-2", since) }, 1},
 		{"by an unknown number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-9", since) }, 0},
 		{"by an empty hash", func() (int, error) { return s.CountVerificationsByID(ctx, "", since) }, 0},

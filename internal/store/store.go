@@ -1,0 +1,293 @@
+// Package store defines what the service keeps — calls, verifications, the
+// append-only event log, agents and their sessions — and the contract every
+// store implementation satisfies (sqlite for one small instance, PostgreSQL
+// for several). The storetest package checks an implementation against it.
+//
+// It is the home of the domain types, so that a store links no HTTP,
+// websocket, Twilio or JWT package: it imports nothing but the standard
+// library.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors shared by the stores and the packages that use them. Stores
+// translate their own "no rows", unique-key and version mismatches into
+// these; callers compare with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("concurrent update")
+	ErrExists   = errors.New("already exists")
+)
+
+// CallState is where a call is in the IVR flow.
+type CallState string
+
+const (
+	CallGathering CallState = "gathering" // asking for the national identity number
+	CallVerifying CallState = "verifying" // a verification is in flight; the caller is on hold
+	CallRetry     CallState = "retry"     // a verification failed; the caller was offered one retry
+	CallHandedOff CallState = "handed_off"
+	CallEnded     CallState = "ended"
+)
+
+// VerificationStatus is where a verification is in its lifecycle.
+type VerificationStatus string
+
+const (
+	VerStarting    VerificationStatus = "starting"     // bc-authorize not yet answered
+	VerPending     VerificationStatus = "pending"      // the broker is waiting for the user
+	VerApproved    VerificationStatus = "approved"     // ID token validated, number matches
+	VerDeclined    VerificationStatus = "declined"     // access_denied
+	VerExpired     VerificationStatus = "expired"      // expired_token or our own deadline
+	VerUnknownUser VerificationStatus = "unknown_user" // unknown_user_id
+	VerFailed      VerificationStatus = "failed"       // broker down, invalid token, mismatch
+	VerCancelled   VerificationStatus = "cancelled"    // the call ended first
+)
+
+// Done reports whether the status is final.
+func (s VerificationStatus) Done() bool {
+	return s != VerStarting && s != VerPending
+}
+
+// Country of a national identity number.
+type Country string
+
+const (
+	Sweden Country = "SE"
+	Norway Country = "NO"
+)
+
+// Call outcomes.
+const (
+	OutcomeVerified   = "verified"
+	OutcomeUnverified = "unverified"
+)
+
+// Call is one phone call, keyed by Twilio's CallSid.
+type Call struct {
+	SID      string
+	From     string // caller id as Twilio sent it; never logged, shown masked
+	To       string
+	Language string // "sv-SE", "nb-NO", "en-US"
+	State    CallState
+
+	// Step counts the webhook steps processed for this call. Action and
+	// redirect URLs carry the step they answer, so a retried or duplicated
+	// Twilio request is recognised and answered with LastTwiML instead of
+	// being applied twice.
+	Step      int
+	LastTwiML string
+
+	NumberAttempts int    // wrong numbers entered so far
+	VerifyAttempts int    // verifications started by the IVR so far
+	VerificationID string // the current verification, if any
+	Outcome        string // "verified" or "unverified" once handed off
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	EndedAt   time.Time // zero while the call is live
+	Version   int64     // optimistic concurrency; bumped by every update
+}
+
+// Verification is one CIBA authentication for a call.
+type Verification struct {
+	ID      string
+	CallSID string
+	Country Country
+
+	// NationalID holds the full number only while the verification is in
+	// flight (it feeds the login_hint); it is emptied when the verification
+	// ends. MaskedID and IDHash (a keyed hash) stay.
+	NationalID string
+	MaskedID   string
+	IDHash     string
+
+	Initiator string // "caller", or "agent:<name>" for agent-started ones
+	Status    VerificationStatus
+	Pending   string // last authorization_pending description (Swedish sub-state)
+
+	AuthReqID      string // bearer handle at the broker; never logged
+	BindingMessage string // SE: what we sent; NO: the word pair from the broker
+	Interval       time.Duration
+	ExpiresAt      time.Time
+	NextPollAt     time.Time
+	Polls          int
+	SlowDowns      int
+	Failures       int // consecutive transport failures (for backoff)
+
+	Subject    string // the ID token's sub
+	Name       string
+	GivenName  string
+	FamilyName string
+	Error      string // a short, PII-free reason for a failure
+
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CompletedAt time.Time
+	Version     int64
+}
+
+// EventKind names a state change.
+type EventKind string
+
+// Event kinds recorded in the audit trail and published to dashboards.
+const (
+	EventCallStarted       EventKind = "call_started"
+	EventNumberInvalid     EventKind = "number_invalid"
+	EventNumberAccepted    EventKind = "number_accepted"
+	EventVerification      EventKind = "verification_started"  // a verification was created (starting)
+	EventPending           EventKind = "verification_pending"  // bc-authorize answered; waiting for the user
+	EventPendingUpdate     EventKind = "verification_progress" // a new Swedish pending sub-state
+	EventApproved          EventKind = "verification_approved"
+	EventDeclined          EventKind = "verification_declined"
+	EventExpired           EventKind = "verification_expired"
+	EventUnknownUser       EventKind = "verification_unknown_user"
+	EventFailed            EventKind = "verification_failed"
+	EventCancelled         EventKind = "verification_cancelled"
+	EventRetryOffered      EventKind = "retry_offered"
+	EventRetryAccepted     EventKind = "retry_accepted"
+	EventRetryRefused      EventKind = "retry_refused"
+	EventHandedOff         EventKind = "handed_off"
+	EventCallEnded         EventKind = "call_ended"
+	EventCallStatus        EventKind = "call_status"
+	EventFallback          EventKind = "fallback"
+	EventAgentVerification EventKind = "agent_verification"
+	EventRateLimited       EventKind = "rate_limited" // a verification was refused by a rate limit
+)
+
+// Event is one entry of the append-only audit trail, and what is published
+// to dashboards. It never holds a full national identity number.
+type Event struct {
+	Seq            int64 // assigned by the store
+	At             time.Time
+	CallSID        string
+	VerificationID string
+	Kind           EventKind
+	Actor          string    // "caller", "system", "twilio", "agent:<name>"
+	Detail         string    // short human-readable text, no personal data beyond masked forms
+	Call           *CallView // the call as it is after the change; set when published, not stored
+}
+
+// CallView is a call as the dashboard shows it: nothing in it is personal
+// data in full.
+type CallView struct {
+	CallSID      string            `json:"callSid"`
+	Caller       string            `json:"caller"` // partly masked phone number
+	Language     string            `json:"language"`
+	State        string            `json:"state"` // one of the View* states
+	Since        time.Time         `json:"since"`
+	UpdatedAt    time.Time         `json:"updatedAt"`
+	EndedAt      *time.Time        `json:"endedAt,omitempty"`
+	Outcome      string            `json:"outcome,omitempty"`
+	Verification *VerificationView `json:"verification,omitempty"`
+}
+
+// VerificationView is a verification as the dashboard shows it.
+type VerificationView struct {
+	ID          string     `json:"id"`
+	Country     string     `json:"country"`
+	Method      string     `json:"method"` // "Swedish BankID", "Norwegian BankID"
+	MaskedID    string     `json:"maskedId"`
+	Status      string     `json:"status"`
+	Pending     string     `json:"pending,omitempty"`
+	WordPair    string     `json:"wordPair,omitempty"`
+	Name        string     `json:"name,omitempty"`
+	Initiator   string     `json:"initiator"`
+	StartedAt   time.Time  `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+}
+
+// Dashboard states of a call (CallView.State).
+const (
+	ViewRinging        = "ringing"
+	ViewGathering      = "gathering"
+	ViewStarting       = "starting"
+	ViewAwaitingBankID = "awaiting_bankid" // SE: with the pending sub-state
+	ViewWordPair       = "word_pair"       // NO: waiting for the caller to pick the word pair
+	ViewVerified       = "verified"
+	ViewDeclined       = "declined"
+	ViewExpired        = "expired"
+	ViewUnknownUser    = "unknown_user"
+	ViewFailed         = "failed"
+	ViewUnverified     = "unverified" // handed to agents unverified
+	ViewEnded          = "ended"
+)
+
+// CallFilter selects calls for listings.
+type CallFilter struct {
+	Live       bool      // only calls that have not ended
+	EndedSince time.Time // with Live false: calls ended at or after this time
+	Limit      int       // 0 means a sensible default
+}
+
+// Store persists calls, verifications and the event log. Every write takes
+// the events it causes and stores them in the same transaction, so the audit
+// trail never disagrees with the state. Updates check Version (ErrConflict
+// when another writer got there first) and bump it.
+type Store interface {
+	// CreateCall stores a new call; created is false (and nothing changes)
+	// when a call with that SID exists already.
+	CreateCall(ctx context.Context, c *Call, events ...*Event) (created bool, err error)
+	Call(ctx context.Context, sid string) (*Call, error)
+	UpdateCall(ctx context.Context, c *Call, events ...*Event) error
+	Calls(ctx context.Context, f CallFilter) ([]*Call, error)
+
+	CreateVerification(ctx context.Context, v *Verification, events ...*Event) error
+	Verification(ctx context.Context, id string) (*Verification, error)
+	UpdateVerification(ctx context.Context, v *Verification, events ...*Event) error
+	// DueVerifications returns up to limit verifications in VerStarting or
+	// VerPending whose NextPollAt is at or before now, earliest first.
+	DueVerifications(ctx context.Context, now time.Time, limit int) ([]*Verification, error)
+	// NextPollAt is the earliest NextPollAt later than after of any
+	// verification in VerStarting or VerPending, and false when there is
+	// none. The poller passes the time of its last DueVerifications, so
+	// that rows it has already dispatched do not hold its timer at zero.
+	NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error)
+	// CountVerificationsByID counts the verifications created at or after
+	// since whose IDHash is idHash; CountVerificationsByCaller, those for
+	// calls from the caller id from (the call's From as stored when the
+	// verification was created). An empty key counts 0. They serve the
+	// rate limits, once per verification started, so they must be cheap
+	// (an index on the key and the creation time).
+	CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error)
+	CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error)
+
+	// Events returns a call's events, oldest first. AppendEvent stores one
+	// event on its own (Seq is set on e).
+	Events(ctx context.Context, callSID string) ([]Event, error)
+	AppendEvent(ctx context.Context, e *Event) error
+}
+
+// Agent is a person who may use the dashboard.
+type Agent struct {
+	Name         string
+	PasswordHash string // a PHC-style encoded password hash, never the password
+	CreatedAt    time.Time
+}
+
+// Session is a logged-in agent's server-side session. ID is a hash of the
+// cookie's token, so a copy of the database does not hold usable cookies.
+type Session struct {
+	ID        string
+	Agent     string
+	CSRFToken string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// AgentStore persists agents and their sessions.
+type AgentStore interface {
+	CreateAgent(ctx context.Context, a Agent) error // ErrExists when the name is taken
+	Agent(ctx context.Context, name string) (Agent, error)
+	Agents(ctx context.Context) ([]Agent, error)
+	DeleteAgent(ctx context.Context, name string) error // also deletes the agent's sessions
+
+	CreateSession(ctx context.Context, s Session) error
+	Session(ctx context.Context, id string) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+}
