@@ -146,7 +146,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess store
 		msg := "Too many BankID requests for this caller recently. Please try again later."
 		if errors.As(err, &rl) {
 			what := "number"
-			if rl.Scope == "caller" {
+			if rl.Scope == ivr.LimitCaller {
 				what = "caller id"
 			}
 			msg = fmt.Sprintf("Too many BankID requests for this %s recently (at most %d in %s). Please try again later.", what, rl.Limit.Max, rl.Limit.Window)

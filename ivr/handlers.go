@@ -218,7 +218,7 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 			return "", err
 		}
 		if lim != nil {
-			in.RateLimited = lim.reason()
+			in.RateLimited = lim.Scope
 			s.log.Warn("verification rate limited", "call_sid", c.SID, "scope", lim.Scope)
 		}
 	}
@@ -247,7 +247,7 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 	}
 	evs := []*store.Event{s.event(&next, vid, d.Event, actor, eventDetail(d))}
 	if next.State == store.CallHandedOff && d.Event != store.EventHandedOff {
-		evs = append(evs, s.event(&next, vid, store.EventHandedOff, "system", eventDetail(Decision{Screen: ScreenHandOff, Verified: d.Verified, Reason: d.Reason})))
+		evs = append(evs, s.event(&next, vid, store.EventHandedOff, "system", eventDetail(Decision{Screen: ScreenHandOff, Verified: d.Verified, Reason: d.Reason, Told: d.Told})))
 	}
 	if err := s.store.UpdateCall(ctx, &next, evs...); err != nil {
 		return "", err
@@ -259,24 +259,26 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 
 func eventDetail(d Decision) string {
 	if d.Event == store.EventRateLimited {
-		return rateLimitDetail(d.Reason)
+		return rateLimitDetail(d.Limit)
 	}
 	switch d.Screen {
 	case ScreenHandOff:
-		if d.Verified {
+		switch {
+		case d.Verified:
 			return "handed to agents, verified"
-		}
-		if d.Reason != "" {
-			return "handed to agents unverified: " + d.Reason
+		case d.Told:
+			return "handed to agents unverified: " + string(d.Reason) + ", retry refused"
+		case d.Reason != "":
+			return "handed to agents unverified: " + string(d.Reason)
 		}
 		return "handed to agents unverified"
 	case ScreenOfferRetry:
-		return "retry offered after " + d.Reason
+		return "retry offered after " + string(d.Reason)
 	case ScreenAskNumber:
-		if d.Reason != "" && d.Reason != "retry" {
-			return "number rejected: " + d.Reason
+		if d.Problem != 0 {
+			return "number rejected: " + d.Problem.String()
 		}
-		if d.Reason == "retry" {
+		if d.Event == store.EventRetryAccepted {
 			return "caller asked to try again"
 		}
 	}
@@ -396,6 +398,12 @@ func (s *Service) endCall(ctx context.Context, sid, status string) error {
 			return nil // a duplicate callback
 		}
 		now := s.now()
+		if c.Outcome != store.OutcomeVerified && c.Reason == "" {
+			c.Reason = store.ReasonHungUp
+			if v, err := s.current(ctx, c); err == nil && v != nil && v.Status.Done() && v.Status != store.VerApproved {
+				c.Reason = FailureReason(v, v.Status) // e.g. declined, then hung up at the retry offer
+			}
+		}
 		c.State = store.CallEnded
 		c.EndedAt = now
 		c.UpdatedAt = now

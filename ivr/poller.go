@@ -180,10 +180,10 @@ func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 			}
 			break
 		}
-		f = s.ending(store.VerFailed, "broker did not answer the start", now)
+		f = s.ending(store.VerFailed, errNoStartAnswer, now)
 	case !v.ExpiresAt.IsZero() && !now.Before(v.ExpiresAt):
 		if v.Failures > 0 {
-			f = s.ending(store.VerFailed, "broker unreachable", now)
+			f = s.ending(store.VerFailed, errBrokerUnreachable, now)
 		} else {
 			f = s.ending(store.VerExpired, "no answer before expiry", now)
 		}

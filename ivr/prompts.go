@@ -175,25 +175,22 @@ func prompt(lang, key, name string) string {
 	return strings.ReplaceAll(t, "{name}", name)
 }
 
-// failureKey maps a failure reason (a verification status, or a Step
-// reason) to what the caller is told.
-func failureKey(reason string) string {
-	switch store.VerificationStatus(reason) {
-	case store.VerDeclined:
+// failureKey is what the caller is told about why they are not verified.
+func failureKey(r store.Reason) string {
+	switch r {
+	case store.ReasonDeclined:
 		return pDeclined
-	case store.VerExpired:
+	case store.ReasonExpired:
 		return pExpired
-	case store.VerUnknownUser:
+	case store.ReasonUnknownUser:
 		return pUnknownUser
-	case store.VerFailed:
+	case store.ReasonBrokerUnreachable, store.ReasonFailed:
 		return pFailed
-	case store.VerCancelled:
+	case store.ReasonHungUp:
 		return pCancelled
-	}
-	switch reason {
-	case ReasonTooManyNumbers:
+	case store.ReasonInvalidNumber:
 		return pTooMany
-	case ReasonRateLimitNumber, ReasonRateLimitCaller:
+	case store.ReasonRateLimited:
 		return pRateLimited
 	}
 	return ""

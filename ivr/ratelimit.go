@@ -37,13 +37,22 @@ var ErrRateLimited = errors.New("ivr: too many verifications")
 // RateLimitError is returned by StartAgentVerification when a verification
 // would break a rate limit. It names the limit, never the number or caller.
 type RateLimitError struct {
-	Scope string // "number" (per national identity number) or "caller" (per caller id)
+	Scope LimitScope
 	Limit RateLimit
 }
 
+// LimitScope names a rate limit.
+type LimitScope string
+
+// The rate limits.
+const (
+	LimitNumber LimitScope = "number" // verifications per national identity number
+	LimitCaller LimitScope = "caller" // verifications per caller id
+)
+
 func (e *RateLimitError) Error() string {
 	what := "this national identity number"
-	if e.Scope == "caller" {
+	if e.Scope == LimitCaller {
 		what = "this caller id"
 	}
 	return fmt.Sprintf("ivr: too many verifications for %s: at most %d within %s; try again later", what, e.Limit.Max, e.Limit.Window)
@@ -52,22 +61,8 @@ func (e *RateLimitError) Error() string {
 // Is makes a *RateLimitError match ErrRateLimited.
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
-// reason is the Step reason for the limit.
-func (e *RateLimitError) reason() string {
-	if e.Scope == "caller" {
-		return ReasonRateLimitCaller
-	}
-	return ReasonRateLimitNumber
-}
-
-// Reasons for a hand-off without a verification because of a rate limit.
-const (
-	ReasonRateLimitNumber = "rate_limited_number"
-	ReasonRateLimitCaller = "rate_limited_caller"
-)
-
-func rateLimitDetail(reason string) string {
-	if reason == ReasonRateLimitCaller {
+func rateLimitDetail(scope LimitScope) string {
+	if scope == LimitCaller {
 		return "verification not started: too many recently from this caller id"
 	}
 	return "verification not started: too many recently for this national identity number"
@@ -85,7 +80,7 @@ func (s *Service) checkRateLimits(ctx context.Context, id NationalID, from strin
 			return nil, fmt.Errorf("rate limit: %w", err)
 		}
 		if n >= l.Max {
-			return &RateLimitError{Scope: "number", Limit: l}, nil
+			return &RateLimitError{Scope: LimitNumber, Limit: l}, nil
 		}
 	}
 	if l := s.cfg.RateLimitCaller; l.Max > 0 && !withheld(from) {
@@ -94,7 +89,7 @@ func (s *Service) checkRateLimits(ctx context.Context, id NationalID, from strin
 			return nil, fmt.Errorf("rate limit: %w", err)
 		}
 		if n >= l.Max {
-			return &RateLimitError{Scope: "caller", Limit: l}, nil
+			return &RateLimitError{Scope: LimitCaller, Limit: l}, nil
 		}
 	}
 	return nil, nil

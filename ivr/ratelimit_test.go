@@ -210,19 +210,19 @@ func TestRateLimitAgentVerification(t *testing.T) {
 
 func TestStepRateLimited(t *testing.T) {
 	lim := ivr.Limits{MaxNumberAttempts: 3, MaxVerifyAttempts: 2}
-	for _, reason := range []string{ivr.ReasonRateLimitNumber, ivr.ReasonRateLimitCaller} {
-		t.Run(reason, func(t *testing.T) {
-			got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: reason}, lim, time.Now())
+	for _, scope := range []ivr.LimitScope{ivr.LimitNumber, ivr.LimitCaller} {
+		t.Run(string(scope), func(t *testing.T) {
+			got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: scope}, lim, time.Now())
 			if got.State != store.CallHandedOff || got.Outcome != store.OutcomeUnverified || d.Screen != ivr.ScreenHandOff || d.Effect != ivr.EffectNone {
 				t.Errorf("Step = %s/%s screen %d effect %d, want handed off unverified, no start", got.State, got.Outcome, d.Screen, d.Effect)
 			}
-			if d.Event != store.EventRateLimited || d.Reason != reason || got.VerifyAttempts != 0 {
-				t.Errorf("event %q reason %q attempts %d", d.Event, d.Reason, got.VerifyAttempts)
+			if d.Event != store.EventRateLimited || d.Reason != store.ReasonRateLimited || d.Limit != scope || got.Reason != store.ReasonRateLimited || got.VerifyAttempts != 0 {
+				t.Errorf("event %q reason %q limit %q call reason %q attempts %d", d.Event, d.Reason, d.Limit, got.Reason, got.VerifyAttempts)
 			}
 		})
 	}
 	// A rejected number is a rejected number, limited or not.
-	got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: ivr.ReasonRateLimitNumber}, lim, time.Now())
+	got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: ivr.LimitNumber}, lim, time.Now())
 	if got.State != store.CallGathering || d.Screen != ivr.ScreenAskNumber {
 		t.Errorf("bad number with a limit: %s screen %d", got.State, d.Screen)
 	}

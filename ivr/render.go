@@ -32,7 +32,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 		if d.First {
 			lines = append(lines, prompt(lang, pGreeting, ""))
 		}
-		if r := reasonPrompt(d.Reason); r != "" {
+		if r := problemPrompt(d.Problem); r != "" {
 			lines = append(lines, prompt(lang, r, ""), prompt(lang, pTryAgain, ""))
 		}
 		lines = append(lines, prompt(lang, pAskNumber, ""))
@@ -87,7 +87,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 			} else {
 				lines = append(lines, prompt(lang, pVerifiedNoName, ""))
 			}
-		} else if k := failureKey(d.Reason); k != "" {
+		} else if k := failureKey(d.Reason); k != "" && !d.Told {
 			lines = append(lines, prompt(lang, k, ""))
 		}
 		lines = append(lines, prompt(lang, pConnecting, ""))
@@ -190,15 +190,16 @@ func keys(text string) []twiml.Element {
 	return out
 }
 
-func reasonPrompt(reason string) string {
-	switch reason {
-	case "empty":
+// problemPrompt is what the caller hears about a refused number.
+func problemPrompt(r IDReason) string {
+	switch r {
+	case ReasonEmpty:
 		return pEmpty
-	case "length":
+	case ReasonLength:
 		return pLength
-	case "date":
+	case ReasonDate:
 		return pDate
-	case "checksum":
+	case ReasonChecksum:
 		return pChecksum
 	}
 	return ""

@@ -6,6 +6,8 @@ import (
 	"github.com/ivr/callerverify/internal/store"
 )
 
+//go:generate stringer -type=InputKind,Screen,Effect -output=step_string.go
+
 // InputKind says what happened on a call.
 type InputKind int
 
@@ -34,10 +36,9 @@ type Input struct {
 	Key          string   // a key pressed (InHold, InRetryChoice)
 	Verification *store.Verification
 	Hold         HoldState // the hold loop's position, from the hold URL
-	// RateLimited (InNumber) is ReasonRateLimitNumber or
-	// ReasonRateLimitCaller when starting a verification for the number
-	// would break a rate limit; "" otherwise.
-	RateLimited string
+	// RateLimited (InNumber) names the limit that starting a verification
+	// for the number would break; "" when none does.
+	RateLimited LimitScope
 }
 
 // HoldState is the hold loop's position, carried in the hold URL: whether
@@ -75,10 +76,18 @@ const (
 type Decision struct {
 	Screen Screen
 	Effect Effect
-	// Reason qualifies the screen: the IDReason of a rejected number
-	// (ScreenAskNumber), or the verification status that failed
-	// (ScreenOfferRetry, ScreenHandOff); "" when there is none.
-	Reason string
+	// Problem is why the number just entered was refused (ScreenAskNumber
+	// after a wrong number); zero otherwise.
+	Problem IDReason
+	// Reason is why the caller is not verified (ScreenOfferRetry,
+	// ScreenHandOff unverified); "" otherwise.
+	Reason store.Reason
+	// Told is true when the caller has already heard Reason (a hand-off
+	// after the retry offer was refused).
+	Told bool
+	// Limit names the rate limit that refused a verification
+	// (Reason == store.ReasonRateLimited).
+	Limit LimitScope
 	// First is true for the greeting at the start of the call.
 	First bool
 	// Verified is true for a hand-off of a verified caller.
@@ -100,12 +109,6 @@ type Limits struct {
 	ReminderHops      int           // silent hops between reminders
 }
 
-// Reasons used besides the IDReason strings.
-const (
-	ReasonTooManyNumbers = "too_many_numbers"
-	ReasonRetryDeclined  = "no_retry"
-)
-
 // Step decides what happens next on a call. It is pure: it reads c, in and
 // now and returns the call as it should be stored and the decision; the
 // handler performs the I/O. Step never changes Call.Step or LastTwiML.
@@ -126,12 +129,12 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 		if !in.NumberOK {
 			c.NumberAttempts++
 			if c.NumberAttempts >= lim.MaxNumberAttempts {
-				return handOff(c, false, ReasonTooManyNumbers, store.EventNumberInvalid)
+				return handOff(c, now, Decision{Reason: store.ReasonInvalidNumber, Event: store.EventNumberInvalid})
 			}
-			return c, Decision{Screen: ScreenAskNumber, Reason: reasonKey(in.NumberReason), Event: store.EventNumberInvalid}
+			return c, Decision{Screen: ScreenAskNumber, Problem: in.NumberReason, Event: store.EventNumberInvalid}
 		}
 		if in.RateLimited != "" {
-			return handOff(c, false, in.RateLimited, store.EventRateLimited)
+			return handOff(c, now, Decision{Reason: store.ReasonRateLimited, Limit: in.RateLimited, Event: store.EventRateLimited})
 		}
 		c.State = store.CallVerifying
 		c.VerifyAttempts++
@@ -150,9 +153,9 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 		if in.Key == "1" {
 			c.State = store.CallGathering
 			c.NumberAttempts = 0
-			return c, Decision{Screen: ScreenAskNumber, Reason: "retry", Event: store.EventRetryAccepted}
+			return c, Decision{Screen: ScreenAskNumber, Event: store.EventRetryAccepted}
 		}
-		return handOff(c, false, ReasonRetryDeclined, store.EventRetryRefused)
+		return handOff(c, now, Decision{Reason: failure(in.Verification, lim, now), Told: true, Event: store.EventRetryRefused})
 	}
 	return resume(c, in, lim, now)
 }
@@ -162,15 +165,11 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 func resume(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
 	switch c.State {
 	case store.CallGathering:
-		return c, Decision{Screen: ScreenAskNumber, Reason: "retry"}
+		return c, Decision{Screen: ScreenAskNumber}
 	case store.CallVerifying:
 		return hold(c, Input{Kind: InHold, Verification: in.Verification, Hold: in.Hold}, lim, now)
 	case store.CallRetry:
-		st := ""
-		if in.Verification != nil {
-			st = string(in.Verification.Status)
-		}
-		return c, Decision{Screen: ScreenOfferRetry, Reason: st}
+		return c, Decision{Screen: ScreenOfferRetry, Reason: failure(in.Verification, lim, now)}
 	case store.CallHandedOff:
 		return c, Decision{Screen: ScreenHandOff, Verified: c.Outcome == store.OutcomeVerified}
 	}
@@ -180,7 +179,7 @@ func resume(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Deci
 func hold(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
 	v := in.Verification
 	if v == nil {
-		return failed(c, lim, string(store.VerFailed))
+		return failed(c, lim, now, store.ReasonFailed)
 	}
 	st := EffectiveStatus(v, lim, now)
 	h := in.Hold
@@ -211,26 +210,38 @@ func hold(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 		}
 		return c, d
 	case store.VerApproved:
-		return handOff(c, true, "", store.EventHandedOff)
+		return handOff(c, now, Decision{Verified: true, Event: store.EventHandedOff})
 	}
-	return failed(c, lim, string(st))
+	return failed(c, lim, now, failure(v, lim, now))
 }
 
-func failed(c store.Call, lim Limits, reason string) (store.Call, Decision) {
+func failed(c store.Call, lim Limits, now time.Time, reason store.Reason) (store.Call, Decision) {
 	if c.VerifyAttempts < lim.MaxVerifyAttempts {
 		c.State = store.CallRetry
 		return c, Decision{Screen: ScreenOfferRetry, Reason: reason, Event: store.EventRetryOffered}
 	}
-	return handOff(c, false, reason, store.EventHandedOff)
+	return handOff(c, now, Decision{Reason: reason, Event: store.EventHandedOff})
 }
 
-func handOff(c store.Call, verified bool, reason string, ev store.EventKind) (store.Call, Decision) {
+// handOff puts the caller through to agents with d's outcome and reason.
+func handOff(c store.Call, now time.Time, d Decision) (store.Call, Decision) {
+	d.Screen = ScreenHandOff
 	c.State = store.CallHandedOff
-	c.Outcome = store.OutcomeUnverified
-	if verified {
-		c.Outcome = store.OutcomeVerified
+	c.HandedOffAt = now
+	c.Outcome, c.Reason = store.OutcomeUnverified, d.Reason
+	if d.Verified {
+		c.Outcome, c.Reason = store.OutcomeVerified, ""
 	}
-	return c, Decision{Screen: ScreenHandOff, Verified: verified, Reason: reason, Event: ev}
+	return c, d
+}
+
+// failure is why verification v did not verify the caller, as it stands at
+// now; a missing verification has failed.
+func failure(v *store.Verification, lim Limits, now time.Time) store.Reason {
+	if v == nil {
+		return store.ReasonFailed
+	}
+	return FailureReason(v, EffectiveStatus(v, lim, now))
 }
 
 // EffectiveStatus is the verification's status as the caller should learn
@@ -249,18 +260,4 @@ func EffectiveStatus(v *store.Verification, lim Limits, now time.Time) store.Ver
 		}
 	}
 	return v.Status
-}
-
-func reasonKey(r IDReason) string {
-	switch r {
-	case ReasonEmpty:
-		return "empty"
-	case ReasonLength:
-		return "length"
-	case ReasonDate:
-		return "date"
-	case ReasonChecksum:
-		return "checksum"
-	}
-	return "length"
 }

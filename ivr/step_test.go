@@ -33,59 +33,89 @@ func TestStep(t *testing.T) {
 	expiredPending.ExpiresAt = t0.Add(-6 * time.Second)
 	stuck := ver(store.VerStarting, store.Sweden)
 	stuck.CreatedAt = t0.Add(-31 * time.Second)
+	unreachable := ver(store.VerFailed, store.Sweden)
+	unreachable.Error = "broker unreachable"
 
 	tests := []struct {
-		name      string
-		from      store.Call
-		in        ivr.Input
-		state     store.CallState
-		screen    ivr.Screen
-		reason    string
-		effect    ivr.Effect
-		outcome   string
-		event     store.EventKind
-		announced bool
+		name    string
+		from    store.Call
+		in      ivr.Input
+		state   store.CallState // of the call Step returns
+		outcome string
+		reason  store.Reason
+		want    ivr.Decision
 	}{
-		{"an incoming call is greeted", store.Call{}, ivr.Input{Kind: ivr.InIncoming}, store.CallGathering, ivr.ScreenAskNumber, "", ivr.EffectNone, "", "", false},
-		{"a valid number starts a verification", call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true}, store.CallVerifying, ivr.ScreenStarting, "", ivr.EffectStart, "", store.EventNumberAccepted, false},
-		{"silence is a wrong try with its reason", call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonEmpty}, store.CallGathering, ivr.ScreenAskNumber, "empty", ivr.EffectNone, "", store.EventNumberInvalid, false},
-		{"a bad check digit says so", call(store.CallGathering, numberTries(1)), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum}, store.CallGathering, ivr.ScreenAskNumber, "checksum", ivr.EffectNone, "", store.EventNumberInvalid, false},
-		{"a wrong length says so", call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonLength}, store.CallGathering, ivr.ScreenAskNumber, "length", ivr.EffectNone, "", store.EventNumberInvalid, false},
-		{"the third wrong number hands off unverified", call(store.CallGathering, numberTries(2)), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonDate}, store.CallHandedOff, ivr.ScreenHandOff, ivr.ReasonTooManyNumbers, ivr.EffectNone, store.OutcomeUnverified, store.EventNumberInvalid, false},
-		{"still starting keeps holding silently", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerStarting, store.Sweden), Hold: ivr.HoldState{Hops: 1}}, store.CallVerifying, ivr.ScreenHold, "", ivr.EffectNone, "", "", false},
-		{"right after start, still starting says one moment", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerStarting, store.Sweden)}, store.CallVerifying, ivr.ScreenStarting, "", ivr.EffectNone, "", "", false},
-		{"stuck starting past the timeout has failed", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold, Verification: stuck, Hold: ivr.HoldState{Hops: 5}}, store.CallRetry, ivr.ScreenOfferRetry, "failed", ivr.EffectNone, "", store.EventRetryOffered, false},
-		{"pending and not yet told: instructions", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Norway)}, store.CallVerifying, ivr.ScreenInstruct, "", ivr.EffectNone, "", "", true},
-		{"a key repeats the word pair", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Key: "5", Verification: ver(store.VerPending, store.Norway), Hold: ivr.HoldState{Announced: true, Hops: 3}}, store.CallVerifying, ivr.ScreenRepeat, "", ivr.EffectNone, "", "", true},
-		{"a silent hop keeps holding", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Sweden), Hold: ivr.HoldState{Announced: true, Hops: 3}}, store.CallVerifying, ivr.ScreenHold, "", ivr.EffectNone, "", "", true},
-		{"every so often a reminder", call(store.CallVerifying), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Norway), Hold: ivr.HoldState{Announced: true, Hops: 9}}, store.CallVerifying, ivr.ScreenReminder, "", ivr.EffectNone, "", "", true},
-		{"approved hands off verified", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerApproved, store.Sweden), Hold: ivr.HoldState{Announced: true}}, store.CallHandedOff, ivr.ScreenHandOff, "", ivr.EffectNone, store.OutcomeVerified, store.EventHandedOff, false},
-		{"declined offers one retry", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerDeclined, store.Sweden)}, store.CallRetry, ivr.ScreenOfferRetry, "declined", ivr.EffectNone, "", store.EventRetryOffered, false},
-		{"declined again hands off unverified", call(store.CallVerifying, verifyTries(2)), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerDeclined, store.Sweden)}, store.CallHandedOff, ivr.ScreenHandOff, "declined", ivr.EffectNone, store.OutcomeUnverified, store.EventHandedOff, false},
-		{"unknown user offers a retry", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerUnknownUser, store.Sweden)}, store.CallRetry, ivr.ScreenOfferRetry, "unknown_user", ivr.EffectNone, "", store.EventRetryOffered, false},
-		{"broker down offers a retry", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerFailed, store.Sweden)}, store.CallRetry, ivr.ScreenOfferRetry, "failed", ivr.EffectNone, "", store.EventRetryOffered, false},
-		{"the hold loop never outlives the expiry", call(store.CallVerifying, verifyTries(2)), ivr.Input{Kind: ivr.InHold, Verification: expiredPending, Hold: ivr.HoldState{Announced: true, Hops: 4}}, store.CallHandedOff, ivr.ScreenHandOff, "expired", ivr.EffectNone, store.OutcomeUnverified, store.EventHandedOff, false},
-		{"a lost verification counts as failed", call(store.CallVerifying, verifyTries(1)), ivr.Input{Kind: ivr.InHold}, store.CallRetry, ivr.ScreenOfferRetry, "failed", ivr.EffectNone, "", store.EventRetryOffered, false},
-		{"pressing 1 retries from the number", call(store.CallRetry, numberTries(2), verifyTries(1)), ivr.Input{Kind: ivr.InRetryChoice, Key: "1"}, store.CallGathering, ivr.ScreenAskNumber, "retry", ivr.EffectNone, "", store.EventRetryAccepted, false},
-		{"silence at the retry offer hands off unverified", call(store.CallRetry, verifyTries(1)), ivr.Input{Kind: ivr.InRetryChoice}, store.CallHandedOff, ivr.ScreenHandOff, ivr.ReasonRetryDeclined, ivr.EffectNone, store.OutcomeUnverified, store.EventRetryRefused, false},
-		{"a stale number for a verifying call changes nothing", call(store.CallVerifying), ivr.Input{Kind: ivr.InNumber, NumberOK: true, Verification: ver(store.VerPending, store.Sweden), Hold: ivr.HoldState{Announced: true}}, store.CallVerifying, ivr.ScreenHold, "", ivr.EffectNone, "", "", true},
-		{"a stale hold hop after hand-off repeats the hand-off", call(store.CallHandedOff, func(c *store.Call) { c.Outcome = store.OutcomeVerified }), ivr.Input{Kind: ivr.InHold}, store.CallHandedOff, ivr.ScreenHandOff, "", ivr.EffectNone, store.OutcomeVerified, "", false},
-		{"an ended call says nothing more", call(store.CallEnded), ivr.Input{Kind: ivr.InHold}, store.CallEnded, ivr.ScreenGoodbye, "", ivr.EffectNone, "", "", false},
+		{name: "an incoming call is greeted", from: store.Call{}, in: ivr.Input{Kind: ivr.InIncoming},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, First: true}},
+		{name: "a valid number starts a verification", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberOK: true},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenStarting, Effect: ivr.EffectStart, Event: store.EventNumberAccepted, Hold: ivr.HoldState{Hops: 1}}},
+		{name: "silence is a wrong try with its reason", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonEmpty},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Problem: ivr.ReasonEmpty, Event: store.EventNumberInvalid}},
+		{name: "a bad check digit says so", from: call(store.CallGathering, numberTries(1)), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Problem: ivr.ReasonChecksum, Event: store.EventNumberInvalid}},
+		{name: "a wrong length says so", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonLength},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Problem: ivr.ReasonLength, Event: store.EventNumberInvalid}},
+		{name: "the third wrong number hands off unverified", from: call(store.CallGathering, numberTries(2)), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonDate},
+			state: store.CallHandedOff, outcome: store.OutcomeUnverified, reason: store.ReasonInvalidNumber,
+			want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonInvalidNumber, Event: store.EventNumberInvalid}},
+		{name: "still starting keeps holding silently", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerStarting, store.Sweden), Hold: ivr.HoldState{Hops: 1}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenHold, Country: store.Sweden, Hold: ivr.HoldState{Hops: 2}}},
+		{name: "right after start, still starting says one moment", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerStarting, store.Sweden)},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenStarting, Country: store.Sweden, Hold: ivr.HoldState{Hops: 1}}},
+		{name: "stuck starting past the timeout has failed: the broker did not answer", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: stuck, Hold: ivr.HoldState{Hops: 5}},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonBrokerUnreachable, Event: store.EventRetryOffered}},
+		{name: "pending and not yet told: instructions", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Norway)},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenInstruct, Country: store.Norway, Hold: ivr.HoldState{Announced: true}}},
+		{name: "a key repeats the word pair", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Key: "5", Verification: ver(store.VerPending, store.Norway), Hold: ivr.HoldState{Announced: true, Hops: 3}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenRepeat, Country: store.Norway, Hold: ivr.HoldState{Announced: true}}},
+		{name: "a silent hop keeps holding", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Sweden), Hold: ivr.HoldState{Announced: true, Hops: 3}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenHold, Country: store.Sweden, Hold: ivr.HoldState{Announced: true, Hops: 4}}},
+		{name: "every so often a reminder", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerPending, store.Norway), Hold: ivr.HoldState{Announced: true, Hops: 9}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenReminder, Country: store.Norway, Hold: ivr.HoldState{Announced: true}}},
+		{name: "approved hands off verified", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerApproved, store.Sweden), Hold: ivr.HoldState{Announced: true}},
+			state: store.CallHandedOff, outcome: store.OutcomeVerified, want: ivr.Decision{Screen: ivr.ScreenHandOff, Verified: true, Event: store.EventHandedOff}},
+		{name: "declined offers one retry", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerDeclined, store.Sweden)},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonDeclined, Event: store.EventRetryOffered}},
+		{name: "declined again hands off unverified", from: call(store.CallVerifying, verifyTries(2)), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerDeclined, store.Sweden)},
+			state: store.CallHandedOff, outcome: store.OutcomeUnverified, reason: store.ReasonDeclined,
+			want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonDeclined, Event: store.EventHandedOff}},
+		{name: "unknown user offers a retry", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerUnknownUser, store.Sweden)},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonUnknownUser, Event: store.EventRetryOffered}},
+		{name: "an invalid token offers a retry", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: ver(store.VerFailed, store.Sweden)},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonFailed, Event: store.EventRetryOffered}},
+		{name: "broker down offers a retry", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold, Verification: unreachable},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonBrokerUnreachable, Event: store.EventRetryOffered}},
+		{name: "the hold loop never outlives the expiry", from: call(store.CallVerifying, verifyTries(2)), in: ivr.Input{Kind: ivr.InHold, Verification: expiredPending, Hold: ivr.HoldState{Announced: true, Hops: 4}},
+			state: store.CallHandedOff, outcome: store.OutcomeUnverified, reason: store.ReasonExpired,
+			want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonExpired, Event: store.EventHandedOff}},
+		{name: "a lost verification counts as failed", from: call(store.CallVerifying, verifyTries(1)), in: ivr.Input{Kind: ivr.InHold},
+			state: store.CallRetry, want: ivr.Decision{Screen: ivr.ScreenOfferRetry, Reason: store.ReasonFailed, Event: store.EventRetryOffered}},
+		{name: "pressing 1 retries from the number", from: call(store.CallRetry, numberTries(2), verifyTries(1)), in: ivr.Input{Kind: ivr.InRetryChoice, Key: "1"},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Event: store.EventRetryAccepted}},
+		{name: "silence at the retry offer hands off unverified, still declined", from: call(store.CallRetry, verifyTries(1)), in: ivr.Input{Kind: ivr.InRetryChoice, Verification: ver(store.VerDeclined, store.Sweden)},
+			state: store.CallHandedOff, outcome: store.OutcomeUnverified, reason: store.ReasonDeclined,
+			want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonDeclined, Told: true, Event: store.EventRetryRefused}},
+		{name: "a rate limit hands off unverified without starting", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: ivr.LimitNumber},
+			state: store.CallHandedOff, outcome: store.OutcomeUnverified, reason: store.ReasonRateLimited,
+			want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonRateLimited, Limit: ivr.LimitNumber, Event: store.EventRateLimited}},
+		{name: "a stale number for a verifying call changes nothing", from: call(store.CallVerifying), in: ivr.Input{Kind: ivr.InNumber, NumberOK: true, Verification: ver(store.VerPending, store.Sweden), Hold: ivr.HoldState{Announced: true}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenHold, Country: store.Sweden, Hold: ivr.HoldState{Announced: true, Hops: 1}}},
+		{name: "a stale hold hop after hand-off repeats the hand-off", from: call(store.CallHandedOff, func(c *store.Call) { c.Outcome = store.OutcomeVerified }), in: ivr.Input{Kind: ivr.InHold},
+			state: store.CallHandedOff, outcome: store.OutcomeVerified, want: ivr.Decision{Screen: ivr.ScreenHandOff, Verified: true}},
+		{name: "an ended call says nothing more", from: call(store.CallEnded), in: ivr.Input{Kind: ivr.InHold},
+			state: store.CallEnded, want: ivr.Decision{Screen: ivr.ScreenGoodbye}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, d := ivr.Step(tt.from, tt.in, lim, t0)
-			if got.State != tt.state || d.Screen != tt.screen || d.Reason != tt.reason || d.Effect != tt.effect {
-				t.Errorf("Step = state %s screen %d reason %q effect %d, want %s %d %q %d", got.State, d.Screen, d.Reason, d.Effect, tt.state, tt.screen, tt.reason, tt.effect)
+			if d != tt.want {
+				t.Errorf("Step decision =\n%+v\nwant\n%+v", d, tt.want)
 			}
-			if got.Outcome != tt.outcome {
-				t.Errorf("outcome = %q, want %q", got.Outcome, tt.outcome)
+			if got.State != tt.state || got.Outcome != tt.outcome || got.Reason != tt.reason {
+				t.Errorf("Step call = %s/%q/%q, want %s/%q/%q", got.State, got.Outcome, got.Reason, tt.state, tt.outcome, tt.reason)
 			}
-			if d.Event != tt.event {
-				t.Errorf("event = %q, want %q", d.Event, tt.event)
-			}
-			if d.Hold.Announced != tt.announced {
-				t.Errorf("hold announced = %t, want %t", d.Hold.Announced, tt.announced)
+			if handedOff := got.State == store.CallHandedOff && tt.from.State != store.CallHandedOff; handedOff != got.HandedOffAt.Equal(t0) {
+				t.Errorf("HandedOffAt = %v, want %v exactly when the call is handed off now", got.HandedOffAt, t0)
 			}
 			if got.Step != tt.from.Step || got.LastTwiML != tt.from.LastTwiML {
 				t.Errorf("Step changed Step/LastTwiML; the handler owns them")
@@ -164,6 +194,32 @@ func TestView(t *testing.T) {
 			got := ivr.View(&tt.c, tt.v)
 			if got.State != tt.want {
 				t.Errorf("View state = %q, want %q", got.State, tt.want)
+			}
+		})
+	}
+
+	agentDeclined := ver(store.VerDeclined, store.Sweden)
+	agentDeclined.Initiator = "agent:alice"
+	agentApproved := ver(store.VerApproved, store.Sweden)
+	agentApproved.Initiator = "agent:alice"
+	reason := func(r store.Reason) func(*store.Call) { return func(c *store.Call) { c.Reason = r } }
+	for _, tt := range []struct {
+		name string
+		c    store.Call
+		v    *store.Verification
+		want store.Reason
+	}{
+		{"nothing wrong yet", call(store.CallVerifying), ver(store.VerPending, store.Sweden), ""},
+		{"declined, retry offered", call(store.CallRetry), ver(store.VerDeclined, store.Sweden), store.ReasonDeclined},
+		{"handed off after refusing the retry", call(store.CallHandedOff, reason(store.ReasonDeclined)), ver(store.VerDeclined, store.Sweden), store.ReasonDeclined},
+		{"rate limited, no verification", call(store.CallHandedOff, reason(store.ReasonRateLimited)), nil, store.ReasonRateLimited},
+		{"an agent's verification declined since", call(store.CallHandedOff, reason(store.ReasonRateLimited)), agentDeclined, store.ReasonDeclined},
+		{"an agent verified the caller", call(store.CallHandedOff, reason(store.ReasonRateLimited)), agentApproved, ""},
+		{"hung up", call(store.CallEnded, reason(store.ReasonHungUp)), nil, store.ReasonHungUp},
+	} {
+		t.Run("reason: "+tt.name, func(t *testing.T) {
+			if got := ivr.View(&tt.c, tt.v).Reason; got != string(tt.want) {
+				t.Errorf("View reason = %q, want %q", got, tt.want)
 			}
 		})
 	}

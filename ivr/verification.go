@@ -191,6 +191,35 @@ func (s *Service) cancelVerification(ctx context.Context, id string) (*store.Ver
 	return got, nil
 }
 
+// Failure texts kept in Verification.Error that mean the broker could not
+// be reached or did not answer.
+const (
+	errBrokerUnreachable = "broker unreachable"
+	errNoStartAnswer     = "broker did not answer the start"
+)
+
+// FailureReason is why a verification whose status is st (its effective
+// status, see EffectiveStatus) did not verify the caller; "" when it is
+// approved or still in flight.
+func FailureReason(v *store.Verification, st store.VerificationStatus) store.Reason {
+	switch st {
+	case store.VerDeclined:
+		return store.ReasonDeclined
+	case store.VerExpired:
+		return store.ReasonExpired
+	case store.VerUnknownUser:
+		return store.ReasonUnknownUser
+	case store.VerCancelled:
+		return store.ReasonHungUp
+	case store.VerFailed:
+		if v.Status == store.VerStarting || v.Error == errBrokerUnreachable || v.Error == errNoStartAnswer {
+			return store.ReasonBrokerUnreachable
+		}
+		return store.ReasonFailed
+	}
+	return ""
+}
+
 // classify maps a broker error to a final status and a short reason that
 // carries no personal data. A transport failure gives status "" (retry).
 func classify(err error) (store.VerificationStatus, string) {
@@ -204,7 +233,7 @@ func classify(err error) (store.VerificationStatus, string) {
 	case errors.Is(err, ciba.ErrInvalidIDToken):
 		return store.VerFailed, "invalid ID token"
 	case errors.Is(err, ciba.ErrTransport), errors.Is(err, context.DeadlineExceeded):
-		return "", "broker unreachable"
+		return "", errBrokerUnreachable
 	}
 	if e, ok := errors.AsType[*ciba.Error](err); ok {
 		return store.VerFailed, "broker error " + safeToken(e.Code)
@@ -266,7 +295,7 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 	if lim != nil {
 		s.startMu.Unlock()
 		s.log.Warn("agent verification rate limited", "call_sid", callSID, "scope", lim.Scope)
-		ev := &store.Event{At: now, CallSID: callSID, Kind: store.EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.reason())}
+		ev := &store.Event{At: now, CallSID: callSID, Kind: store.EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.Scope)}
 		if err := s.store.AppendEvent(ctx, ev); err != nil {
 			s.log.Error("record rate limit", "call_sid", callSID, "err", err)
 		} else if v, err := s.current(ctx, c); err == nil {

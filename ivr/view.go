@@ -17,10 +17,15 @@ func View(c *store.Call, v *store.Verification) store.CallView {
 		Since:     c.CreatedAt,
 		UpdatedAt: c.UpdatedAt,
 		Outcome:   c.Outcome,
+		Reason:    string(viewReason(c, v)),
 	}
 	if !c.EndedAt.IsZero() {
 		t := c.EndedAt
 		cv.EndedAt = &t
+	}
+	if !c.HandedOffAt.IsZero() {
+		t := c.HandedOffAt
+		cv.HandedOffAt = &t
 	}
 	if v != nil {
 		vv := &store.VerificationView{
@@ -54,6 +59,21 @@ func View(c *store.Call, v *store.Verification) store.CallView {
 	return cv
 }
 
+// viewReason is why the call is not verified, as the dashboard says it: the
+// reason stored with the call, unless a verification that ended since (the
+// retry offer, or one an agent started) tells a newer story.
+func viewReason(c *store.Call, v *store.Verification) store.Reason {
+	if v != nil && v.Status == store.VerApproved {
+		return ""
+	}
+	if v != nil && v.Status.Done() && (c.State == store.CallRetry || isAgent(v.Initiator)) {
+		return FailureReason(v, v.Status)
+	}
+	return c.Reason
+}
+
+func isAgent(initiator string) bool { return strings.HasPrefix(initiator, "agent:") }
+
 func viewState(c *store.Call, v *store.Verification) string {
 	if c.State == store.CallEnded || !c.EndedAt.IsZero() {
 		return store.ViewEnded
@@ -68,7 +88,7 @@ func viewState(c *store.Call, v *store.Verification) string {
 		switch {
 		case v != nil && v.Status == store.VerApproved:
 			return store.ViewVerified
-		case v != nil && !v.Status.Done() && strings.HasPrefix(v.Initiator, "agent:"):
+		case v != nil && !v.Status.Done() && isAgent(v.Initiator):
 			return verificationState(v) // an agent is verifying the caller now
 		}
 		return store.ViewUnverified

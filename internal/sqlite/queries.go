@@ -12,7 +12,7 @@ import (
 // transactions on the write connection.
 const (
 	callColumns = `sid, from_number, to_number, language, state, step, last_twiml,
-	number_attempts, verify_attempts, verification_id, outcome,
+	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at,
 	created_at, updated_at, ended_at, version`
 
 	verificationColumns = `id, call_sid, country, national_id, masked_id, id_hash,
@@ -53,11 +53,12 @@ const (
 	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail)
 		VALUES (?, ?, ?, ?, ?, ?)`
 	qInsertCall = `INSERT INTO calls (` + callColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (sid) DO NOTHING`
 	qUpdateCall = `UPDATE calls SET
 		from_number = ?, to_number = ?, language = ?, state = ?, step = ?, last_twiml = ?,
 		number_attempts = ?, verify_attempts = ?, verification_id = ?, outcome = ?,
+		reason = ?, handed_off_at = ?,
 		created_at = ?, updated_at = ?, ended_at = ?, version = version + 1
 		WHERE sid = ? AND version = ?`
 	qCallExists = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`

@@ -72,7 +72,7 @@ func TestOpen(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 		}
-		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql,0003_rate_limits.sql" {
+		if got := migrationRows(t, path); got != allMigrations(t) {
 			t.Errorf("migrations table = %q, want each file once", got)
 		}
 	})
@@ -94,7 +94,7 @@ func TestOpen(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatalf("concurrent Open: %v", err)
 		}
-		if got := migrationRows(t, path); got != "0001_init.sql,0002_agents.sql,0003_rate_limits.sql" {
+		if got := migrationRows(t, path); got != allMigrations(t) {
 			t.Errorf("migrations table = %q, want each file once", got)
 		}
 	})
@@ -134,6 +134,19 @@ func TestOpen(t *testing.T) {
 }
 
 // migrationRows lists the migrations table through a store opened on path.
+// allMigrations is every shipped migration file, in order, comma-separated.
+func allMigrations(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v", err)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	return strings.Join(files, ",")
+}
+
 func migrationRows(t *testing.T, path string) string {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), path)

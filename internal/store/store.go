@@ -86,6 +86,10 @@ type Call struct {
 	VerifyAttempts int    // verifications started by the IVR so far
 	VerificationID string // the current verification, if any
 	Outcome        string // "verified" or "unverified" once handed off
+	// Reason says why the call was handed off unverified or ended without
+	// an outcome; "" for a verified call.
+	Reason      Reason
+	HandedOffAt time.Time // when the caller was put through to agents; zero before
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -175,14 +179,20 @@ type Event struct {
 // CallView is a call as the dashboard shows it: nothing in it is personal
 // data in full.
 type CallView struct {
-	CallSID      string            `json:"callSid"`
-	Caller       string            `json:"caller"` // partly masked phone number
-	Language     string            `json:"language"`
-	State        string            `json:"state"` // one of the View* states
-	Since        time.Time         `json:"since"`
-	UpdatedAt    time.Time         `json:"updatedAt"`
-	EndedAt      *time.Time        `json:"endedAt,omitempty"`
-	Outcome      string            `json:"outcome,omitempty"`
+	CallSID   string     `json:"callSid"`
+	Caller    string     `json:"caller"` // partly masked phone number
+	Language  string     `json:"language"`
+	State     string     `json:"state"` // one of the View* states
+	Since     time.Time  `json:"since"`
+	UpdatedAt time.Time  `json:"updatedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	Outcome   string     `json:"outcome,omitempty"`
+	// Reason is why the caller is not verified (declined, expired, …), ""
+	// while nothing has gone wrong or once verified.
+	Reason string `json:"reason,omitempty"`
+	// HandedOffAt is when the caller reached the agents' queue: the start
+	// of their wait.
+	HandedOffAt  *time.Time        `json:"handedOffAt,omitempty"`
 	Verification *VerificationView `json:"verification,omitempty"`
 }
 
@@ -291,3 +301,19 @@ type AgentStore interface {
 	DeleteSession(ctx context.Context, id string) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
+
+// Reason says in one word why a call is not verified: the caller's
+// verification failed, a limit refused one, or the caller hung up
+// (Call.Reason, CallView.Reason).
+type Reason string
+
+const (
+	ReasonDeclined          Reason = "declined"           // the user declined in the app (NO: or picked the wrong word pair)
+	ReasonExpired           Reason = "expired"            // nobody answered before the request expired
+	ReasonUnknownUser       Reason = "unknown_user"       // the broker knows no user for that identifier
+	ReasonBrokerUnreachable Reason = "broker_unreachable" // the broker could not be reached or did not answer
+	ReasonFailed            Reason = "failed"             // the broker refused, or its ID token did not check out
+	ReasonRateLimited       Reason = "rate_limited"       // too many verifications recently; none was started
+	ReasonInvalidNumber     Reason = "invalid_number"     // the caller did not enter a valid number
+	ReasonHungUp            Reason = "hung_up"            // the caller hung up before the end
+)

@@ -82,7 +82,7 @@ func UTC(t time.Time) time.Time {
 }
 
 func wantCall(c store.Call) *store.Call {
-	c.CreatedAt, c.UpdatedAt, c.EndedAt = UTC(c.CreatedAt), UTC(c.UpdatedAt), UTC(c.EndedAt)
+	c.CreatedAt, c.UpdatedAt, c.EndedAt, c.HandedOffAt = UTC(c.CreatedAt), UTC(c.UpdatedAt), UTC(c.EndedAt), UTC(c.HandedOffAt)
 	return &c
 }
 
@@ -131,7 +131,8 @@ func testCalls(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("a created call reads back as written, times in UTC at ms precision", func(t *testing.T) {
 		s := newStore(t)
 		c := NewCall("CA1", Epoch.Add(123456*time.Nanosecond)) // sub-millisecond part is dropped
-		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome = 2, 1, "v1", "verified"
+		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome = 2, 1, "v1", "unverified"
+		c.Reason, c.HandedOffAt = store.ReasonDeclined, At(30*time.Second)
 		c.EndedAt = At(time.Minute)
 		orig := *c
 		MustCreateCall(t, s, c)
