@@ -158,7 +158,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, name, msg string
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if err := s.loginPage.Execute(w, map[string]string{"Name": name, "Error": msg}); err != nil {
+	if err := s.loginPage.Execute(w, map[string]string{"Name": name, "Error": msg, "DemoLogin": s.cfg.DemoLoginURL}); err != nil {
 		s.log.Error("render login page", "err", err)
 	}
 }

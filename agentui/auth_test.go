@@ -369,3 +369,24 @@ func TestHandlerRoutesOnTheFullPathHoweverMounted(t *testing.T) {
 		})
 	}
 }
+
+func TestLoginPagePointsToTheDemoLogin(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  agentui.Config
+		want bool
+	}{
+		{"serve: no demo link", agentui.Config{}, false},
+		{"demo: a link to the one-click login", agentui.Config{DemoLoginURL: "/demo/login"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.cfg, nil)
+			resp := e.get(t, e.client(t), "/agent/login")
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := strings.Contains(string(body), `href="/demo/login"`); got != tt.want {
+				t.Errorf("login page links /demo/login: %t, want %t", got, tt.want)
+			}
+		})
+	}
+}

@@ -55,6 +55,9 @@ type Config struct {
 	// LoginWindow get 429 (defaults 5 and 15 min).
 	LoginLimit  int
 	LoginWindow time.Duration
+	// DemoLoginURL, in `ivrd demo` only, is where the login page sends
+	// someone who has no password: the demo's one-click login.
+	DemoLoginURL string
 }
 
 // Server serves the agent dashboard under /agent/.

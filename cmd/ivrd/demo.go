@@ -117,7 +117,8 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			}
 			broker.client.Store(c)
 		},
-		extra: func(r chi.Router) { demoRoutes(r, cfg, sim, &running, password) },
+		extra:     func(r chi.Router) { demoRoutes(r, cfg, sim, &running, password) },
+		demoLogin: "/demo/login",
 		started: func(a *app) {
 			running.Store(a)
 			if err := a.addDemoAgent(ctx, password); err != nil {

@@ -63,14 +63,15 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 
 // server is what runServer needs; serve and demo fill it differently.
 type server struct {
-	cfg      *Config
-	log      *slog.Logger
-	listener net.Listener
-	broker   *lazyBroker
-	discover func(ctx context.Context) // makes broker ready; runs in the background
-	jwks     []jwkKey                  // our public signing keys, published for the broker
-	extra    func(r chi.Router)        // more routes (the demo pages)
-	started  func(app *app)            // called once serving
+	cfg       *Config
+	log       *slog.Logger
+	listener  net.Listener
+	broker    *lazyBroker
+	discover  func(ctx context.Context) // makes broker ready; runs in the background
+	jwks      []jwkKey                  // our public signing keys, published for the broker
+	extra     func(r chi.Router)        // more routes (the demo pages)
+	demoLogin string                    // the demo's one-click agent login, offered on the login page
+	started   func(app *app)            // called once serving
 }
 
 // app is the running service, for the demo's benefit.
@@ -117,7 +118,7 @@ func runServer(ctx context.Context, s server) error {
 		return fmt.Errorf("ivr: %w", err)
 	}
 	defer calls.Close()
-	ui, err := agentui.NewServer(agentui.Config{PublicURL: cfg.PublicURL}, db, calls, hub, log.With("component", "agentui"))
+	ui, err := agentui.NewServer(agentui.Config{PublicURL: cfg.PublicURL, DemoLoginURL: s.demoLogin}, db, calls, hub, log.With("component", "agentui"))
 	if err != nil {
 		return fmt.Errorf("agentui: %w", err)
 	}
