@@ -74,8 +74,8 @@ type Config struct {
 	// AssertionLifetime is the client assertion's exp - iat; default 60s,
 	// at most 5 minutes.
 	AssertionLifetime time.Duration
-	// HTTPClient talks to the broker; default a client with a 10s timeout
-	// that does not follow redirects.
+	// HTTPClient talks to the broker; default a client with a 10s timeout.
+	// Its CheckRedirect is replaced: the client never follows a redirect.
 	HTTPClient *http.Client
 	// Profile describes the broker; default Idura.
 	Profile *Profile
@@ -202,20 +202,29 @@ func (c *Client) configure() error {
 	case cfg.Skew < 0 || cfg.Skew > 5*time.Minute:
 		return errors.New("ciba: config: Skew: must be between 0 and 5m")
 	}
-	c.hc = cfg.HTTPClient
-	if c.hc == nil {
-		c.hc = &http.Client{
-			Timeout: DefaultHTTPTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
+	// Redirects are refused whatever client we are given: a broker (or
+	// something in front of it) answering with a redirect would have the
+	// next request, with its login hint and client assertion, sent to
+	// another host.
+	hc := http.Client{Timeout: DefaultHTTPTimeout}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
 	}
+	hc.CheckRedirect = refuseRedirect
+	c.hc = &hc
 	c.now = cfg.Now
 	if c.now == nil {
 		c.now = time.Now
 	}
 	return nil
+}
+
+// ErrRedirect is the cause of a failed request that the broker answered
+// with a redirect: the client never follows one.
+var ErrRedirect = errors.New("the broker answered with a redirect, which is refused (a request carries the login hint and a client assertion)")
+
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("%w: to %s://%s", ErrRedirect, req.URL.Scheme, req.URL.Host)
 }
 
 // checkURL accepts an absolute https URL, or http on a loopback host, with
