@@ -141,15 +141,12 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess store
 		writeJSON(w, http.StatusConflict, apiError{Error: "This call has ended."})
 	case errors.Is(err, ivr.ErrCallInIVR):
 		writeJSON(w, http.StatusConflict, apiError{Error: "The caller is still in the phone menu and can verify there. Start a verification once you are talking to them."})
+	case errors.Is(err, ivr.ErrVerificationInFlight):
+		writeJSON(w, http.StatusConflict, apiError{Error: "BankID is already running for this caller: wait for it to finish."})
 	case errors.Is(err, ivr.ErrRateLimited):
-		var rl *ivr.RateLimitError
-		msg := "Too many BankID requests for this caller recently. Please try again later."
-		if errors.As(err, &rl) {
-			what := "number"
-			if rl.Scope == ivr.LimitCaller {
-				what = "caller id"
-			}
-			msg = fmt.Sprintf("Too many BankID requests for this %s recently (at most %d in %s). Please try again later.", what, rl.Limit.Max, rl.Limit.Window)
+		msg := "Too many BankID requests recently. Please try again later."
+		if rl, ok := errors.AsType[*ivr.RateLimitError](err); ok {
+			msg = rateLimitMessage(rl)
 		}
 		w.Header().Set("Retry-After", "60")
 		writeJSON(w, http.StatusTooManyRequests, apiError{Error: msg})
@@ -163,6 +160,17 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess store
 		s.log.Error("start agent verification", "call_sid", sid, "agent", sess.Agent, "err", err)
 		writeJSON(w, http.StatusBadGateway, apiError{Error: "Could not start BankID. Please try again."})
 	}
+}
+
+// rateLimitMessage says in words which limit refused an agent's start.
+func rateLimitMessage(rl *ivr.RateLimitError) string {
+	switch rl.Scope {
+	case store.LimitAgent:
+		return fmt.Sprintf("You have started many BankID requests recently (%s per agent). Please try again later.", rl.Limit)
+	case store.LimitGlobal:
+		return fmt.Sprintf("The service has started many BankID requests in all recently (%s). Please try again in a minute.", rl.Limit)
+	}
+	return fmt.Sprintf("Too many BankID requests recently (%s). Please try again later.", rl.Limit)
 }
 
 // numberMessage says, in words an agent can act on, why a number was refused.

@@ -10,8 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,41 +43,41 @@ func (s *Server) cookie() (name, path string) {
 }
 
 // Login checks an agent's name and password, and on success creates a
-// session and returns its cookie. Failed logins count against the name's
-// rate limit (the HTTP handler adds one per client IP); a limited name gets
-// a *RateLimitError even with the right password.
+// session and returns its cookie. It is the login of a trusted caller (the
+// demo); the HTTP handler adds the client address, which failures are
+// throttled by.
 func (s *Server) Login(ctx context.Context, name, password string) (*http.Cookie, error) {
 	return s.login(ctx, name, password, "")
 }
 
 func (s *Server) login(ctx context.Context, name, password, ip string) (*http.Cookie, error) {
-	now := s.cfg.Now()
 	norm, nameErr := NormalizeAgentName(name)
-	keys := []string{"name:" + norm}
 	if nameErr != nil {
-		keys[0] = "name:" // all malformed names share one bucket
+		norm = "" // all malformed names share one key
 	}
-	if ip != "" {
-		keys = append(keys, "ip:"+ip)
+	t, err := s.throttle.begin(ctx, norm, ip)
+	if err != nil {
+		return nil, err
 	}
-	// The attempt counts as a failure from the start, so that parallel
-	// guesses cannot all pass the check before any of them has failed.
-	if wait := s.limiter.attempt(now, keys...); wait > 0 {
-		return nil, &RateLimitError{RetryAfter: wait}
-	}
+	defer t.end()
 	hash := dummyHash
 	a, err := s.agents.Agent(ctx, norm)
 	switch {
 	case nameErr == nil && err == nil:
 		hash = a.PasswordHash
 	case nameErr == nil && !errors.Is(err, store.ErrNotFound):
-		s.limiter.forget(now, keys...)
 		return nil, fmt.Errorf("agentui: login: %w", err)
 	}
-	if !CheckPassword(hash, password) || nameErr != nil || err != nil {
+	ok, err := s.checkPassword(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || nameErr != nil || a.Name == "" {
+		t.failed(ctx)
 		return nil, ErrBadCredentials
 	}
-	s.limiter.forget(now, keys...)
+	t.succeeded(ctx)
+	now := s.cfg.Now()
 	token, sess, err := s.sessions.create(ctx, norm, now)
 	if err != nil {
 		return nil, err
@@ -88,6 +88,29 @@ func (s *Server) login(ctx context.Context, name, password, ip string) (*http.Co
 		MaxAge:   int(sess.ExpiresAt.Sub(now).Seconds()),
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode,
 	}, nil
+}
+
+// checkPassword checks pw against hash with at most MaxConcurrentHashes
+// checks running at once: each takes argon2id's 19 MiB, so a burst of
+// logins waits its turn instead of exhausting memory.
+func (s *Server) checkPassword(ctx context.Context, hash, pw string) (bool, error) {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("agentui: login: %w", context.Cause(ctx))
+	}
+	n := s.hashingNow.Add(1)
+	for {
+		peak := s.hashingPeak.Load()
+		if n <= peak || s.hashingPeak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	defer func() {
+		s.hashingNow.Add(-1)
+		<-s.hashing
+	}()
+	return CheckPassword(hash, pw), nil
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter) {
@@ -138,12 +161,44 @@ func (s *Server) checkCSRF(r *http.Request, sess store.Session) bool {
 	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRFToken)) == 1 && s.sameOrigin(r)
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the address of the client: the peer's, unless the peer is a
+// trusted proxy, in which case the last address in X-Forwarded-For that is
+// not a trusted proxy. Without trusted proxies X-Forwarded-For is ignored
+// (anyone can send it).
+func (s *Server) clientIP(r *http.Request) string {
+	peer := remoteAddr(r.RemoteAddr)
+	if !s.trusted(peer) {
+		return peer.String()
 	}
-	return host
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a garbled hop: trust nothing before it
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+	}
+	return peer.String()
+}
+
+func remoteAddr(hostport string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, _ := netip.ParseAddr(hostport)
+	return a.Unmap()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -173,26 +228,41 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusBadRequest, "", "The form could not be read. Please try again.")
 		return
 	}
-	name := r.PostFormValue("name")
-	cookie, err := s.login(r.Context(), name, r.PostFormValue("password"), clientIP(r))
+	name, ip := r.PostFormValue("name"), s.clientIP(r)
+	agent, nameErr := NormalizeAgentName(name)
+	if nameErr != nil {
+		agent = "(not an agent name)"
+	}
+	cookie, err := s.login(r.Context(), name, r.PostFormValue("password"), ip)
 	var rl *RateLimitError
 	switch {
 	case err == nil:
+		s.log.Info("agent logged in", "agent", agent, "client_ip", ip)
 		http.SetCookie(w, cookie)
 		http.Redirect(w, r, "/agent/", http.StatusSeeOther)
 	case errors.As(err, &rl):
 		secs := int(math.Ceil(rl.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		s.log.Warn("login rate limited")
-		s.renderLogin(w, http.StatusTooManyRequests, name,
-			fmt.Sprintf("Too many failed attempts. Try again in %d minutes.", (secs+59)/60))
+		s.log.Warn("agent login refused: too many failures", "agent", agent, "client_ip", ip, "retry_after", rl.RetryAfter.String())
+		s.renderLogin(w, http.StatusTooManyRequests, name, "Too many failed attempts from here. Try again in "+waitWords(rl.RetryAfter)+".")
 	case errors.Is(err, ErrBadCredentials):
-		s.log.Info("login failed")
+		s.log.Warn("agent login failed", "agent", agent, "client_ip", ip)
 		s.renderLogin(w, http.StatusUnauthorized, name, "Wrong agent name or password.")
 	default:
-		s.log.Error("login", "err", err)
+		s.log.Error("login", "agent", agent, "client_ip", ip, "err", err)
 		s.renderLogin(w, http.StatusInternalServerError, name, "Something went wrong. Please try again.")
 	}
+}
+
+// waitWords says a wait in words: "30 seconds", "2 minutes".
+func waitWords(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%d seconds", int(math.Ceil(d.Seconds())))
+	}
+	if m := int(math.Ceil(d.Minutes())); m != 1 {
+		return fmt.Sprintf("%d minutes", m)
+	}
+	return "1 minute"
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
@@ -318,83 +388,4 @@ func (ss *sessions) delete(ctx context.Context, id string) error {
 		return fmt.Errorf("agentui: delete session: %w", err)
 	}
 	return nil
-}
-
-// limiter counts failed logins per key in a sliding window.
-type limiter struct {
-	limit  int
-	window time.Duration
-
-	mu    sync.Mutex
-	fails map[string][]time.Time
-}
-
-func newLimiter(limit int, window time.Duration) *limiter {
-	return &limiter{limit: limit, window: window, fails: map[string][]time.Time{}}
-}
-
-// attempt returns how long until the most limited of keys may try again;
-// when none is limited it records an attempt for each key and returns 0.
-func (l *limiter) attempt(now time.Time, keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var wait time.Duration
-	for _, k := range keys {
-		if f := l.prune(now, k); len(f) >= l.limit {
-			wait = max(wait, f[len(f)-l.limit].Add(l.window).Sub(now))
-		}
-	}
-	if wait > 0 {
-		return wait
-	}
-	if len(l.fails) > 10000 { // bound memory under a spray of names or addresses
-		for k := range l.fails {
-			l.prune(now, k)
-		}
-	}
-	for _, k := range keys {
-		f := append(l.fails[k], now)
-		if len(f) > l.limit {
-			f = f[len(f)-l.limit:]
-		}
-		l.fails[k] = f
-	}
-	return 0
-}
-
-// forget takes back an attempt recorded at t: the login succeeded, or
-// failed for a reason that was not the password.
-func (l *limiter) forget(t time.Time, keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		f := l.fails[k]
-		for i := len(f) - 1; i >= 0; i-- {
-			if f[i].Equal(t) {
-				f = append(f[:i], f[i+1:]...)
-				break
-			}
-		}
-		if len(f) == 0 {
-			delete(l.fails, k)
-		} else {
-			l.fails[k] = f
-		}
-	}
-}
-
-// prune drops k's failures older than the window; l.mu is held.
-func (l *limiter) prune(now time.Time, k string) []time.Time {
-	f := l.fails[k]
-	i := 0
-	for i < len(f) && !now.Before(f[i].Add(l.window)) {
-		i++
-	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(l.fails, k)
-		return nil
-	}
-	l.fails[k] = f
-	return f
 }

@@ -25,10 +25,11 @@ type memStore struct {
 	mu       sync.Mutex
 	agents   map[string]store.Agent
 	sessions map[string]store.Session
+	failures map[string]store.LoginFailures
 }
 
 func newMemStore() *memStore {
-	return &memStore{agents: map[string]store.Agent{}, sessions: map[string]store.Session{}}
+	return &memStore{agents: map[string]store.Agent{}, sessions: map[string]store.Session{}, failures: map[string]store.LoginFailures{}}
 }
 
 func (m *memStore) CreateAgent(_ context.Context, a store.Agent) error {
@@ -179,7 +180,7 @@ func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, age
 	if cv == nil {
 		return nil, store.ErrNotFound
 	}
-	v := &store.Verification{ID: "ver-1", CallSID: sid, Country: store.Sweden, NationalID: number,
+	v := &store.Verification{ID: "ver-1", CallSID: sid, Country: store.Sweden,
 		MaskedID: "••••••••••" + number[len(number)-2:], Initiator: "agent:" + agent, Status: cmp.Or(f.status, store.VerStarting)}
 	if f.pub != nil {
 		cv.State = store.ViewStarting

@@ -51,7 +51,7 @@ func FuzzVerifyAPI(f *testing.F) {
 	f.Cleanup(func() { db.Close() })
 	log := slog.New(slog.DiscardHandler)
 	calls, err := ivr.NewService(ivr.Config{
-		PublicURL: public, TwilioAuthToken: "t", HashKey: []byte("0123456789abcdef0123456789abcdef"),
+		PublicURL: public, TwilioAuthToken: "t", AccountSID: "AC00000000000000000000000000000000", HashKey: []byte("0123456789abcdef0123456789abcdef"),
 		RateLimitNumber: ivr.RateLimit{Max: -1}, RateLimitCaller: ivr.RateLimit{Max: -1},
 	}, db, fuzzBroker{}, nil, log)
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -51,10 +53,21 @@ type Config struct {
 	Now func() time.Time
 	// RecentWindow is how far back the "recent calls" list goes (default 24 h).
 	RecentWindow time.Duration
-	// LoginLimit failed logins per agent name and per client IP within
-	// LoginWindow get 429 (defaults 5 and 15 min).
-	LoginLimit  int
+	// LoginWindow is how long failed logins are remembered after the last
+	// one (default 15 min); see throttle.go for what they cost.
 	LoginWindow time.Duration
+	// TrustedProxies are the proxies (IVR_TRUSTED_PROXIES) whose
+	// X-Forwarded-For names the client address that failed logins are
+	// throttled by and logged with. Empty: the peer's address, and
+	// X-Forwarded-For is ignored.
+	TrustedProxies []netip.Prefix
+	// MaxConcurrentHashes bounds password checks running at once (default
+	// 4): each takes argon2id's 19 MiB, so hashing never needs more than
+	// this many times that, however many logins arrive together.
+	MaxConcurrentHashes int
+	// Sleep waits out a login's slow-down (default: a timer); tests
+	// record the waits instead.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// DemoLoginURL, in `ivrd demo` only, is where the login page sends
 	// someone who has no password: the demo's one-click login.
 	DemoLoginURL string
@@ -62,19 +75,22 @@ type Config struct {
 
 // Server serves the agent dashboard under /agent/.
 type Server struct {
-	cfg       Config
-	origin    string // scheme://host of PublicURL, or "" to use the request's Host
-	secure    bool
-	agents    store.AgentStore
-	calls     Calls
-	hub       *Hub
-	log       *slog.Logger
-	sessions  *sessions
-	limiter   *limiter
-	upgrader  websocket.Upgrader
-	static    http.Handler
-	loginPage *template.Template
-	board     *template.Template
+	cfg      Config
+	origin   string // scheme://host of PublicURL, or "" to use the request's Host
+	secure   bool
+	agents   store.AgentStore
+	calls    Calls
+	hub      *Hub
+	log      *slog.Logger
+	sessions *sessions
+	throttle *throttle
+	hashing  chan struct{} // a slot per password check allowed at once
+	// hashingNow and hashingPeak count password checks running, for tests.
+	hashingNow, hashingPeak atomic.Int32
+	upgrader                websocket.Upgrader
+	static                  http.Handler
+	loginPage               *template.Template
+	board                   *template.Template
 }
 
 // NewServer returns a Server and attaches calls to hub, so that the hub's
@@ -86,8 +102,11 @@ func NewServer(cfg Config, agents store.AgentStore, calls Calls, hub *Hub, log *
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, time.Hour)
 	cfg.RecentWindow = cmp.Or(cfg.RecentWindow, 24*time.Hour)
-	cfg.LoginLimit = cmp.Or(cfg.LoginLimit, 5)
 	cfg.LoginWindow = cmp.Or(cfg.LoginWindow, 15*time.Minute)
+	cfg.MaxConcurrentHashes = cmp.Or(cfg.MaxConcurrentHashes, 4)
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -101,7 +120,8 @@ func NewServer(cfg Config, agents store.AgentStore, calls Calls, hub *Hub, log *
 		s.secure = u.Scheme == "https"
 	}
 	s.sessions = newSessions(agents, cfg)
-	s.limiter = newLimiter(cfg.LoginLimit, cfg.LoginWindow)
+	s.throttle = &throttle{agents: agents, now: cfg.Now, window: cfg.LoginWindow, sleep: cfg.Sleep, inflight: map[string]int{}}
+	s.hashing = make(chan struct{}, cfg.MaxConcurrentHashes)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,

@@ -44,7 +44,9 @@ func TestAgentStartsVerification(t *testing.T) {
 		{"a start that failed at once is a 502", "CA1", `{"number":"` + validSE + `"}`, true, "", nil, store.VerFailed, http.StatusBadGateway, "Could not start BankID", true},
 		{"an ended call is a 409", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrCallEnded, "", http.StatusConflict, "has ended", true},
 		{"a caller still in the IVR is a 409 that says why", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrCallInIVR, "", http.StatusConflict, "still in the phone menu", true},
-		{"a rate-limited number is a 429 with the limit", "CA1", `{"number":"` + validSE + `"}`, true, "", &ivr.RateLimitError{Scope: "number", Limit: ivr.RateLimit{Max: 3, Window: 10 * time.Minute}}, "", http.StatusTooManyRequests, "at most 3 in 10m0s", true},
+		{"a rate-limited number is a 429 with the limit", "CA1", `{"number":"` + validSE + `"}`, true, "", &ivr.RateLimitError{Scope: store.LimitNumber, Limit: ivr.RateLimit{Max: 3, Window: 10 * time.Minute}}, "", http.StatusTooManyRequests, "at most 3 in 10 minutes", true},
+		{"an agent over their own limit is told so in words", "CA1", `{"number":"` + validSE + `"}`, true, "", &ivr.RateLimitError{Scope: store.LimitAgent, Limit: ivr.RateLimit{Max: 10, Window: time.Hour}}, "", http.StatusTooManyRequests, "at most 10 in 1 hour per agent", true},
+		{"a second start while BankID runs is a 409", "CA1", `{"number":"` + validSE + `"}`, true, "", ivr.ErrVerificationInFlight, "", http.StatusConflict, "already running", true},
 		{"broker trouble is a calm 502", "CA1", `{"number":"` + validSE + `"}`, true, "", errors.New("ciba: bc-authorize: connection refused"), "", http.StatusBadGateway, "Could not start BankID", true},
 	}
 	for _, tt := range tests {

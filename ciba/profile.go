@@ -216,6 +216,9 @@ var (
 	}
 )
 
+// ProfileNames are the names ProfileByName knows.
+var ProfileNames = []string{"idura", "auth0", "transmit", "generic"}
+
 // ProfileByName returns a copy of the named profile: "idura" (also ""),
 // "auth0", "transmit" or "generic".
 func ProfileByName(name string) (*Profile, error) {
@@ -229,7 +232,7 @@ func ProfileByName(name string) (*Profile, error) {
 	case "generic":
 		return Generic.Clone(), nil
 	}
-	return nil, fmt.Errorf("ciba: unknown profile %q (want idura, auth0, transmit or generic)", name)
+	return nil, fmt.Errorf("unknown profile %q: use %s", name, strings.Join(ProfileNames, ", "))
 }
 
 // Clone returns a deep copy of p.

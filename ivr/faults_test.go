@@ -291,11 +291,11 @@ func (s *flakyStore) UpdateCall(ctx context.Context, c *store.Call, evs ...*stor
 	return s.Store.UpdateCall(ctx, c, evs...)
 }
 
-func (s *flakyStore) CreateVerification(ctx context.Context, v *store.Verification, evs ...*store.Event) error {
+func (s *flakyStore) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, evs ...*store.Event) ([]store.Limit, error) {
 	if err := s.fail(); err != nil {
-		return err
+		return nil, err
 	}
-	return s.Store.CreateVerification(ctx, v, evs...)
+	return s.Store.StartVerification(ctx, c, v, limits, evs...)
 }
 
 func (s *flakyStore) UpdateVerification(ctx context.Context, v *store.Verification, evs ...*store.Event) error {

@@ -33,6 +33,7 @@ func FuzzWebhook(f *testing.F) {
 	svc, err := ivr.NewService(ivr.Config{
 		PublicURL:       publicURL,
 		TwilioAuthToken: authToken,
+		AccountSID:      accountSID,
 		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
 		RateLimitNumber: ivr.RateLimit{Max: -1},
 		RateLimitCaller: ivr.RateLimit{Max: -1},
@@ -43,7 +44,7 @@ func FuzzWebhook(f *testing.F) {
 	f.Cleanup(svc.Close)
 	h := svc.Handler()
 
-	base := params("CAfuzz0000000000000000000000000001")
+	base := params(testSID("fuzz0000000000000000000000000001"))
 	seed := func(route int, query string, kv ...string) {
 		p := url.Values{}
 		for k, v := range base {
@@ -64,7 +65,7 @@ func FuzzWebhook(f *testing.F) {
 	seed(4, "", "CallStatus", "completed")
 	seed(4, "", "CallStatus", "in-progress")
 	seed(5, "", "ErrorCode", "11205")
-	seed(6, "call=CAfuzz0000000000000000000000000001")
+	seed(6, "call="+testSID("fuzz0000000000000000000000000001"))
 	seed(7, "", "QueueResult", "bridged")
 	seed(7, "", "DialCallStatus", "no-answer")
 	f.Add(uint8(1), "s=1", "CallSid=bad+sid!&Digits=1")

@@ -3,9 +3,9 @@ package ivr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -26,8 +26,14 @@ type request struct {
 	hold   HoldState
 }
 
-func parseRequest(r *http.Request) (request, bool) {
+// parseRequest reads Twilio's form. A request whose CallSid is not shaped
+// like Twilio's, or that names another account than ours, gets 400 with
+// the reason: a signed request can be re-split into other parameters
+// (Twilio signs the keys and values run together), and such a replay must
+// not pass for a new call.
+func (s *Service) parseRequest(w http.ResponseWriter, r *http.Request) (request, bool) {
 	if err := r.ParseForm(); err != nil {
+		http.Error(w, "malformed form body", http.StatusBadRequest)
 		return request{}, false
 	}
 	q := r.URL.Query()
@@ -38,7 +44,12 @@ func parseRequest(r *http.Request) (request, bool) {
 		digits: r.PostForm.Get("Digits"),
 		step:   -1,
 	}
-	if !validSID(req.sid) {
+	if !validCallSID(req.sid) {
+		http.Error(w, "CallSid must be CA followed by 32 hex digits", http.StatusBadRequest)
+		return request{}, false
+	}
+	if r.PostForm.Get("AccountSid") != s.cfg.AccountSID {
+		http.Error(w, "AccountSid is not this service's Twilio account", http.StatusBadRequest)
 		return request{}, false
 	}
 	if n, err := strconv.Atoi(q.Get("s")); err == nil && n >= 0 {
@@ -51,13 +62,20 @@ func parseRequest(r *http.Request) (request, bool) {
 	return req, true
 }
 
-func validSID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
+// validCallSID reports whether s looks like a Twilio call SID: "CA" and 32
+// lower-case hex digits.
+func validCallSID(s string) bool { return twilioSID(s, "CA") }
+
+// ValidAccountSID reports whether s looks like a Twilio account SID: "AC"
+// and 32 lower-case hex digits.
+func ValidAccountSID(s string) bool { return twilioSID(s, "AC") }
+
+func twilioSID(s, prefix string) bool {
+	if len(s) != 34 || s[:2] != prefix {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+	for i := 2; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return false
 		}
 	}
@@ -81,9 +99,8 @@ func (s *Service) apologise(w http.ResponseWriter, sid string, err error) {
 // handleVoice answers an incoming call: the greeting and the Gather for the
 // national identity number. A retried request gets the stored answer.
 func (s *Service) handleVoice(w http.ResponseWriter, r *http.Request) {
-	req, ok := parseRequest(r)
+	req, ok := s.parseRequest(w, r)
 	if !ok {
-		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
 	s.greet(w, r.Context(), req)
@@ -147,17 +164,19 @@ func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
 // request for a step already processed (a Twilio retry or a duplicate) is
 // answered with the stored TwiML and changes nothing.
 func (s *Service) advance(w http.ResponseWriter, r *http.Request, kind InputKind) {
-	req, ok := parseRequest(r)
+	req, ok := s.parseRequest(w, r)
 	if !ok {
-		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
 	ctx := r.Context()
 	for range maxConflictRetries {
 		c, err := s.store.Call(ctx, req.sid)
 		if errors.Is(err, store.ErrNotFound) {
-			// A call we never saw (or lost): start over sensibly.
-			s.greet(w, ctx, req)
+			// Only the voice URL starts a call. A gather, hold or retry for
+			// a call we do not know is a replay or a forgery (or our store
+			// lost it): nothing starts, and whoever is there hears goodbye.
+			s.log.Warn("webhook for an unknown call; ending it", "call_sid", req.sid)
+			writeTwiML(w, s.goodbyeTwiML())
 			return
 		}
 		if err != nil {
@@ -205,33 +224,31 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 	case InHold, InRetryChoice:
 		in.Key = firstKey(req.digits)
 	}
-	// A verification may start: check the rate limits, and hold startMu
-	// until the verification is stored (startFromCall releases it before
-	// waiting for the broker).
-	unlock := func() {}
-	if in.NumberOK && c.State == store.CallGathering {
-		s.startMu.Lock()
-		unlock = sync.OnceFunc(s.startMu.Unlock)
-		defer unlock()
-		lim, err := s.checkRateLimits(ctx, id, c.From, now)
-		if err != nil {
-			return "", err
-		}
-		if lim != nil {
-			in.RateLimited = lim.Scope
-			s.log.Warn("verification rate limited", "call_sid", c.SID, "scope", lim.Scope)
-		}
-	}
 	next, d := Step(*c, in, s.lim, now)
 	if d.Event == "" && next.State == c.State && d.Effect == EffectNone {
 		// Nothing changed (a hold hop): answer from state, store nothing.
 		return s.render(c, d, v)
 	}
+	if d.Effect == EffectStart {
+		doc, err := s.startFromCall(ctx, next, d, id)
+		var le *store.LimitError
+		if !errors.As(err, &le) {
+			return doc, err
+		}
+		// A limit refused it, checked as the verification was about to be
+		// stored: the caller hears so and goes to an agent unverified.
+		s.limited(c.SID, le.Limit.Scope)
+		in.RateLimited = le.Limit.Scope
+		next, d = Step(*c, in, s.lim, now)
+	}
+	return s.storeStep(ctx, next, d, v, kind, now)
+}
+
+// storeStep stores one step of a call: the decision's TwiML as the call's
+// answer, and its events.
+func (s *Service) storeStep(ctx context.Context, next store.Call, d Decision, v *store.Verification, kind InputKind, now time.Time) (string, error) {
 	next.Step++
 	next.UpdatedAt = now
-	if d.Effect == EffectStart {
-		return s.startFromCall(ctx, &next, d, id, unlock)
-	}
 	doc, err := s.render(&next, d, v)
 	if err != nil {
 		return "", err
@@ -255,6 +272,15 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 	s.log.Info("call step", "call_sid", next.SID, "state", next.State, "event", string(d.Event))
 	s.publish(ctx, &next, v, evs...)
 	return doc, nil
+}
+
+// limited records a verification a rate limit refused: a log line and the
+// operators' count.
+func (s *Service) limited(callSID string, scope store.LimitScope) {
+	s.log.Warn("verification refused by a rate limit", "call_sid", callSID, "limit", string(scope))
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.RateLimited(scope)
+	}
 }
 
 func eventDetail(d Decision) string {
@@ -292,35 +318,31 @@ func firstKey(digits string) string {
 	return digits[:1]
 }
 
-// startFromCall stores the call as verifying, creates the verification,
+// startFromCall stores the call as verifying together with a new
+// verification for id (the rate limits checked in the same transaction),
 // starts bc-authorize in the background and waits for it up to StartWait,
 // then answers with what the caller should hear: the instructions (or word
-// pair), the failure, or "one moment" and the hold loop. It calls unlock
-// once the verification is stored (or could not be).
-func (s *Service) startFromCall(ctx context.Context, c *store.Call, d Decision, id NationalID, unlock func()) (string, error) {
-	defer unlock()
+// pair), the failure, or "one moment" and the hold loop. A limit that
+// refuses the start is returned as a *store.LimitError, with nothing
+// stored.
+func (s *Service) startFromCall(ctx context.Context, c store.Call, d Decision, id NationalID) (string, error) {
 	now := s.now()
-	v := s.newVerification(c.SID, id, "caller", now)
+	c.Step++
+	c.UpdatedAt = now
+	v := s.newVerification(c.SID, id, callerKey(c.From), "caller", now)
 	c.VerificationID = v.ID
-	doc, err := s.render(c, d, v) // "one moment" and the hold loop, for a retried request
+	doc, err := s.render(&c, d, v) // "one moment" and the hold loop, for a retried request
 	if err != nil {
 		return "", err
 	}
 	c.LastTwiML = doc
-	evAccepted := s.event(c, v.ID, store.EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
-	if err := s.store.UpdateCall(ctx, c, evAccepted); err != nil {
-		return "", err
-	}
-	evStarted := s.event(c, v.ID, store.EventVerification, "caller", verificationDetail(v))
-	err = s.store.CreateVerification(ctx, v, evStarted)
-	unlock()
-	if err != nil {
-		// The call points at a verification that does not exist: the next
-		// hold hop treats it as failed and offers a retry.
+	evAccepted := s.event(&c, v.ID, store.EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
+	evStarted := s.event(&c, v.ID, store.EventVerification, "caller", verificationDetail(v))
+	if _, err := s.store.StartVerification(ctx, &c, v, s.limits(v.IDHash, v.Caller, v.Initiator), evAccepted, evStarted); err != nil {
 		return "", err
 	}
 	s.log.Info("verification starting", "call_sid", c.SID, "verification_id", v.ID, "state", v.Status)
-	s.publish(ctx, c, v, evAccepted, evStarted)
+	s.publish(ctx, &c, v, evAccepted, evStarted)
 	s.notify()
 
 	v, ok := s.startAndWait(ctx, v, id, "user")
@@ -330,7 +352,7 @@ func (s *Service) startFromCall(ctx context.Context, c *store.Call, d Decision, 
 
 	// Decide what the caller hears now, from the verification as it is.
 	now = s.now()
-	next, d2 := Step(*c, Input{Kind: InHold, Verification: v}, s.lim, now)
+	next, d2 := Step(c, Input{Kind: InHold, Verification: v}, s.lim, now)
 	doc2, err := s.render(&next, d2, v)
 	if err != nil {
 		return doc, nil
@@ -346,8 +368,7 @@ func (s *Service) startFromCall(ctx context.Context, c *store.Call, d Decision, 
 		s.log.Warn("store answer after start", "call_sid", c.SID, "verification_id", v.ID, "err", err)
 		return doc, nil
 	}
-	*c = next
-	s.publish(ctx, c, v, evs...)
+	s.publish(ctx, &next, v, evs...)
 	return doc2, nil
 }
 
@@ -358,14 +379,13 @@ func verificationDetail(v *store.Verification) string {
 // handleStatus records the end of a call: its verification is cancelled so
 // that polling stops. Duplicates and unknown calls are answered 200.
 func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
-	req, ok := parseRequest(r)
+	req, ok := s.parseRequest(w, r)
 	if !ok {
-		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
 	status := r.PostForm.Get("CallStatus")
 	if terminalStatus(status) {
-		if err := s.endCall(r.Context(), req.sid, status); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.endCall(r.Context(), req.sid, "twilio", "call "+safeStatus(status)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("end call", "call_sid", req.sid, "err", err)
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
@@ -385,7 +405,7 @@ func terminalStatus(st string) bool {
 }
 
 // endCall marks the call ended and cancels its verification.
-func (s *Service) endCall(ctx context.Context, sid, status string) error {
+func (s *Service) endCall(ctx context.Context, sid, actor, detail string) error {
 	var c *store.Call
 	var ev *store.Event
 	for i := 0; ; i++ {
@@ -407,7 +427,7 @@ func (s *Service) endCall(ctx context.Context, sid, status string) error {
 		c.State = store.CallEnded
 		c.EndedAt = now
 		c.UpdatedAt = now
-		ev = s.event(c, c.VerificationID, store.EventCallEnded, "twilio", "call "+safeStatus(status))
+		ev = s.event(c, c.VerificationID, store.EventCallEnded, actor, detail)
 		err = s.store.UpdateCall(ctx, c, ev)
 		if err == nil {
 			break
@@ -416,7 +436,7 @@ func (s *Service) endCall(ctx context.Context, sid, status string) error {
 			return err
 		}
 	}
-	s.log.Info("call ended", "call_sid", sid, "state", c.State)
+	s.log.Info("call ended", "call_sid", sid, "state", c.State, "reason", string(c.Reason))
 	var v *store.Verification
 	if c.VerificationID != "" {
 		var err error
@@ -427,6 +447,28 @@ func (s *Service) endCall(ctx context.Context, sid, status string) error {
 	}
 	s.publish(ctx, c, v, ev)
 	return nil
+}
+
+// EndStaleCalls ends the live calls that no real call can still be: in the
+// IVR and untouched for CallIdleLimit, or older than MaxCallDuration. Their
+// status callback never came (lost, or a forged or replayed webhook made
+// them), so without this they would stay live on the dashboard for ever
+// and never fall under retention. It returns how many it ended.
+func (s *Service) EndStaleCalls(ctx context.Context) (int, error) {
+	now := s.now()
+	stale, err := s.store.StaleCalls(ctx, now.Add(-s.cfg.CallIdleLimit), now.Add(-s.cfg.MaxCallDuration), 500)
+	if err != nil {
+		return 0, fmt.Errorf("ivr: stale calls: %w", err)
+	}
+	n := 0
+	for _, c := range stale {
+		err := s.endCall(ctx, c.SID, "system", "no status callback came: the call is presumed over")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, fmt.Errorf("ivr: end stale call: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func safeStatus(st string) string {
@@ -441,7 +483,7 @@ func safeStatus(st string) string {
 func (s *Service) handleFallback(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	sid := r.PostForm.Get("CallSid")
-	if !validSID(sid) {
+	if !validCallSID(sid) {
 		sid = ""
 	}
 	code := safeCode(r.PostForm.Get("ErrorCode"))
@@ -477,7 +519,7 @@ func (s *Service) handleWhisper(w http.ResponseWriter, r *http.Request) {
 	sid := r.URL.Query().Get("call")
 	var c *store.Call
 	var v *store.Verification
-	if validSID(sid) {
+	if validCallSID(sid) {
 		if got, err := s.store.Call(r.Context(), sid); err == nil {
 			c = got
 			v, _ = s.current(r.Context(), c)

@@ -59,7 +59,7 @@ func newHoldBench(b *testing.B, n int) *holdBench {
 	}
 	b.Cleanup(func() { db.Close() })
 	const base = "http://127.0.0.1:8080"
-	svc, err := ivr.NewService(ivr.Config{PublicURL: base, TwilioAuthToken: benchToken, HashKey: make([]byte, 32), Language: "en-US"},
+	svc, err := ivr.NewService(ivr.Config{PublicURL: base, TwilioAuthToken: benchToken, AccountSID: accountSID, HashKey: make([]byte, 32), Language: "en-US"},
 		db, &pendingBroker{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -82,7 +82,7 @@ func newHoldBench(b *testing.B, n int) *holdBench {
 		return doc
 	}
 	for i := range n {
-		form := url.Values{"CallSid": {fmt.Sprintf("CA%032x", i+1)}, "From": {fmt.Sprintf("+4670%07d", i)}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}}
+		form := url.Values{"CallSid": {fmt.Sprintf("CA%032x", i+1)}, "AccountSid": {accountSID}, "From": {fmt.Sprintf("+4670%07d", i)}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}}
 		doc := post("/twilio/voice", form)
 		action := doc.Find("Gather")[0].Attr("action")
 		form.Set("Digits", benchPNR(i))

@@ -2,6 +2,8 @@ package ivr_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,4 +97,11 @@ func TestLeakCheckFindsNumbers(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("nationalIDsIn found %d lines, want 2: %q", len(got), got)
 	}
+}
+
+// testSID is a call SID shaped like Twilio's ("CA" and 32 hex digits),
+// the same for the same name: webhooks with any other CallSid are refused.
+func testSID(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "CA" + hex.EncodeToString(h[:16])
 }

@@ -132,7 +132,7 @@ func TestAgentVerification(t *testing.T) {
 		e := newEnv(t)
 		ctx := t.Context()
 		// The caller stays silent three times and reaches an agent unverified.
-		sid := "CAagent000000000000000000000000001"
+		sid := testSID("agent000000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
 		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallInIVR) {
 			t.Errorf("call still in the IVR: %v, want ErrCallInIVR", err)
@@ -149,7 +149,7 @@ func TestAgentVerification(t *testing.T) {
 		} else if _, ok := errors.AsType[*ivr.InvalidIDError](err); !ok {
 			t.Errorf("bad number: %v, want *InvalidIDError", err)
 		}
-		if _, err := e.svc.StartAgentVerification(ctx, "CAnosuchcall", cibatest.SEApprove, "alice"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.svc.StartAgentVerification(ctx, testSID("nosuchcall"), cibatest.SEApprove, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown call: %v, want ErrNotFound", err)
 		}
 
@@ -157,8 +157,8 @@ func TestAgentVerification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Status != store.VerPending || v.Initiator != "agent:alice" || v.NationalID != "" {
-			t.Errorf("agent verification %s by %s (number returned %t)", v.Status, v.Initiator, v.NationalID != "")
+		if v.Status != store.VerPending || v.Initiator != "agent:alice" || v.SealedID != "" {
+			t.Errorf("agent verification %s by %s (number returned %t)", v.Status, v.Initiator, v.SealedID != "")
 		}
 		if reqs := e.broker.Requests(); len(reqs) != 1 || reqs[0].CallInitiator != "RP" {
 			t.Errorf("broker requests %+v, want callInitiator RP", reqs)
@@ -194,14 +194,14 @@ func TestAgentVerification(t *testing.T) {
 		if err != nil || len(recent) != 1 || recent[0].State != store.ViewEnded {
 			t.Errorf("recent calls %+v %v", recent, err)
 		}
-		if _, err := e.svc.Timeline(ctx, "CAnosuchcall"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.svc.Timeline(ctx, testSID("nosuchcall")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("timeline of an unknown call: %v", err)
 		}
 	})
 }
 
 func TestNewServiceChecksConfig(t *testing.T) {
-	good := ivr.Config{PublicURL: publicURL, TwilioAuthToken: authToken, HashKey: make([]byte, 16)}
+	good := ivr.Config{PublicURL: publicURL, TwilioAuthToken: authToken, AccountSID: accountSID, HashKey: make([]byte, 16)}
 	store := downStore{}
 	auth := &scriptedBroker{}
 	for _, tc := range []struct {
@@ -209,6 +209,8 @@ func TestNewServiceChecksConfig(t *testing.T) {
 		mod  func(*ivr.Config)
 	}{
 		{"short hash key", func(c *ivr.Config) { c.HashKey = []byte("short") }},
+		{"no account SID", func(c *ivr.Config) { c.AccountSID = "" }},
+		{"a malformed account SID", func(c *ivr.Config) { c.AccountSID = "ACdemo00000000000000000000000000000" }},
 		{"unknown language", func(c *ivr.Config) { c.Language = "de-DE" }},
 		{"no auth token", func(c *ivr.Config) { c.TwilioAuthToken = "" }},
 		{"plain http public URL", func(c *ivr.Config) { c.PublicURL = "http://ivr.example.com" }},
@@ -260,7 +262,7 @@ func TestManyConcurrentCalls(t *testing.T) {
 func TestMissedHangUpStopsPolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		sid := "CAmissed00000000000000000000000001"
+		sid := testSID("missed00000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
 		e.post("/twilio/gather?s=1", params(sid, "Digits", cibatest.SENoAnswer))
 		// The call ends but its status callback never arrives; only the
@@ -287,7 +289,7 @@ func TestMissedHangUpStopsPolling(t *testing.T) {
 // answered from the store (sqlite on disk), without the broker.
 func BenchmarkHoldHop(b *testing.B) {
 	e := newEnv(b)
-	sid := "CAbench00000000000000000000000001"
+	sid := testSID("bench00000000000000000000000001")
 	e.post("/twilio/voice", params(sid))
 	e.post("/twilio/gather?s=1", params(sid, "Digits", cibatest.SENoAnswer))
 	step := e.storedCall(sid).Step

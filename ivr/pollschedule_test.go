@@ -78,7 +78,7 @@ func TestPollerIsPunctualUnderLoad(t *testing.T) {
 		e.start()
 		const calls = 40
 		for i := range calls {
-			sid := fmt.Sprintf("CApunctual%024d", i)
+			sid := testSID(fmt.Sprintf("punctual%d", i))
 			e.post("/twilio/voice", params(sid))
 			e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
 		}

@@ -1,6 +1,7 @@
 package ivr
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -21,10 +22,16 @@ var voices = map[string]string{
 	English:   "Polly.Joanna-Neural",
 }
 
-// supportedLanguage reports whether the IVR has prompts in lang.
-func supportedLanguage(lang string) bool {
-	_, ok := voices[lang]
-	return ok
+// Languages are the languages the IVR speaks, as IVR_LANGUAGE names them.
+var Languages = []string{Swedish, Norwegian, English}
+
+// CheckLanguage returns an error that names the languages there are when
+// the IVR has no prompts in lang.
+func CheckLanguage(lang string) error {
+	if _, ok := voices[lang]; !ok {
+		return fmt.Errorf("unknown language %q: use %s", lang, strings.Join(Languages, ", "))
+	}
+	return nil
 }
 
 // Prompt keys.
@@ -60,6 +67,7 @@ const (
 	pWhisperNo      = "whisper_unverified"
 	pBinding        = "binding_message"
 	pRateLimited    = "rate_limited"
+	pGoodbye        = "goodbye"
 )
 
 // prompts holds every sentence the IVR says, per language. "{name}" is
@@ -97,6 +105,7 @@ var prompts = map[string]map[string]string{
 		pWhisperNo:      "Kunden är inte verifierad.",
 		pBinding:        "Samtal med kundtjänst",
 		pRateLimited:    "Vi har redan skickat flera BankID-förfrågningar på kort tid, så vi skickar ingen ny just nu. En medarbetare hjälper dig i stället.",
+		pGoodbye:        "Det här samtalet är avslutat. Hej då.",
 	},
 	Norwegian: {
 		pGreeting:       "Velkommen til kundeservice. Før vi setter deg over, vil vi bekrefte hvem du er med BankID.",
@@ -130,6 +139,7 @@ var prompts = map[string]map[string]string{
 		pWhisperNo:      "Innringeren er ikke bekreftet.",
 		pBinding:        "Samtale med kundeservice",
 		pRateLimited:    "Vi har allerede sendt flere BankID-forespørsler på kort tid, så vi sender ingen ny akkurat nå. En medarbeider hjelper deg i stedet.",
+		pGoodbye:        "Denne samtalen er avsluttet. Ha det bra.",
 	},
 	English: {
 		pGreeting:       "Welcome to customer service. Before we put you through, we'd like to confirm who you are with BankID.",
@@ -163,6 +173,7 @@ var prompts = map[string]map[string]string{
 		pWhisperNo:      "The caller is not verified.",
 		pBinding:        "Call with customer service",
 		pRateLimited:    "We've already sent several BankID requests in a short time, so we won't send another one right now. An agent will help you instead.",
+		pGoodbye:        "This call has ended. Goodbye.",
 	},
 }
 

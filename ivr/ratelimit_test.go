@@ -99,14 +99,197 @@ func TestRateLimitPerCaller(t *testing.T) {
 			t.Fatalf("second verification of the call not verified:\n%s", tr)
 		}
 		tr = e.call(&caller{numbers: []string{cibatest.SEApprove}}, from("+46701111111"))
-		checkRateLimited(t, e, tr, "caller id")
-		// Someone else is not affected, nor is a caller with a withheld number
-		// (all of them would share one bucket).
-		for _, f := range []string{"+46702222222", "anonymous", "+266696687"} {
-			tr := e.call(&caller{numbers: []string{cibatest.SEApprove}}, from(f))
-			if !strings.Contains(sayLines(tr), "Tack, Astrid") {
-				t.Errorf("caller %q was limited:\n%s", f, tr)
+		checkRateLimited(t, e, tr, "from this caller id")
+		// Someone else is not affected.
+		tr = e.call(&caller{numbers: []string{cibatest.SEApprove}}, from("+46702222222"))
+		if !strings.Contains(sayLines(tr), "Tack, Astrid") {
+			t.Errorf("another caller was limited:\n%s", tr)
+		}
+	})
+}
+
+// TestWithheldCallersShareOneBucket is the push-bombing attack of a caller
+// who hides their number: today's code exempted withheld caller ids from
+// the per-caller limit, so one anonymous caller could send BankID requests
+// to any number of people. Now every withheld, anonymous or unusable caller
+// id shares one strict bucket.
+func TestWithheldCallersShareOneBucket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t) // default: 3 per 10 minutes across all withheld callers
+		people := []string{cibatest.SEApprove, cibatest.NOApprove, cibatest.SEDecline, cibatest.NODecline, cibatest.SEApproveSlow, cibatest.NOApproveSlow}
+		withheld := []string{"anonymous", "unknown", "+266696687", "Restricted", "client:anonymous", "+46"}
+		for i, person := range people {
+			e.call(&caller{numbers: []string{person}}, from(withheld[i]), func(c *ivrtest.Caller) { c.HangUpAfter = time.Minute })
+		}
+		if n := len(e.broker.Requests()); n != 3 {
+			t.Errorf("%d BankID requests reached people from withheld numbers, want 3", n)
+		}
+		// A caller who shows their number is not in that bucket.
+		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}}, from("+46703333333"))
+		if !strings.Contains(sayLines(tr), "Tack, Astrid") {
+			t.Errorf("a caller with a number was limited by the withheld bucket:\n%s", tr)
+		}
+	})
+}
+
+// TestPushBombingCannotLockThePersonOut is the attack of the security
+// review: three anonymous calls with the victim's number fill the
+// per-number limit; the victim's own call is then refused BankID in the
+// IVR, but the agent talking to them can still start it (past the
+// per-number limit, recorded with the agent's name).
+func TestPushBombingCannotLockThePersonOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		victim := cibatest.SEDecline // the person declines the strangers' requests
+		for range 3 {
+			e.call(&caller{numbers: []string{victim}}, from("anonymous"))
+		}
+		ctx := t.Context()
+		sid := testSID("victim")
+		e.post("/twilio/voice", params(sid))
+		_, body := e.post("/twilio/gather?s=1", params(sid, "Digits", victim))
+		if !strings.Contains(body, rateLimitedSV) {
+			t.Fatalf("the victim's own call was not refused by the per-number limit: %s", body)
+		}
+		// An agent is talking to them now.
+		v, err := e.svc.StartAgentVerification(ctx, sid, victim, "alice")
+		if err != nil {
+			t.Fatalf("the agent's start for the locked-out person: %v", err)
+		}
+		if v.Initiator != "agent:alice" || v.SealedID != "" {
+			t.Errorf("agent verification %+v", v)
+		}
+		var audit *store.Event
+		evs, _ := e.db.Events(ctx, sid)
+		for _, ev := range evs {
+			if ev.Kind == store.EventLimitOverridden {
+				audit = &ev
 			}
+		}
+		if audit == nil || audit.Actor != "agent:alice" || !strings.Contains(audit.Detail, "alice") || !strings.Contains(audit.Detail, "national identity number") {
+			t.Errorf("no audit of the override in the timeline: %+v", audit)
+		}
+		if n := len(e.broker.Requests()); n != 4 {
+			t.Errorf("%d BankID requests, want the strangers' 3 and the agent's", n)
+		}
+		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
+		synctest.Wait()
+	})
+}
+
+// agentCall puts a call through to agents unverified (three silent number
+// prompts) and returns its SID.
+func agentCall(e *env, name string) string {
+	sid := testSID(name)
+	e.post("/twilio/voice", params(sid))
+	for s := 1; s <= 3; s++ {
+		e.post("/twilio/gather?s="+strconv.Itoa(s), params(sid, "Digits", ""))
+	}
+	return sid
+}
+
+// TestAgentVerifyRefusesASecondStartInFlight: today three quick clicks on
+// Start BankID sent three prompts to the caller's phone.
+func TestAgentVerifyRefusesASecondStartInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		sid := agentCall(e, "clicks")
+		ctx := t.Context()
+		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEDecline, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEDecline, "alice"); !errors.Is(err, ivr.ErrVerificationInFlight) {
+				t.Errorf("a click while BankID runs: %v, want ErrVerificationInFlight", err)
+			}
+		}
+		if n := len(e.broker.Requests()); n != 1 {
+			t.Errorf("%d BankID requests from three clicks, want 1", n)
+		}
+		<-time.After(10 * time.Second) // the person declines; the agent may try again
+		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); err != nil {
+			t.Errorf("a new start after the first ended: %v", err)
+		}
+		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
+		synctest.Wait()
+	})
+}
+
+// TestAgentsHaveTheirOwnLimit: a stolen agent session cannot spray BankID
+// requests, to one caller or many.
+func TestAgentsHaveTheirOwnLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(c *ivr.Config) { c.RateLimitAgent = ivr.RateLimit{Max: 2, Window: time.Hour} })
+		ctx := t.Context()
+		numbers := []string{cibatest.SEDecline, cibatest.NODecline, cibatest.SEApprove}
+		for i, n := range numbers {
+			sid := agentCall(e, "spray"+strconv.Itoa(i))
+			_, err := e.svc.StartAgentVerification(ctx, sid, n, "mallory")
+			if i < 2 {
+				if err != nil {
+					t.Fatalf("start %d: %v", i, err)
+				}
+				continue
+			}
+			rl, ok := errors.AsType[*ivr.RateLimitError](err)
+			if !ok || rl.Scope != store.LimitAgent || rl.Limit.Max != 2 {
+				t.Fatalf("third start: %v, want the agent's limit", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "at most 2 in 1 hour") || strings.Contains(msg, n) {
+				t.Errorf("error text %q: want the limit in words and no number", msg)
+			}
+			if countKind(e.eventKinds(sid), store.EventRateLimited) != 1 {
+				t.Errorf("stored events %v, want one rate_limited", e.eventKinds(sid))
+			}
+		}
+		if n := len(e.broker.Requests()); n != 2 {
+			t.Errorf("%d BankID requests, want 2", n)
+		}
+		// Another agent is not affected.
+		if _, err := e.svc.StartAgentVerification(ctx, testSID("spray2"), cibatest.SEApprove, "alice"); err != nil {
+			t.Errorf("another agent: %v", err)
+		}
+	})
+}
+
+// countingObserver counts the limits that bit.
+type countingObserver struct {
+	mu sync.Mutex
+	n  map[store.LimitScope]int
+}
+
+func (o *countingObserver) RateLimited(scope store.LimitScope) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[scope]++
+}
+
+// TestGlobalCap: nothing capped the total before, and every request costs
+// the bank a broker fee.
+func TestGlobalCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &countingObserver{n: map[store.LimitScope]int{}}
+		e := newEnv(t, func(c *ivr.Config) {
+			c.RateLimitGlobal = ivr.RateLimit{Max: 2, Window: time.Minute}
+			c.Observer = obs
+		})
+		people := []string{cibatest.SEApprove, cibatest.NOApprove, cibatest.SEApproveSlow}
+		var trs []*ivrtest.Transcript
+		for i, p := range people {
+			trs = append(trs, e.call(&caller{numbers: []string{p}}, from("+4670444444"+strconv.Itoa(i)), func(c *ivrtest.Caller) { c.HangUpAfter = 40 * time.Second }))
+		}
+		checkRateLimited(t, e, trs[2], "in all")
+		if n := len(e.broker.Requests()); n != 2 {
+			t.Errorf("%d BankID requests, want the cap of 2", n)
+		}
+		if obs.n[store.LimitGlobal] != 1 {
+			t.Errorf("observer saw %v, want one global refusal", obs.n)
+		}
+		// A minute later there is room again.
+		<-time.After(time.Minute)
+		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}}, from("+46704444449"))
+		if !strings.Contains(sayLines(tr), "Tack, Astrid") {
+			t.Errorf("call after the window was refused:\n%s", tr)
 		}
 	})
 }
@@ -149,6 +332,7 @@ func TestRateLimitOff(t *testing.T) {
 		e := newEnv(t, func(c *ivr.Config) {
 			c.RateLimitNumber = ivr.RateLimit{Max: -1}
 			c.RateLimitCaller = ivr.RateLimit{Max: -1}
+			c.RateLimitGlobal = ivr.RateLimit{Max: -1}
 		})
 		for i := range 6 {
 			tr := e.call(&caller{numbers: []string{cibatest.SEApprove}})
@@ -159,58 +343,9 @@ func TestRateLimitOff(t *testing.T) {
 	})
 }
 
-func TestRateLimitAgentVerification(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, func(c *ivr.Config) { c.RateLimitNumber = ivr.RateLimit{Max: 2, Window: time.Hour} })
-		ctx := t.Context()
-		sid := "CAagentlimit0000000000000000000001"
-		e.post("/twilio/voice", params(sid))
-		for s := 1; s <= 3; s++ { // silent three times: handed to an agent
-			e.post("/twilio/gather?s="+string(rune('0'+s)), params(sid, "Digits", ""))
-		}
-		for i := range 2 {
-			if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SENoAnswer, "alice"); err != nil {
-				t.Fatalf("agent verification %d: %v", i, err)
-			}
-		}
-		_, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SENoAnswer, "alice")
-		if !errors.Is(err, ivr.ErrRateLimited) {
-			t.Fatalf("third agent verification: %v, want ErrRateLimited", err)
-		}
-		rl, ok := errors.AsType[*ivr.RateLimitError](err)
-		if !ok || rl.Scope != "number" || rl.Limit.Max != 2 || rl.Limit.Window != time.Hour {
-			t.Errorf("error %#v, want the per-number limit of 2 per hour", err)
-		}
-		if msg := err.Error(); !strings.Contains(msg, "at most 2 within 1h0m0s") || strings.Contains(msg, cibatest.SENoAnswer) {
-			t.Errorf("error text %q: want the limit and no number", msg)
-		}
-		if n := len(e.broker.Requests()); n != 2 {
-			t.Errorf("%d BankID requests, want 2", n)
-		}
-		var ev *store.Event
-		for _, x := range e.pub.all() {
-			if x.Kind == store.EventRateLimited {
-				ev = &x
-			}
-		}
-		if ev == nil || ev.Actor != "agent:alice" || ev.Call == nil || ev.Call.CallSID != sid {
-			t.Errorf("published rate_limited event %+v, want one by agent:alice with the call", ev)
-		}
-		if countKind(e.eventKinds(sid), store.EventRateLimited) != 1 {
-			t.Errorf("stored events %v, want one rate_limited", e.eventKinds(sid))
-		}
-		// Another number for the same caller is fine.
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); err != nil {
-			t.Errorf("another number: %v", err)
-		}
-		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
-		synctest.Wait()
-	})
-}
-
 func TestStepRateLimited(t *testing.T) {
 	lim := ivr.Limits{MaxNumberAttempts: 3, MaxVerifyAttempts: 2}
-	for _, scope := range []ivr.LimitScope{ivr.LimitNumber, ivr.LimitCaller} {
+	for _, scope := range []store.LimitScope{store.LimitNumber, store.LimitCaller} {
 		t.Run(string(scope), func(t *testing.T) {
 			got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberOK: true, RateLimited: scope}, lim, time.Now())
 			if got.State != store.CallHandedOff || got.Outcome != store.OutcomeUnverified || d.Screen != ivr.ScreenHandOff || d.Effect != ivr.EffectNone {
@@ -222,7 +357,7 @@ func TestStepRateLimited(t *testing.T) {
 		})
 	}
 	// A rejected number is a rejected number, limited or not.
-	got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: ivr.LimitNumber}, lim, time.Now())
+	got, d := ivr.Step(call(store.CallGathering), ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum, RateLimited: store.LimitNumber}, lim, time.Now())
 	if got.State != store.CallGathering || d.Screen != ivr.ScreenAskNumber {
 		t.Errorf("bad number with a limit: %s screen %d", got.State, d.Screen)
 	}

@@ -22,7 +22,7 @@ const (
 // its current verification, if any.
 func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (string, error) {
 	lang := c.Language
-	if !supportedLanguage(lang) {
+	if CheckLanguage(lang) != nil {
 		lang = s.cfg.Language
 	}
 	var verbs []twiml.Element
@@ -94,7 +94,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 		verbs = append(verbs, say(lang, lines...))
 		verbs = append(verbs, s.handOffVerbs(c.SID, v, d.Verified)...)
 	default: // ScreenGoodbye
-		verbs = append(verbs, twiml.VoiceHangup{})
+		verbs = append(verbs, say(lang, prompt(lang, pGoodbye, "")), twiml.VoiceHangup{})
 	}
 	doc, err := Render(verbs...)
 	return string(doc), err
@@ -277,6 +277,16 @@ func (s *Service) fallbackTwiML(sid string) string {
 		return emptyResponse
 	}
 	return string(doc)
+}
+
+// goodbyeTwiML answers a webhook for a call we do not know: a polite
+// goodbye in the default language, and the end of the call.
+func (s *Service) goodbyeTwiML() string {
+	doc, err := s.render(&store.Call{Language: s.cfg.Language}, Decision{Screen: ScreenGoodbye}, nil)
+	if err != nil {
+		return emptyResponse
+	}
+	return doc
 }
 
 // whisperTwiML tells the agent, before the call connects, who is calling.

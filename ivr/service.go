@@ -7,6 +7,7 @@
 package ivr
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,13 +26,19 @@ import (
 type Config struct {
 	PublicURL       string // the https base Twilio calls; used to check signatures
 	TwilioAuthToken string
+	// AccountSID is the Twilio account (AC…) whose calls these are: a
+	// webhook naming another account is refused. Required.
+	AccountSID string
 
 	Language    string // prompts' language: "sv-SE" (default), "nb-NO" or "en-US"
 	AgentQueue  string // <Enqueue> queue name; default "support"
 	DialNumber  string // optional: <Dial> this number instead of <Enqueue>
 	WorkflowSID string // optional TaskRouter workflow for <Enqueue><Task>
 
-	HashKey []byte        // key of the national-ID hash kept at rest; required, ≥ 16 bytes
+	// HashKey is the service's secret (IVR_HASH_KEY, ≥ 16 bytes): the key of
+	// the national-ID hash kept at rest, and the key from which the one
+	// that seals numbers in flight is derived. Required.
+	HashKey []byte
 	Profile *ciba.Profile // broker profile; default ciba.Idura
 
 	// StartWait is how long a webhook waits for bc-authorize before it
@@ -41,19 +48,34 @@ type Config struct {
 	// (its bc-authorize was lost, e.g. in a crash); default 30 s.
 	StartTimeout time.Duration
 
-	// RateLimitNumber and RateLimitCaller bound the verifications started
-	// for one national identity number (counted by its keyed hash) and for
-	// one caller id (From) within a window: a defence against push-bombing,
-	// since a national identity number is a widely known login_hint that
-	// anyone could use to send BankID requests to its owner. A caller over
-	// a limit is handed to agents unverified; an agent gets a
-	// *RateLimitError. Defaults DefaultRateLimitNumber (3 per 10 min) and
-	// DefaultRateLimitCaller (5 per 10 min); a negative Max turns a limit
-	// off.
-	RateLimitNumber RateLimit
-	RateLimitCaller RateLimit
+	// Rate limits on starting verifications, a defence against
+	// push-bombing: a national identity number is a widely known login
+	// hint, so anyone could send BankID requests to its owner. Per number
+	// (counted by its keyed hash), per caller id, one bucket shared by
+	// every withheld caller id, per agent, and a global cap sized to the
+	// broker contract. A caller over a limit is handed to agents
+	// unverified; an agent gets a *RateLimitError. An agent goes past the
+	// per-number limit (recorded in the timeline), so that strangers
+	// cannot lock a person out of help. Zero fields get the Default*
+	// limits; a negative Max turns a limit off.
+	RateLimitNumber   RateLimit
+	RateLimitCaller   RateLimit
+	RateLimitWithheld RateLimit
+	RateLimitAgent    RateLimit
+	RateLimitGlobal   RateLimit
 
-	PollConcurrency   int // token requests in flight at once; default 64
+	// CallIdleLimit ends a call still in the IVR that has not changed for
+	// this long (its status callback never came); default 30 min, past the
+	// longest verification. MaxCallDuration ends any call this old
+	// (Twilio's default call time limit); default 4 h.
+	CallIdleLimit   time.Duration
+	MaxCallDuration time.Duration
+
+	// Observer is told of what operators count (limits that bite); nil
+	// means nobody is.
+	Observer Observer
+
+	PollConcurrency   int // token requests in flight at once; default DefaultPollConcurrency
 	MaxNumberAttempts int // wrong numbers before a hand-off; default 3
 	MaxVerifyAttempts int // verifications per call; default 2 (one retry)
 
@@ -76,6 +98,16 @@ func (callEndedError) Is(target error) bool { return target == store.ErrNotFound
 // attention and for the call's outcome.
 var ErrCallInIVR = errors.New("ivr: the caller is still in the IVR")
 
+// Observer is told of events worth a metric. Its methods must not block.
+type Observer interface {
+	// RateLimited is called when a limit refuses a verification.
+	RateLimited(scope store.LimitScope)
+}
+
+// DefaultPollConcurrency is how many token requests the poller keeps in
+// flight toward the broker at most, unless configured.
+const DefaultPollConcurrency = 128
+
 // maxStartWait keeps a webhook well inside Twilio's 15 s.
 const maxStartWait = 10 * time.Second
 
@@ -94,15 +126,11 @@ type Service struct {
 	pub   Publisher
 	log   *slog.Logger
 	sig   *SignatureChecker
+	seal  sealer
 	lim   Limits
 
 	wake chan struct{} // a verification became due; buffered 1
 	wg   sync.WaitGroup
-
-	// startMu is held from a rate-limit check until the verification it
-	// allowed is stored (a few milliseconds, never while waiting for the
-	// broker), so that concurrent starts cannot all slip under a limit.
-	startMu sync.Mutex
 }
 
 // NewService checks cfg, fills in defaults and returns a Service. pub may be
@@ -114,11 +142,14 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if len(cfg.HashKey) < 16 {
 		return nil, errors.New("ivr: new service: HashKey must be at least 16 bytes")
 	}
+	if !ValidAccountSID(cfg.AccountSID) {
+		return nil, errors.New("ivr: new service: AccountSID must be a Twilio account SID, AC and 32 hex digits")
+	}
 	if cfg.Language == "" {
 		cfg.Language = Swedish
 	}
-	if !supportedLanguage(cfg.Language) {
-		return nil, fmt.Errorf("ivr: new service: unsupported language %q (want sv-SE, nb-NO or en-US)", cfg.Language)
+	if err := CheckLanguage(cfg.Language); err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
 	if cfg.AgentQueue == "" {
 		cfg.AgentQueue = "support"
@@ -140,8 +171,13 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	}
 	cfg.RateLimitNumber = cfg.RateLimitNumber.orDefault(DefaultRateLimitNumber)
 	cfg.RateLimitCaller = cfg.RateLimitCaller.orDefault(DefaultRateLimitCaller)
+	cfg.RateLimitWithheld = cfg.RateLimitWithheld.orDefault(DefaultRateLimitWithheld)
+	cfg.RateLimitAgent = cfg.RateLimitAgent.orDefault(DefaultRateLimitAgent)
+	cfg.RateLimitGlobal = cfg.RateLimitGlobal.orDefault(DefaultRateLimitGlobal)
+	cfg.CallIdleLimit = cmp.Or(cfg.CallIdleLimit, 30*time.Minute)
+	cfg.MaxCallDuration = cmp.Or(cfg.MaxCallDuration, 4*time.Hour)
 	if cfg.PollConcurrency <= 0 {
-		cfg.PollConcurrency = 64
+		cfg.PollConcurrency = DefaultPollConcurrency
 	}
 	if cfg.MaxNumberAttempts <= 0 {
 		cfg.MaxNumberAttempts = 3
@@ -159,6 +195,11 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if err != nil {
 		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
+	sig.log = log
+	seal, err := newSealer(cfg.HashKey)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
+	}
 	return &Service{
 		cfg:   cfg,
 		store: st,
@@ -166,6 +207,7 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 		pub:   pub,
 		log:   log,
 		sig:   sig,
+		seal:  seal,
 		lim: Limits{
 			MaxNumberAttempts: cfg.MaxNumberAttempts,
 			MaxVerifyAttempts: cfg.MaxVerifyAttempts,

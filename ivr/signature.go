@@ -5,12 +5,15 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/twilio/twilio-go/client"
 )
@@ -24,6 +27,8 @@ type SignatureChecker struct {
 	origin    string // scheme://host[:port]
 	prefix    string // path of the public URL, escaped, no trailing slash; may be ""
 	validator client.RequestValidator
+	log       *slog.Logger // refusals; nil logs nothing
+	refusals  refusalLog
 }
 
 // NewSignatureChecker checks signatures against publicURL (IVR_PUBLIC_URL, the
@@ -79,6 +84,7 @@ func (s *SignatureChecker) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sig := r.Header.Get("X-Twilio-Signature")
 		if sig == "" {
+			s.refuse(r, "missing signature")
 			http.Error(w, "missing X-Twilio-Signature", http.StatusForbidden)
 			return
 		}
@@ -98,11 +104,45 @@ func (s *SignatureChecker) Middleware(next http.Handler) http.Handler {
 			params[k] = v[0]
 		}
 		if !s.validator.Validate(s.publicURL(r), params, sig) {
+			s.refuse(r, "invalid signature")
 			http.Error(w, "invalid X-Twilio-Signature", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refusalLogEvery is the shortest time between two log lines about refused
+// webhooks: a flood of forged requests must not become a flood of logs.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLog rate-limits the log lines about refused webhooks.
+type refusalLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// refuse logs a refused webhook: the route and the URL its signature was
+// checked against (which says what IVR_PUBLIC_URL produced), never the
+// parameters, at most once per refusalLogEvery with the count of refusals
+// not logged since.
+func (s *SignatureChecker) refuse(r *http.Request, reason string) {
+	if s.log == nil {
+		return
+	}
+	now := time.Now()
+	s.refusals.mu.Lock()
+	if !s.refusals.last.IsZero() && now.Sub(s.refusals.last) < refusalLogEvery {
+		s.refusals.suppressed++
+		s.refusals.mu.Unlock()
+		return
+	}
+	n := s.refusals.suppressed
+	s.refusals.last, s.refusals.suppressed = now, 0
+	s.refusals.mu.Unlock()
+	s.log.Warn("webhook refused", "reason", reason, "route", r.URL.Path, "checked_url", s.publicURL(r),
+		"refused_since_last_line", n)
 }
 
 // publicURL is the URL Twilio requested: the public origin, the public path

@@ -38,7 +38,7 @@ type Input struct {
 	Hold         HoldState // the hold loop's position, from the hold URL
 	// RateLimited (InNumber) names the limit that starting a verification
 	// for the number would break; "" when none does.
-	RateLimited LimitScope
+	RateLimited store.LimitScope
 }
 
 // HoldState is the hold loop's position, carried in the hold URL: whether
@@ -87,7 +87,7 @@ type Decision struct {
 	Told bool
 	// Limit names the rate limit that refused a verification
 	// (Reason == store.ReasonRateLimited).
-	Limit LimitScope
+	Limit store.LimitScope
 	// First is true for the greeting at the start of the call.
 	First bool
 	// Verified is true for a hand-off of a verified caller.

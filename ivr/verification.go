@@ -13,14 +13,16 @@ import (
 
 // newVerification makes a verification in VerStarting for id. NextPollAt is
 // the start timeout, so the poller fails it if bc-authorize never answers.
-func (s *Service) newVerification(callSID string, id NationalID, initiator string, now time.Time) *store.Verification {
+func (s *Service) newVerification(callSID string, id NationalID, caller, initiator string, now time.Time) *store.Verification {
+	vid := newID()
 	return &store.Verification{
-		ID:         newID(),
+		ID:         vid,
 		CallSID:    callSID,
 		Country:    id.Country(),
-		NationalID: id.Digits(),
+		SealedID:   s.seal.seal(id.Digits(), vid),
 		MaskedID:   id.Masked(),
 		IDHash:     id.Hash(s.cfg.HashKey),
+		Caller:     caller,
 		Initiator:  initiator,
 		Status:     store.VerStarting,
 		NextPollAt: now.Add(s.cfg.StartTimeout),
@@ -163,7 +165,7 @@ func (s *Service) mutateVerification(ctx context.Context, v *store.Verification,
 func finish(v *store.Verification, st store.VerificationStatus, reason string, now time.Time) {
 	v.Status = st
 	v.Error = reason
-	v.NationalID = ""
+	v.SealedID = ""
 	v.CompletedAt = now
 	v.UpdatedAt = now
 }
@@ -196,6 +198,7 @@ func (s *Service) cancelVerification(ctx context.Context, id string) (*store.Ver
 const (
 	errBrokerUnreachable = "broker unreachable"
 	errNoStartAnswer     = "broker did not answer the start"
+	errUnsealable        = "the number entered could not be read back to check the ID token"
 )
 
 // FailureReason is why a verification whose status is st (its effective
@@ -261,72 +264,73 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// ErrVerificationInFlight is returned by StartAgentVerification while the
+// call's verification is still starting or pending: a second BankID request
+// would only confuse the caller.
+var ErrVerificationInFlight = errors.New("ivr: a verification is already in flight for this call")
+
 // StartAgentVerification starts a verification for a live call on an
 // agent's behalf (Swedish callInitiator "RP"). It waits up to StartWait for
 // the broker's answer and returns the verification as stored, without the
-// full national identity number. Errors: *InvalidIDError for a bad number,
-// ErrNotFound for an unknown call, ErrCallEnded for a call that ended,
-// ErrCallInIVR for a call that has not reached an agent yet,
-// *RateLimitError (ErrRateLimited) when too many verifications started
-// recently for the number or the caller id.
+// sealed number. The agent's own limit and the global cap apply; the
+// per-number limit does not stop an agent talking to the person (who must
+// not be locked out of help by strangers' calls) but going past it is
+// recorded in the call's timeline. Errors: *InvalidIDError for a bad
+// number, store.ErrNotFound for an unknown call, ErrCallEnded for a call
+// that ended, ErrCallInIVR for a call that has not reached an agent yet,
+// ErrVerificationInFlight while one is starting or pending, and
+// *RateLimitError (ErrRateLimited) when a limit refuses it.
 func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*store.Verification, error) {
-	c, err := s.store.Call(ctx, callSID)
-	if err != nil {
-		return nil, fmt.Errorf("ivr: agent verification: %w", err)
-	}
-	if c.State == store.CallEnded || !c.EndedAt.IsZero() {
-		return nil, ErrCallEnded
-	}
-	if c.State != store.CallHandedOff {
-		return nil, ErrCallInIVR
-	}
 	now := s.now()
 	id, err := ParseNationalID(number, now)
 	if err != nil {
 		return nil, err
 	}
 	initiator := "agent:" + agent
-	s.startMu.Lock()
-	lim, err := s.checkRateLimits(ctx, id, c.From, now)
-	if err != nil {
-		s.startMu.Unlock()
-		return nil, fmt.Errorf("ivr: agent verification: %w", err)
-	}
-	if lim != nil {
-		s.startMu.Unlock()
-		s.log.Warn("agent verification rate limited", "call_sid", callSID, "scope", lim.Scope)
-		ev := &store.Event{At: now, CallSID: callSID, Kind: store.EventRateLimited, Actor: initiator, Detail: rateLimitDetail(lim.Scope)}
-		if err := s.store.AppendEvent(ctx, ev); err != nil {
-			s.log.Error("record rate limit", "call_sid", callSID, "err", err)
-		} else if v, err := s.current(ctx, c); err == nil {
-			s.publish(ctx, c, v, ev)
-		}
-		return nil, lim
-	}
-	v := s.newVerification(callSID, id, initiator, now)
-	evs := []*store.Event{
-		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
-		{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventVerification, Actor: initiator, Detail: verificationDetail(v)},
-	}
-	err = s.store.CreateVerification(ctx, v, evs...)
-	s.startMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("ivr: agent verification: %w", err)
-	}
-	// The call now shows this verification.
+	var (
+		c    *store.Call
+		v    *store.Verification
+		over []store.Limit
+		evs  []*store.Event
+	)
 	for i := 0; ; i++ {
-		c.VerificationID = v.ID
-		c.UpdatedAt = now
-		err = s.store.UpdateCall(ctx, c)
-		if err == nil || !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {
-			break
-		}
 		if c, err = s.store.Call(ctx, callSID); err != nil {
+			return nil, fmt.Errorf("ivr: agent verification: %w", err)
+		}
+		if c.State == store.CallEnded || !c.EndedAt.IsZero() {
+			return nil, ErrCallEnded
+		}
+		if c.State != store.CallHandedOff {
+			return nil, ErrCallInIVR
+		}
+		v = s.newVerification(callSID, id, callerKey(c.From), initiator, now)
+		evs = []*store.Event{
+			{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventAgentVerification, Actor: initiator, Detail: "started by " + initiator},
+			{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventVerification, Actor: initiator, Detail: verificationDetail(v)},
+		}
+		c.VerificationID = v.ID // the call now shows this verification
+		c.UpdatedAt = now
+		over, err = s.store.StartVerification(ctx, c, v, s.limits(v.IDHash, v.Caller, initiator), evs...)
+		if !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {
 			break
 		}
 	}
-	if err != nil {
-		s.log.Warn("agent verification: link call", "call_sid", callSID, "verification_id", v.ID, "err", err)
+	if le, ok := errors.AsType[*store.LimitError](err); ok {
+		s.limited(callSID, le.Limit.Scope)
+		rl := &RateLimitError{Scope: le.Limit.Scope, Limit: limitOf(le.Limit)}
+		s.record(ctx, &store.Event{At: now, CallSID: callSID, Kind: store.EventRateLimited, Actor: initiator, Detail: rateLimitDetail(rl.Scope)})
+		return nil, rl
+	}
+	switch {
+	case errors.Is(err, store.ErrInFlight):
+		return nil, ErrVerificationInFlight
+	case err != nil:
+		return nil, fmt.Errorf("ivr: agent verification: %w", err)
+	}
+	for _, l := range over {
+		s.log.Warn("agent verification past a rate limit", "call_sid", callSID, "verification_id", v.ID, "agent", agent, "limit", string(l.Scope))
+		s.record(ctx, &store.Event{At: now, CallSID: callSID, VerificationID: v.ID, Kind: store.EventLimitOverridden, Actor: initiator,
+			Detail: fmt.Sprintf("%s started BankID past the limit %s (%s)", agent, scopeWords(l.Scope), limitOf(l))})
 	}
 	s.log.Info("agent verification starting", "call_sid", callSID, "verification_id", v.ID, "state", v.Status)
 	s.publish(ctx, c, v, evs...)
@@ -334,8 +338,24 @@ func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, a
 
 	v, _ = s.startAndWait(ctx, v, id, "RP")
 	out := *v
-	out.NationalID = ""
+	out.SealedID = ""
 	return &out, nil
+}
+
+// record stores one event on its own and publishes it with its call; a
+// failure is logged (the event is an audit line, not the change itself).
+func (s *Service) record(ctx context.Context, ev *store.Event) {
+	if err := s.store.AppendEvent(ctx, ev); err != nil {
+		s.log.Error("record event", "call_sid", ev.CallSID, "event", string(ev.Kind), "err", err)
+		return
+	}
+	c, err := s.store.Call(ctx, ev.CallSID)
+	if err != nil {
+		return
+	}
+	if v, err := s.current(ctx, c); err == nil {
+		s.publish(ctx, c, v, ev)
+	}
 }
 
 // startAndWait starts bc-authorize in the background and waits for its

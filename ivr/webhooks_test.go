@@ -42,11 +42,11 @@ func TestForgedSignature(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		hc := ivrtest.HandlerClient(e.svc.Handler())
-		body := params("CAforged").Encode()
+		body := params(testSID("forged")).Encode()
 		for _, tc := range []struct{ name, sig string }{
 			{"missing", ""},
-			{"wrong token", ivrtest.Sign("not-the-token", publicURL+"/twilio/voice", params("CAforged"))},
-			{"other params", ivrtest.Sign(authToken, publicURL+"/twilio/voice", params("CAother"))},
+			{"wrong token", ivrtest.Sign("not-the-token", publicURL+"/twilio/voice", params(testSID("forged")))},
+			{"other params", ivrtest.Sign(authToken, publicURL+"/twilio/voice", params(testSID("other")))},
 		} {
 			func() {
 				req, _ := http.NewRequest(http.MethodPost, publicURL+"/twilio/voice", strings.NewReader(body))
@@ -64,7 +64,7 @@ func TestForgedSignature(t *testing.T) {
 				}
 			}()
 		}
-		if _, err := e.db.Call(context.Background(), "CAforged"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.db.Call(context.Background(), testSID("forged")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("a forged request stored a call (err %v)", err)
 		}
 		if n := len(e.pub.all()); n != 0 {
@@ -76,7 +76,7 @@ func TestForgedSignature(t *testing.T) {
 func TestRetriedWebhooksAreNotAppliedTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		sid := "CAretry0000000000000000000000000001"
+		sid := testSID("retry0000000000000000000000000001")
 		code, greet := e.post("/twilio/voice", params(sid))
 		if code != 200 || !strings.Contains(greet, `/twilio/gather?s=1`) {
 			t.Fatalf("voice: %d %s", code, greet)
@@ -143,7 +143,7 @@ func TestUnknownCallOnLaterRoute(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		for _, path := range []string{"/twilio/hold?s=4&a=1&n=2", "/twilio/gather?s=9", "/twilio/retry", "/twilio/whisper?call=CAnope"} {
-			sid := "CAunknown" + strings.NewReplacer("/", "", "?", "", "=", "", "&", "").Replace(path)
+			sid := testSID("unknown" + path)
 			code, body := e.post(path, params(sid, "Digits", "5"))
 			if code != 200 {
 				t.Errorf("%s: status %d", path, code)
@@ -151,11 +151,19 @@ func TestUnknownCallOnLaterRoute(t *testing.T) {
 			if _, err := ivrtest.ParseTwiML([]byte(body)); err != nil {
 				t.Errorf("%s: not TwiML: %v", path, err)
 			}
-			if !strings.Contains(path, "whisper") && !strings.Contains(body, "Välkommen") {
-				t.Errorf("%s: unknown call not greeted: %s", path, body)
+			if strings.Contains(path, "whisper") {
+				continue
+			}
+			// Only the voice URL starts a call: a later step of a call we
+			// do not know (a replay, a forgery) starts nothing.
+			if !strings.Contains(body, "Det här samtalet är avslutat") || !strings.Contains(body, "<Hangup/>") {
+				t.Errorf("%s: unknown call not sent off politely: %s", path, body)
+			}
+			if _, err := e.db.Call(t.Context(), sid); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: a call was created for an unknown CallSid (%v)", path, err)
 			}
 		}
-		if code, _ := e.post("/twilio/status", params("CAneverseen", "CallStatus", "completed")); code != 200 {
+		if code, _ := e.post("/twilio/status", params(testSID("neverseen"), "CallStatus", "completed")); code != 200 {
 			t.Errorf("status for an unknown call: %d", code)
 		}
 		if code, _ := e.post("/twilio/hold", url.Values{"CallSid": {"bad sid!"}}); code != 400 {
@@ -184,7 +192,7 @@ func TestStoreDownStillHandsOff(t *testing.T) {
 		}
 		tw := &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(svc.Handler())}
 		for _, path := range []string{"/twilio/fallback", "/twilio/voice", "/twilio/hold?s=2"} {
-			resp, err := tw.Post(t.Context(), path, params("CAdown", "ErrorCode", "11205"))
+			resp, err := tw.Post(t.Context(), path, params(testSID("down"), "ErrorCode", "11205"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -236,13 +244,13 @@ func TestStuckStartingFails(t *testing.T) {
 		e := newEnv(t)
 		ctx := context.Background()
 		now := time.Now()
-		c := &store.Call{SID: "CAstuck", From: "+46701234567", Language: "sv-SE", State: store.CallVerifying, Step: 3, VerificationID: "v_stuck", CreatedAt: now, UpdatedAt: now}
+		c := &store.Call{SID: testSID("stuck"), From: "+46701234567", Language: "sv-SE", State: store.CallVerifying, Step: 3, VerificationID: "v_stuck", CreatedAt: now, UpdatedAt: now}
 		if _, err := e.db.CreateCall(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		// A verification whose bc-authorize died with the old process.
-		v := &store.Verification{ID: "v_stuck", CallSID: "CAstuck", Country: store.Sweden, NationalID: cibatest.SEApprove, MaskedID: "********-**87", IDHash: "h", Initiator: "caller", Status: store.VerStarting, NextPollAt: now.Add(30 * time.Second), CreatedAt: now, UpdatedAt: now}
-		if err := e.db.CreateVerification(ctx, v); err != nil {
+		v := &store.Verification{ID: "v_stuck", CallSID: testSID("stuck"), Country: store.Sweden, SealedID: "sealed", MaskedID: "********-**87", IDHash: "h", Initiator: "caller", Status: store.VerStarting, NextPollAt: now.Add(30 * time.Second), CreatedAt: now, UpdatedAt: now}
+		if _, err := e.db.StartVerification(ctx, nil, v, nil); err != nil {
 			t.Fatal(err)
 		}
 		e.restart() // the new poller sees it
@@ -252,11 +260,11 @@ func TestStuckStartingFails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != store.VerFailed || got.NationalID != "" {
-			t.Errorf("stuck verification: %s, number kept %t; want failed and dropped", got.Status, got.NationalID != "")
+		if got.Status != store.VerFailed || got.SealedID != "" {
+			t.Errorf("stuck verification: %s, number kept %t; want failed and dropped", got.Status, got.SealedID != "")
 		}
 		// The caller in the hold loop hears it and is offered a retry.
-		_, body := e.post("/twilio/hold?s=3&a=0&n=5", params("CAstuck"))
+		_, body := e.post("/twilio/hold?s=3&a=0&n=5", params(testSID("stuck")))
 		if !strings.Contains(body, "Vi når tyvärr inte BankID") || !strings.Contains(body, "/twilio/retry?s=4") {
 			t.Errorf("hold after a stuck start: %s", body)
 		}
@@ -271,7 +279,7 @@ func TestDialWithWhisper(t *testing.T) {
 			t.Errorf("outcome %q, want the agent number dialed", tr.Outcome)
 		}
 		// Twilio fetches the whisper for the agent's leg (its own CallSid).
-		_, body := e.post("/twilio/whisper?call="+tr.CallSID, params("CAagentleg"))
+		_, body := e.post("/twilio/whisper?call="+tr.CallSID, params(testSID("agentleg")))
 		if !strings.Contains(body, "Verifierad kund: Astrid Lindqvist") {
 			t.Errorf("whisper: %s", body)
 		}
@@ -316,7 +324,7 @@ func TestEnqueueWithTask(t *testing.T) {
 func TestConcurrentDuplicateGather(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		sid := "CAdup00000000000000000000000000001"
+		sid := testSID("dup00000000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
 		answers := make(chan string, 2)
 		for range 2 {
@@ -343,7 +351,7 @@ func TestConcurrentDuplicateGather(t *testing.T) {
 func TestHoldHopOnlyReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		sid := "CAhold00000000000000000000000000001"
+		sid := testSID("hold00000000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
 		// A 10-digit Swedish number is accepted and expanded.
 		_, first := e.post("/twilio/gather?s=1", params(sid, "Digits", cibatest.SENoAnswer[2:]))
@@ -376,5 +384,96 @@ func TestHoldHopOnlyReads(t *testing.T) {
 		}
 		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
 		synctest.Wait()
+	})
+}
+
+// TestReplayedWebhookStartsNothing is the replay attack of the security
+// review. Twilio's signature is an HMAC over the URL and each key and value
+// run together, so a captured signed gather can be re-split
+// (CallSid=<sid>CallStatusin-progress, CallStatus dropped) and keep its
+// signature; today that created a new call and a new BankID request, and
+// the ghost call never ended.
+func TestReplayedWebhookStartsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}})
+		sid := tr.CallSID
+		requests := len(e.broker.Requests())
+		signed := func(path string, p url.Values) (int, string) {
+			return e.post(path, p)
+		}
+		captured := params(sid, "Digits", cibatest.SEApprove)
+		resplit := url.Values{}
+		for k, v := range captured {
+			resplit[k] = v
+		}
+		resplit.Del("CallStatus")
+		resplit.Set("CallSid", sid+"CallStatus"+captured.Get("CallStatus"))
+		if ivrtest.Sign(authToken, publicURL+"/twilio/gather?s=1", captured) != ivrtest.Sign(authToken, publicURL+"/twilio/gather?s=1", resplit) {
+			t.Fatal("the re-split parameters do not keep the signature: the attack is not reproduced")
+		}
+		otherAccount := params(testSID("other account"), "AccountSid", "AC11111111111111111111111111111111")
+		for _, tc := range []struct {
+			name string
+			path string
+			p    url.Values
+			want int
+		}{
+			{"a re-split CallSid", "/twilio/gather?s=1", resplit, http.StatusBadRequest},
+			{"a re-split CallSid on the voice URL", "/twilio/voice", resplit, http.StatusBadRequest},
+			{"another Twilio account", "/twilio/voice", otherAccount, http.StatusBadRequest},
+			{"the captured gather, replayed after the call ended", "/twilio/gather?s=1", captured, http.StatusOK},
+		} {
+			code, body := signed(tc.path, tc.p)
+			if code != tc.want {
+				t.Errorf("%s: status %d (%s), want %d", tc.name, code, strings.TrimSpace(body), tc.want)
+			}
+			if code == http.StatusOK && !strings.Contains(body, "<Hangup/>") {
+				t.Errorf("%s: answered %s, want a goodbye", tc.name, body)
+			}
+		}
+		synctest.Wait()
+		if n := len(e.broker.Requests()); n != requests {
+			t.Errorf("%d new BankID requests from replays, want none", n-requests)
+		}
+		live, err := e.svc.LiveCalls(t.Context())
+		if err != nil || len(live) != 0 {
+			t.Errorf("live calls after the replays: %d (%v), want none", len(live), err)
+		}
+	})
+}
+
+// TestStaleCallsEnd: a call whose status callback never comes (a forged or
+// replayed call, a lost callback, a caller who closed the demo tab) is
+// ended, so that it leaves the dashboard and falls under retention.
+func TestStaleCallsEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		inIVR, withAgent := testSID("stale ivr"), agentCall(e, "stale agent")
+		e.post("/twilio/voice", params(inIVR))
+		_, _ = e.post("/twilio/gather?s=1", params(inIVR, "Digits", cibatest.SENoAnswer))
+		ctx := t.Context()
+		if n, err := e.svc.EndStaleCalls(ctx); err != nil || n != 0 {
+			t.Fatalf("EndStaleCalls at once = %d, %v; want 0", n, err)
+		}
+		<-time.After(31 * time.Minute) // past the longest verification
+		if n, err := e.svc.EndStaleCalls(ctx); err != nil || n != 1 {
+			t.Fatalf("EndStaleCalls after 31 min = %d, %v; want the call left in the IVR", n, err)
+		}
+		if c := e.storedCall(inIVR); c.State != store.CallEnded || c.Reason != store.ReasonExpired {
+			t.Errorf("stale IVR call: %s, reason %q; want ended, expired (its verification ran out)", c.State, c.Reason)
+		}
+		if c := e.storedCall(withAgent); c.State != store.CallHandedOff {
+			t.Errorf("a call with an agent ended after 31 min: %s", c.State)
+		}
+		<-time.After(4 * time.Hour)
+		if n, err := e.svc.EndStaleCalls(ctx); err != nil || n != 1 {
+			t.Fatalf("EndStaleCalls after 4 h = %d, %v; want the call with the agent", n, err)
+		}
+		evs, _ := e.db.Events(ctx, withAgent)
+		if last := evs[len(evs)-1]; last.Kind != store.EventCallEnded || last.Actor != "system" {
+			t.Errorf("last event %+v, want call_ended by the system", last)
+		}
+		e.checkEnded(withAgent)
 	})
 }

@@ -1,46 +1,60 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"cmp"
+	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ivr"
 )
 
 // Config is everything `ivrd serve` reads from its environment. Flags of the
-// same meaning override the environment.
+// same meaning override the environment; secrets are environment-only (a
+// flag would show in ps) and may come from a file (NAME_FILE), the way
+// container platforms hand them over.
 type Config struct {
-	Listen     string        // IVR_LISTEN
-	PublicURL  string        // IVR_PUBLIC_URL
-	DBPath     string        // IVR_DB
-	Language   string        // IVR_LANGUAGE
-	AgentQueue string        // IVR_AGENT_QUEUE
-	DialNumber string        // IVR_DIAL_NUMBER (optional)
-	LogLevel   string        // IVR_LOG_LEVEL
-	HashKey    []byte        // IVR_HASH_KEY, or derived from TWILIO_AUTH_TOKEN
-	Retention  time.Duration // IVR_RETENTION: how long ended calls and their events are kept
-	// IVR_RATE_LIMIT_NUMBER and IVR_RATE_LIMIT_CALLER: verifications started
-	// per national identity number and per caller id within a window.
-	RateLimitNumber ivr.RateLimit
-	RateLimitCaller ivr.RateLimit
+	Listen      string        // IVR_LISTEN
+	AdminListen string        // IVR_ADMIN_LISTEN: /metrics and readiness off the public port (optional)
+	PublicURL   string        // IVR_PUBLIC_URL
+	DBPath      string        // IVR_DB
+	Language    string        // IVR_LANGUAGE
+	AgentQueue  string        // IVR_AGENT_QUEUE
+	DialNumber  string        // IVR_DIAL_NUMBER (optional)
+	LogLevel    slog.Level    // IVR_LOG_LEVEL
+	HashKey     []byte        // IVR_HASH_KEY (secret)
+	Retention   time.Duration // IVR_RETENTION: how long ended calls and their events are kept
+	// IVR_RATE_LIMIT_*: verifications started per national identity number,
+	// per caller id, across all withheld caller ids, per agent, and in all.
+	RateLimitNumber   ivr.RateLimit
+	RateLimitCaller   ivr.RateLimit
+	RateLimitWithheld ivr.RateLimit
+	RateLimitAgent    ivr.RateLimit
+	RateLimitGlobal   ivr.RateLimit
+	// MaxCallDuration ends calls whose status callback never came
+	// (IVR_MAX_CALL_DURATION, Twilio's call time limit).
+	MaxCallDuration time.Duration
 	// PollConcurrency bounds token requests in flight toward the broker
 	// (IVR_POLL_CONCURRENCY). Polls per second ≈ this / broker latency.
 	PollConcurrency int
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed
+	// (IVR_TRUSTED_PROXIES), for the agents' client address.
+	TrustedProxies []netip.Prefix
 
 	TwilioAccountSID string // TWILIO_ACCOUNT_SID
-	TwilioAuthToken  string // TWILIO_AUTH_TOKEN
+	TwilioAuthToken  string // TWILIO_AUTH_TOKEN (secret)
 
 	Broker BrokerConfig
 }
@@ -51,7 +65,7 @@ type BrokerConfig struct {
 	Issuer   string // CIBA_ISSUER
 	ClientID string // CIBA_CLIENT_ID
 	KeyFile  string // CIBA_CLIENT_KEY (PEM or JWK file)
-	Secret   string // CIBA_CLIENT_SECRET
+	Secret   string // CIBA_CLIENT_SECRET (secret)
 	Profile  string // CIBA_PROFILE
 	Audience string // CIBA_AUDIENCE (optional; default the issuer)
 	// PollConcurrency sizes the broker connection pool (from
@@ -78,18 +92,56 @@ func (e settingErrors) err() error {
 	return errors.New("invalid configuration:\n  " + strings.Join(e, "\n  "))
 }
 
-var languages = []string{"sv-SE", "nb-NO", "en-US"}
+// secret reads a secret setting from NAME or from the file NAME_FILE
+// (trailing newline dropped). Setting both is an error.
+func secret(getenv env, name string, errs *settingErrors) string {
+	v, file := getenv(name), getenv(name+"_FILE")
+	switch {
+	case file == "":
+		return v
+	case v != "":
+		errs.add(name, "set only one of %s and %s", name, name+"_FILE")
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		errs.add(name+"_FILE", "cannot read %q: %v", file, errors.Unwrap(err))
+		return ""
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		errs.add(name+"_FILE", "%q is empty", file)
+	}
+	return s
+}
+
+// textSetting defines a flag of a type that parses itself (a rate limit, a
+// log level), with the environment variable name as its default; a
+// malformed environment value is reported under the variable's name.
+func textSetting[T encoding.TextMarshaler, P interface {
+	*T
+	encoding.TextUnmarshaler
+}](fs *flag.FlagSet, errs *settingErrors, getenv env, p P, name, flagName string, def T, usage string) {
+	*p = def
+	if v := getenv(name); v != "" {
+		if err := p.UnmarshalText([]byte(v)); err != nil {
+			errs.add(name, "%v", err)
+			*p = def
+		}
+	}
+	fs.TextVar(p, flagName, *p, usage+" ("+name+")")
+}
 
 // brokerFlags defines the CIBA settings on fs, with the environment as
 // defaults. The client secret is never a flag: it would show in ps.
-func brokerFlags(fs *flag.FlagSet, getenv env) *BrokerConfig {
+func brokerFlags(fs *flag.FlagSet, getenv env, errs *settingErrors) *BrokerConfig {
 	b := &BrokerConfig{}
 	fs.StringVar(&b.Issuer, "issuer", getenv("CIBA_ISSUER"), "eID broker issuer URL (CIBA_ISSUER)")
 	fs.StringVar(&b.ClientID, "client-id", getenv("CIBA_CLIENT_ID"), "client ID at the broker (CIBA_CLIENT_ID)")
 	fs.StringVar(&b.KeyFile, "client-key", getenv("CIBA_CLIENT_KEY"), "private key file for private_key_jwt, PEM or JWK (CIBA_CLIENT_KEY)")
-	fs.StringVar(&b.Profile, "profile", or(getenv("CIBA_PROFILE"), "idura"), "broker profile: idura, auth0, transmit, generic (CIBA_PROFILE)")
+	fs.StringVar(&b.Profile, "profile", cmp.Or(getenv("CIBA_PROFILE"), "idura"), "broker profile: "+strings.Join(ciba.ProfileNames, ", ")+" (CIBA_PROFILE)")
 	fs.StringVar(&b.Audience, "audience", getenv("CIBA_AUDIENCE"), "client assertion audience; default the issuer (CIBA_AUDIENCE)")
-	b.Secret = getenv("CIBA_CLIENT_SECRET")
+	b.Secret = secret(getenv, "CIBA_CLIENT_SECRET", errs)
 	for _, f := range strings.Split(getenv("CIBA_PUBLISH_KEYS"), ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			b.PublishKeys = append(b.PublishKeys, f)
@@ -117,10 +169,8 @@ func (b *BrokerConfig) validate(errs *settingErrors) {
 			errs.add("CIBA_CLIENT_KEY", "cannot read key file %q: %v", b.KeyFile, errors.Unwrap(err))
 		}
 	}
-	switch b.Profile {
-	case "idura", "auth0", "transmit", "generic":
-	default:
-		errs.add("CIBA_PROFILE", "unknown profile %q: use idura, auth0, transmit or generic", b.Profile)
+	if _, err := ciba.ProfileByName(b.Profile); err != nil {
+		errs.add("CIBA_PROFILE", "%v", err)
 	}
 	for _, f := range b.PublishKeys {
 		if _, err := os.Stat(f); err != nil {
@@ -138,28 +188,41 @@ func (b *BrokerConfig) validate(errs *settingErrors) {
 func loadServe(getenv env, args []string) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c := &Config{}
-	fs.StringVar(&c.Listen, "listen", or(getenv("IVR_LISTEN"), ":8080"), "listen address (IVR_LISTEN)")
+	var errs settingErrors
+	fs.StringVar(&c.Listen, "listen", cmp.Or(getenv("IVR_LISTEN"), ":8080"), "listen address (IVR_LISTEN)")
+	fs.StringVar(&c.AdminListen, "admin-listen", getenv("IVR_ADMIN_LISTEN"), "address for /metrics, /readyz and /healthz only, e.g. 127.0.0.1:9090; when set, /metrics is not served on the public listener (IVR_ADMIN_LISTEN)")
 	fs.StringVar(&c.PublicURL, "public-url", getenv("IVR_PUBLIC_URL"), "public https base URL that Twilio calls (IVR_PUBLIC_URL)")
 	fs.StringVar(&c.DBPath, "db", getenv("IVR_DB"), "sqlite database file (IVR_DB)")
-	fs.StringVar(&c.Language, "language", or(getenv("IVR_LANGUAGE"), "sv-SE"), "default caller language: sv-SE, nb-NO, en-US (IVR_LANGUAGE)")
-	fs.StringVar(&c.AgentQueue, "agent-queue", or(getenv("IVR_AGENT_QUEUE"), "support"), "Twilio queue callers are enqueued to (IVR_AGENT_QUEUE)")
+	fs.StringVar(&c.Language, "language", cmp.Or(getenv("IVR_LANGUAGE"), ivr.Swedish), "default caller language: "+strings.Join(ivr.Languages, ", ")+" (IVR_LANGUAGE)")
+	fs.StringVar(&c.AgentQueue, "agent-queue", cmp.Or(getenv("IVR_AGENT_QUEUE"), "support"), "Twilio queue callers are enqueued to (IVR_AGENT_QUEUE)")
 	fs.StringVar(&c.DialNumber, "dial", getenv("IVR_DIAL_NUMBER"), "dial this number instead of enqueueing (IVR_DIAL_NUMBER)")
-	retention := fs.String("retention", or(getenv("IVR_RETENTION"), "720h"), "how long ended calls and their audit events are kept, e.g. 720h or 90d (IVR_RETENTION)")
-	fs.StringVar(&c.LogLevel, "log-level", or(getenv("IVR_LOG_LEVEL"), "info"), "debug, info, warn, error (IVR_LOG_LEVEL)")
-	rateNumber := fs.String("rate-limit-number", or(getenv("IVR_RATE_LIMIT_NUMBER"), formatRateLimit(ivr.DefaultRateLimitNumber)), "verifications per national identity number within a window, N/DURATION or off (IVR_RATE_LIMIT_NUMBER)")
-	pollConcurrency := fs.String("poll-concurrency", or(getenv("IVR_POLL_CONCURRENCY"), "128"), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
-	rateCaller := fs.String("rate-limit-caller", or(getenv("IVR_RATE_LIMIT_CALLER"), formatRateLimit(ivr.DefaultRateLimitCaller)), "verifications per caller id within a window, N/DURATION or off (IVR_RATE_LIMIT_CALLER)")
-	broker := brokerFlags(fs, getenv)
+	retention := fs.String("retention", cmp.Or(getenv("IVR_RETENTION"), "720h"), "how long ended calls and their audit events are kept, e.g. 720h or 90d (IVR_RETENTION)")
+	maxCall := fs.String("max-call-duration", cmp.Or(getenv("IVR_MAX_CALL_DURATION"), "4h"), "a call older than this whose status callback never came is ended, e.g. 4h (IVR_MAX_CALL_DURATION)")
+	textSetting(fs, &errs, getenv, &c.LogLevel, "IVR_LOG_LEVEL", "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	textSetting(fs, &errs, getenv, &c.RateLimitNumber, "IVR_RATE_LIMIT_NUMBER", "rate-limit-number", ivr.DefaultRateLimitNumber, "verifications per national identity number, N/DURATION or off")
+	textSetting(fs, &errs, getenv, &c.RateLimitCaller, "IVR_RATE_LIMIT_CALLER", "rate-limit-caller", ivr.DefaultRateLimitCaller, "verifications per caller id, N/DURATION or off")
+	textSetting(fs, &errs, getenv, &c.RateLimitWithheld, "IVR_RATE_LIMIT_WITHHELD", "rate-limit-withheld", ivr.DefaultRateLimitWithheld, "verifications across all withheld or unusable caller ids together, N/DURATION or off")
+	textSetting(fs, &errs, getenv, &c.RateLimitAgent, "IVR_RATE_LIMIT_AGENT", "rate-limit-agent", ivr.DefaultRateLimitAgent, "verifications one agent starts, N/DURATION or off")
+	textSetting(fs, &errs, getenv, &c.RateLimitGlobal, "IVR_RATE_LIMIT_GLOBAL", "rate-limit-global", ivr.DefaultRateLimitGlobal, "verifications in all, sized to the broker contract, N/DURATION or off")
+	pollConcurrency := fs.String("poll-concurrency", cmp.Or(getenv("IVR_POLL_CONCURRENCY"), strconv.Itoa(ivr.DefaultPollConcurrency)), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
+	proxies := fs.String("trusted-proxies", getenv("IVR_TRUSTED_PROXIES"), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8 (IVR_TRUSTED_PROXIES)")
+	fs.StringVar(&c.TwilioAccountSID, "account-sid", getenv("TWILIO_ACCOUNT_SID"), "Twilio account SID, AC… (TWILIO_ACCOUNT_SID)")
+	broker := brokerFlags(fs, getenv, &errs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	c.Broker = *broker
-	c.TwilioAccountSID = getenv("TWILIO_ACCOUNT_SID")
-	c.TwilioAuthToken = getenv("TWILIO_AUTH_TOKEN")
+	c.TwilioAuthToken = secret(getenv, "TWILIO_AUTH_TOKEN", &errs)
 
-	var errs settingErrors
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs.add("IVR_LISTEN", "not a host:port address: %q", c.Listen)
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs.add("IVR_ADMIN_LISTEN", "not a host:port address: %q", c.AdminListen)
+		} else if c.AdminListen == c.Listen {
+			errs.add("IVR_ADMIN_LISTEN", "must differ from IVR_LISTEN")
+		}
 	}
 	if c.PublicURL == "" {
 		errs.add("IVR_PUBLIC_URL", "missing: the public https URL Twilio calls, e.g. https://ivr.example.com")
@@ -169,8 +232,8 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	if c.DBPath == "" {
 		errs.add("IVR_DB", "missing: path of the sqlite database file, e.g. /var/lib/ivrd/ivr.db")
 	}
-	if !slices.Contains(languages, c.Language) {
-		errs.add("IVR_LANGUAGE", "unknown language %q: use sv-SE, nb-NO or en-US", c.Language)
+	if err := ivr.CheckLanguage(c.Language); err != nil {
+		errs.add("IVR_LANGUAGE", "%v", err)
 	}
 	if strings.TrimSpace(c.AgentQueue) == "" || len(c.AgentQueue) > 64 {
 		errs.add("IVR_AGENT_QUEUE", "must be a queue name of 1 to 64 characters")
@@ -178,46 +241,42 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	if c.DialNumber != "" && !isE164(c.DialNumber) {
 		errs.add("IVR_DIAL_NUMBER", "must be an E.164 number such as +46812345678")
 	}
-	if d, err := parseDays(*retention); err != nil || d < time.Hour {
+	if d, err := ivr.ParseDays(*retention); err != nil || d < time.Hour {
 		errs.add("IVR_RETENTION", "must be a duration of at least 1h, such as 720h or 90d: %q", *retention)
 	} else {
 		c.Retention = d
+	}
+	if d, err := ivr.ParseDays(*maxCall); err != nil || d < 10*time.Minute || d > 48*time.Hour {
+		errs.add("IVR_MAX_CALL_DURATION", "must be a duration from 10m to 48h, such as 4h: %q", *maxCall)
+	} else {
+		c.MaxCallDuration = d
 	}
 	if n, err := strconv.Atoi(*pollConcurrency); err != nil || n < 1 || n > 4096 {
 		errs.add("IVR_POLL_CONCURRENCY", "must be a number from 1 to 4096: %q", *pollConcurrency)
 	} else {
 		c.PollConcurrency, c.Broker.PollConcurrency = n, n
 	}
-	if l, err := parseRateLimit(*rateNumber); err != nil {
-		errs.add("IVR_RATE_LIMIT_NUMBER", "%v", err)
+	if ps, err := parsePrefixes(*proxies); err != nil {
+		errs.add("IVR_TRUSTED_PROXIES", "%v", err)
 	} else {
-		c.RateLimitNumber = l
+		c.TrustedProxies = ps
 	}
-	if l, err := parseRateLimit(*rateCaller); err != nil {
-		errs.add("IVR_RATE_LIMIT_CALLER", "%v", err)
-	} else {
-		c.RateLimitCaller = l
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs.add("IVR_LOG_LEVEL", "unknown level %q: use debug, info, warn or error", c.LogLevel)
-	}
-	if c.TwilioAccountSID != "" && (!strings.HasPrefix(c.TwilioAccountSID, "AC") || len(c.TwilioAccountSID) != 34) {
-		errs.add("TWILIO_ACCOUNT_SID", "must start with AC and be 34 characters")
+	if !ivr.ValidAccountSID(c.TwilioAccountSID) {
+		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID, AC followed by 32 hex digits; webhooks naming another account are refused")
 	}
 	if c.TwilioAuthToken == "" {
 		errs.add("TWILIO_AUTH_TOKEN", "missing: needed to check the X-Twilio-Signature of every webhook")
 	}
 	c.Broker.validate(&errs)
-	if k := getenv("IVR_HASH_KEY"); k != "" {
+	switch k := secret(getenv, "IVR_HASH_KEY", &errs); {
+	case k == "":
+		errs.add("IVR_HASH_KEY", "missing: a random secret of at least 16 bytes, hex or base64 (e.g. openssl rand -hex 32); it keys the hash of national identity numbers and seals them in flight")
+	default:
 		key, err := decodeKey(k)
 		if err != nil || len(key) < 16 {
 			errs.add("IVR_HASH_KEY", "must be at least 16 bytes, hex or base64 encoded")
 		}
 		c.HashKey = key
-	} else if c.TwilioAuthToken != "" {
-		c.HashKey = deriveKey(c.TwilioAuthToken, "ivrd national id hash v1")
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -225,13 +284,26 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	return c, nil
 }
 
-// parseDays is time.ParseDuration that also accepts whole days ("90d").
-func parseDays(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		d, err := time.ParseDuration(n + "h")
-		return d * 24, err
+// parsePrefixes reads a comma-separated list of addresses and CIDR
+// prefixes; an address is a prefix of its full length.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("not an address or CIDR prefix: %q", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
-	return time.ParseDuration(s)
+	return out, nil
 }
 
 // checkBaseURL accepts https URLs, and http ones on loopback only.
@@ -281,18 +353,4 @@ func decodeKey(s string) ([]byte, error) {
 		return b, nil
 	}
 	return base64.RawURLEncoding.DecodeString(s)
-}
-
-// deriveKey derives a purpose-bound key from a secret.
-func deriveKey(secret, purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
-}
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

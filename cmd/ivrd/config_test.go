@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestLoadServe(t *testing.T) {
@@ -15,13 +14,19 @@ func TestLoadServe(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("placeholder"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("tok-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	good := map[string]string{
-		"IVR_PUBLIC_URL":    "https://ivr.example.com",
-		"IVR_DB":            filepath.Join(dir, "ivr.db"),
-		"TWILIO_AUTH_TOKEN": "tok",
-		"CIBA_ISSUER":       "https://bank.idura.broker",
-		"CIBA_CLIENT_ID":    "urn:my:application:identifier:1",
-		"CIBA_CLIENT_KEY":   keyFile,
+		"IVR_PUBLIC_URL":     "https://ivr.example.com",
+		"IVR_DB":             filepath.Join(dir, "ivr.db"),
+		"IVR_HASH_KEY":       "000102030405060708090a0b0c0d0e0f",
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+		"TWILIO_AUTH_TOKEN":  "tok",
+		"CIBA_ISSUER":        "https://bank.idura.broker",
+		"CIBA_CLIENT_ID":     "urn:my:application:identifier:1",
+		"CIBA_CLIENT_KEY":    keyFile,
 	}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
@@ -45,7 +50,7 @@ func TestLoadServe(t *testing.T) {
 	}{
 		{name: "a complete configuration starts", env: good},
 		{name: "everything missing names every setting", env: map[string]string{},
-			wantErr: []string{"IVR_PUBLIC_URL", "IVR_DB", "TWILIO_AUTH_TOKEN", "CIBA_ISSUER", "CIBA_CLIENT_ID", "CIBA_CLIENT_KEY"}},
+			wantErr: []string{"IVR_PUBLIC_URL", "IVR_DB", "IVR_HASH_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CIBA_ISSUER", "CIBA_CLIENT_ID", "CIBA_CLIENT_KEY"}},
 		{name: "plain http public URL off loopback", env: with("IVR_PUBLIC_URL", "http://ivr.example.com"), wantErr: []string{"IVR_PUBLIC_URL", "must be https"}},
 		{name: "http on loopback is accepted", env: with("IVR_PUBLIC_URL", "http://127.0.0.1:8080", "CIBA_ISSUER", "http://localhost:8444")},
 		{name: "unknown language", env: with("IVR_LANGUAGE", "no-NO"), wantErr: []string{"IVR_LANGUAGE", "nb-NO"}},
@@ -55,7 +60,17 @@ func TestLoadServe(t *testing.T) {
 		{name: "bad listen address", env: with("IVR_LISTEN", "8080"), wantErr: []string{"IVR_LISTEN"}},
 		{name: "bad dial number", env: with("IVR_DIAL_NUMBER", "0812345"), wantErr: []string{"IVR_DIAL_NUMBER"}},
 		{name: "bad account SID", env: with("TWILIO_ACCOUNT_SID", "SK123"), wantErr: []string{"TWILIO_ACCOUNT_SID"}},
+		{name: "no account SID: webhooks are checked against it", env: with("TWILIO_ACCOUNT_SID", ""), wantErr: []string{"TWILIO_ACCOUNT_SID"}},
 		{name: "short hash key", env: with("IVR_HASH_KEY", "abcd"), wantErr: []string{"IVR_HASH_KEY"}},
+		{name: "no hash key: it is no longer derived from the Twilio token", env: with("IVR_HASH_KEY", ""), wantErr: []string{"IVR_HASH_KEY", "missing"}},
+		{name: "the auth token from a file", env: with("TWILIO_AUTH_TOKEN", "", "TWILIO_AUTH_TOKEN_FILE", tokenFile)},
+		{name: "a secret and its file both set", env: with("TWILIO_AUTH_TOKEN_FILE", tokenFile), wantErr: []string{"TWILIO_AUTH_TOKEN", "only one"}},
+		{name: "an unreadable secret file", env: with("TWILIO_AUTH_TOKEN", "", "IVR_HASH_KEY", "", "IVR_HASH_KEY_FILE", filepath.Join(dir, "nope")), wantErr: []string{"IVR_HASH_KEY_FILE", "TWILIO_AUTH_TOKEN"}},
+		{name: "bad rate limit", env: with("IVR_RATE_LIMIT_WITHHELD", "lots"), wantErr: []string{"IVR_RATE_LIMIT_WITHHELD", "N/DURATION"}},
+		{name: "bad log level", env: with("IVR_LOG_LEVEL", "loud"), wantErr: []string{"IVR_LOG_LEVEL"}},
+		{name: "bad trusted proxy", env: with("IVR_TRUSTED_PROXIES", "10.0.0.0/8,nginx"), wantErr: []string{"IVR_TRUSTED_PROXIES", "nginx"}},
+		{name: "admin listener on the public port", env: with("IVR_ADMIN_LISTEN", ":8080"), wantErr: []string{"IVR_ADMIN_LISTEN"}},
+		{name: "flags set rate limits", env: good, args: []string{"--rate-limit-global", "50/1m"}},
 		{name: "bad poll concurrency", env: with("IVR_POLL_CONCURRENCY", "0"), wantErr: []string{"IVR_POLL_CONCURRENCY"}},
 		{name: "bad retention", env: with("IVR_RETENTION", "soon"), wantErr: []string{"IVR_RETENTION"}},
 		{name: "flags override the environment", env: with("IVR_LANGUAGE", "xx"), args: []string{"--language", "nb-NO"}},
@@ -84,14 +99,6 @@ func TestLoadServe(t *testing.T) {
 				t.Errorf("error leaks the auth token: %v", err)
 			}
 		})
-	}
-}
-
-func TestParseDays(t *testing.T) {
-	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "720h": 720 * time.Hour, "1h30m": 90 * time.Minute} {
-		if got, err := parseDays(in); err != nil || got != want {
-			t.Errorf("parseDays(%q) = %v, %v; want %v", in, got, err, want)
-		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +32,7 @@ import (
 
 const (
 	demoAuthToken  = "demo-auth-token-not-secret"
-	demoAccountSID = "ACdemo00000000000000000000000000000"
+	demoAccountSID = "AC00000000000000000000000000de7000" // shaped like a real one: webhooks are checked against it
 	demoClientID   = "ivr-demo"
 	demoAgent      = "demo"
 	demoFrom       = "+46701234567"
@@ -46,17 +48,17 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	fset.SetOutput(stderr)
 	listen := fset.String("listen", "127.0.0.1:8080", "listen address (loopback); falls back to a free port if taken")
 	call := fset.String("call", "", "run one scripted call to this national identity number in the terminal, print the transcript, and exit (0 when verified)")
-	language := fset.String("language", or(getenv("IVR_LANGUAGE"), "en-US"), "caller language: sv-SE, nb-NO, en-US")
+	language := fset.String("language", cmp.Or(getenv("IVR_LANGUAGE"), ivr.English), "caller language: "+strings.Join(ivr.Languages, ", "))
 	verbose := fset.Bool("v", false, "log at info level (default: warnings only)")
 	if err := fset.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	if !strings.Contains(strings.Join(languages, " "), *language) {
-		return fmt.Errorf("--language: unknown language %q: use sv-SE, nb-NO or en-US", *language)
+	if err := ivr.CheckLanguage(*language); err != nil {
+		return fmt.Errorf("--language: %w", err)
 	}
-	level := "warn"
+	level := slog.LevelWarn
 	if *verbose {
-		level = "info"
+		level = slog.LevelInfo
 	}
 	log := newLogger(stderr, level)
 
@@ -88,15 +90,16 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	rand.Read(hashKey)
 	password := randomHex(16)
 	cfg := &Config{
-		Listen:          ln.Addr().String(),
-		PublicURL:       base,
-		DBPath:          filepath.Join(dir, "ivr.db"),
-		Language:        *language,
-		AgentQueue:      "support",
-		LogLevel:        level,
-		HashKey:         hashKey,
-		TwilioAuthToken: demoAuthToken,
-		Broker:          BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: "idura"},
+		Listen:           ln.Addr().String(),
+		PublicURL:        base,
+		DBPath:           filepath.Join(dir, "ivr.db"),
+		Language:         *language,
+		AgentQueue:       "support",
+		LogLevel:         level,
+		HashKey:          hashKey,
+		TwilioAuthToken:  demoAuthToken,
+		TwilioAccountSID: demoAccountSID,
+		Broker:           BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: "idura"},
 	}
 	broker := &lazyBroker{}
 	var running atomic.Pointer[app]
@@ -119,6 +122,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		},
 		extra:     func(r chi.Router) { demoRoutes(r, cfg, sim, &running, password) },
 		demoLogin: "/demo/login",
+		wrap:      func(h http.Handler) http.Handler { return loopbackHostOnly(ln.Addr().String(), h) },
 		started: func(a *app) {
 			running.Store(a)
 			if err := a.addDemoAgent(ctx, password); err != nil {
@@ -136,6 +140,22 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			printDemo(stdout, base)
 		},
 	}), result)
+}
+
+// loopbackHostOnly answers only requests whose Host is the demo's own
+// loopback address (or localhost at its port). A page on another site can
+// point a name of its own at 127.0.0.1 (DNS rebinding) and would otherwise
+// reach the demo agent's one-click login and the demo auth token.
+func loopbackHostOnly(addr string, next http.Handler) http.Handler {
+	_, port, _ := net.SplitHostPort(addr)
+	ok := map[string]bool{addr: true, "localhost:" + port: true, "127.0.0.1:" + port: true, "[::1]:" + port: true}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ok[strings.ToLower(r.Host)] {
+			http.Error(w, "the demo answers only http://"+addr+" (its Host is checked against DNS rebinding)", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // demoBroker starts the in-process simulator and registers a fresh client key.
@@ -233,7 +253,7 @@ in the BankID app page and watch the dashboard. Press Ctrl-C to stop; nothing is
 // runDemoCall plays one call through the real webhooks over HTTP and prints
 // the transcript.
 func runDemoCall(ctx context.Context, a *app, cfg *Config, number string, stdout io.Writer) error {
-	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
+	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, AccountSID: demoAccountSID, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
 	pressed := false
 	tr, err := tw.Call(ctx, ivrtest.Caller{
 		From: demoFrom, To: demoTo,
@@ -255,7 +275,7 @@ func runDemoCall(ctx context.Context, a *app, cfg *Config, number string, stdout
 	if err != nil {
 		return fmt.Errorf("demo call: %w", err)
 	}
-	fmt.Fprintf(stdout, "\nOutcome: %s (%s)\n", or(c.Outcome, "none"), tr.Outcome)
+	fmt.Fprintf(stdout, "\nOutcome: %s (%s)\n", cmp.Or(c.Outcome, "none"), tr.Outcome)
 	if c.Outcome != "verified" {
 		return exitCode(1)
 	}

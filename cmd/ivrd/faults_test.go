@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,12 +60,14 @@ func TestStoreFailuresSurface(t *testing.T) {
 	broker.client.Store(cl)
 	m := newMetrics()
 	var logs bytes.Buffer
-	ready := readyHandler(db, broker, m, newLogger(&logs, "info"))
+	now := time.Now()
+	ready := &readiness{db: db, broker: broker, m: m, log: newLogger(&logs, slog.LevelInfo), now: func() time.Time { return now }}
 
 	check := func(wantCode int, wantStore string) {
 		t.Helper()
+		now = now.Add(readinessEvery) // each check a fresh one
 		w := httptest.NewRecorder()
-		ready(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		ready.handler(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		var got map[string]string
 		_ = json.Unmarshal(w.Body.Bytes(), &got)
 		if w.Code != wantCode || got["store"] != wantStore {
@@ -236,6 +240,8 @@ func TestKill9MidVerification(t *testing.T) {
 		"IVR_PUBLIC_URL=" + public,
 		"IVR_DB=" + filepath.Join(dir, "ivr.db"),
 		"TWILIO_AUTH_TOKEN=" + token,
+		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // ivrtest's
+		"IVR_HASH_KEY=000102030405060708090a0b0c0d0e0f",
 		"CIBA_ISSUER=" + b.Issuer(),
 		"CIBA_CLIENT_ID=ivr",
 		"CIBA_CLIENT_KEY=" + keyFile,
@@ -491,5 +497,40 @@ func TestVerificationOutcomesCounted(t *testing.T) {
 	m.handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if want := `ivr_verifications_total{country="SE",initiator="caller",outcome="approved"} 1`; !strings.Contains(w.Body.String(), want) {
 		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+// countingPinger counts store checks.
+type countingPinger struct{ n atomic.Int32 }
+
+func (p *countingPinger) Ping(context.Context) error { p.n.Add(1); return nil }
+
+// TestReadinessFloodIsCheap: /readyz wrote to the database on every request
+// (59,068 writes in 12 s from a flood). It now answers from a check made at
+// most a second ago.
+func TestReadinessFloodIsCheap(t *testing.T) {
+	p := &countingPinger{}
+	broker := &lazyBroker{}
+	now := time.Now()
+	ready := &readiness{db: p, broker: broker, m: newMetrics(), log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	h := http.HandlerFunc(ready.handler)
+	var wg sync.WaitGroup
+	for range 500 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if w.Code != http.StatusServiceUnavailable { // the broker is not discovered
+				t.Errorf("/readyz = %d", w.Code)
+			}
+		})
+	}
+	wg.Wait()
+	if n := p.n.Load(); n != 1 {
+		t.Errorf("%d store checks for 500 requests within a second, want 1", n)
+	}
+	now = now.Add(readinessEvery)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if n := p.n.Load(); n != 2 {
+		t.Errorf("%d store checks after a second, want 2", n)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 // HEALTHCHECK runs it (the image has no shell and no curl).
 func cmdHealthcheck(ctx context.Context, args []string, getenv env, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	listen := or(getenv("IVR_LISTEN"), ":8080")
+	listen := cmp.Or(getenv("IVR_LISTEN"), ":8080")
 	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		port = "8080"

@@ -44,6 +44,11 @@ func cmdKeys(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
+	// --force over an existing file keeps its mode: make it private again.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("write key: %w", err)
+	}
 	if _, err := f.Write(pemBytes); err != nil {
 		f.Close()
 		return fmt.Errorf("write key: %w", err)

@@ -11,10 +11,8 @@ import (
 // behind the typed wrappers (ivr.NationalID, ciba.AuthRequest, …): values of
 // keys that name secrets are dropped, and any standalone run of 10 to 12 digits — the
 // shape of a national identity number — is masked wherever it appears.
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: redactAttr}))
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}))
 }
 
 var idLike = regexp.MustCompile(`\b\d{10,12}\b`)

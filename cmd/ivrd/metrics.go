@@ -26,6 +26,7 @@ type metrics struct {
 	brokerLatency *prometheus.HistogramVec
 	brokerErrors  *prometheus.CounterVec
 	storeErrors   prometheus.Counter
+	rateLimited   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,9 +53,18 @@ func newMetrics() *metrics {
 		Name: "ivr_store_errors_total",
 		Help: "Failed store operations: reads and writes of the IVR (calls, verifications, events) and readiness checks.",
 	})
-	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors,
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ivr_rate_limited_total",
+		Help: "Verifications a rate limit refused, by limit: number, caller, withheld, agent, global.",
+	}, []string{"limit"})
+	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// RateLimited counts a verification a rate limit refused (ivr.Observer).
+func (m *metrics) RateLimited(scope store.LimitScope) {
+	m.rateLimited.WithLabelValues(string(scope)).Inc()
 }
 
 // gauge registers a gauge read at scrape time.
@@ -187,7 +197,8 @@ type countingStore struct {
 }
 
 func (s countingStore) count(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) &&
+		!errors.Is(err, store.ErrInFlight) && !errors.As(err, new(*store.LimitError)) {
 		s.m.storeErrors.Inc()
 	}
 	return err
@@ -212,8 +223,14 @@ func (s countingStore) Calls(ctx context.Context, f store.CallFilter) ([]*store.
 	return cs, s.count(ctx, err)
 }
 
-func (s countingStore) CreateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
-	return s.count(ctx, s.Store.CreateVerification(ctx, v, events...))
+func (s countingStore) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
+	over, err := s.Store.StartVerification(ctx, c, v, limits, events...)
+	return over, s.count(ctx, err)
+}
+
+func (s countingStore) StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*store.Call, error) {
+	cs, err := s.Store.StaleCalls(ctx, idleSince, startedBefore, limit)
+	return cs, s.count(ctx, err)
 }
 
 func (s countingStore) Verification(ctx context.Context, id string) (*store.Verification, error) {
@@ -233,16 +250,6 @@ func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limi
 func (s countingStore) NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
 	t, ok, err := s.Store.NextPollAt(ctx, after)
 	return t, ok, s.count(ctx, err)
-}
-
-func (s countingStore) CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error) {
-	n, err := s.Store.CountVerificationsByID(ctx, idHash, since)
-	return n, s.count(ctx, err)
-}
-
-func (s countingStore) CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error) {
-	n, err := s.Store.CountVerificationsByCaller(ctx, from, since)
-	return n, s.count(ctx, err)
 }
 
 func (s countingStore) Events(ctx context.Context, callSID string) ([]store.Event, error) {

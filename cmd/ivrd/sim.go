@@ -30,6 +30,7 @@ func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	jwksFile := fs.String("client-jwks", "", "file with the client's public JWKS (as printed by ivrd keys generate)")
 	jwksURL := fs.String("client-jwks-url", "", "URL of the client's JWKS, e.g. http://127.0.0.1:8080/.well-known/jwks.json")
 	interval := fs.Duration("interval", 2*time.Second, "polling interval the broker asks for")
+	allowRemote := fs.Bool("allow-remote", false, "listen on a non-loopback address too (the /sim API approves requests without authentication)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -40,6 +41,13 @@ func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("sim: listen: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !isLoopback(host) {
+		if !*allowRemote {
+			ln.Close()
+			return fmt.Errorf("sim: --listen %s is not a loopback address: anyone who reaches it can approve BankID requests through its unauthenticated /sim API; pass --allow-remote if that is what you want", *listen)
+		}
+		fmt.Fprintf(stderr, "warning: the simulator listens on %s, beyond this machine; its /sim API approves requests without authentication\n", ln.Addr())
 	}
 	if *issuer == "" {
 		*issuer = "http://" + ln.Addr().String()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ivr/callerverify/ivr"
 	"github.com/twilio/twilio-go"
 	twclient "github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
@@ -45,8 +47,8 @@ func cmdTwilio(ctx context.Context, args []string, getenv env, stdout, stderr io
 			fmt.Fprintf(stderr, "warning: %s is not https: Twilio cannot reach a loopback address\n", *publicURL)
 		}
 	}
-	if !strings.HasPrefix(sid, "AC") || len(sid) != 34 {
-		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID (AC…, 34 characters)")
+	if !ivr.ValidAccountSID(sid) {
+		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID, AC followed by 32 hex digits")
 	}
 	if token == "" {
 		errs.add("TWILIO_AUTH_TOKEN", "missing: the account's auth token")
@@ -159,7 +161,7 @@ func printDiff(w io.Writer, have, want numberConfig) bool {
 			continue
 		}
 		changed = true
-		fmt.Fprintf(tw, "  %s\t%s\t-> %s\n", r.name, or(r.have, "(none)"), or(r.want, "(none)"))
+		fmt.Fprintf(tw, "  %s\t%s\t-> %s\n", r.name, cmp.Or(r.have, "(none)"), cmp.Or(r.want, "(none)"))
 	}
 	tw.Flush()
 	return changed

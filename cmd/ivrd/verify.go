@@ -50,11 +50,11 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 	ssn := fs.String("ssn", "", "national identity number: Swedish personnummer (10 or 12 digits) or Norwegian fødselsnummer (11 digits)")
 	message := fs.String("binding-message", "Identifiering från kundtjänst", "Swedish BankID: the text shown in the app")
 	initiator := fs.String("call-initiator", "RP", "Swedish BankID phoneAuth callInitiator: RP (we called) or user (they called)")
-	b := brokerFlags(fs, getenv)
+	var errs settingErrors
+	b := brokerFlags(fs, getenv, &errs)
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	var errs settingErrors
 	b.validate(&errs)
 	if *ssn == "" {
 		errs.add("--ssn", "missing: the national identity number to verify")

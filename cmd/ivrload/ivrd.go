@@ -83,6 +83,12 @@ func startServer(ctx context.Context, bin, dir, host string, s *sim, extraEnv []
 		"IVR_LANGUAGE=en-US",
 		"IVR_LOG_LEVEL=warn",
 		"TWILIO_AUTH_TOKEN="+srv.authToken,
+		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // the virtual Twilio's
+		"IVR_HASH_KEY="+randomHex(32),
+		// The load is many callers with their own numbers arriving at
+		// once: the global cap, sized for a real broker contract, would
+		// refuse most of them.
+		"IVR_RATE_LIMIT_GLOBAL=off",
 		"CIBA_ISSUER="+s.issuer,
 		"CIBA_CLIENT_ID="+clientID,
 		"CIBA_CLIENT_KEY="+s.keyPEM,

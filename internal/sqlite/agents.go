@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -154,4 +156,59 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, er
 		return 0, fmt.Errorf("sqlite: delete expired sessions: %w", err)
 	}
 	return int(n), nil
+}
+
+// LoginFailures returns the failures under each key whose last failure is
+// at or after since.
+func (db *DB) LoginFailures(ctx context.Context, keys []string, since time.Time) (map[string]store.LoginFailures, error) {
+	out := make(map[string]store.LoginFailures, len(keys))
+	for _, k := range keys {
+		var (
+			f    store.LoginFailures
+			last int64
+		)
+		err := db.r.queryRow(ctx, qLoginFailures, k, ms(since)).Scan(&f.Count, &last)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: login failures: %w", err)
+		}
+		f.Last = fromMS(last)
+		out[k] = f
+	}
+	return out, nil
+}
+
+// AddLoginFailure counts a failure at now under each key, from one again
+// for a key whose last failure is before since.
+func (db *DB) AddLoginFailure(ctx context.Context, keys []string, since, now time.Time) error {
+	err := db.write(ctx, func(tx wtx) error {
+		for _, k := range keys {
+			if _, err := tx.exec(ctx, qAddLoginFailure, k, ms(since), ms(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: add login failure: %w", err)
+	}
+	return nil
+}
+
+// ClearLoginFailures forgets the failures under keys.
+func (db *DB) ClearLoginFailures(ctx context.Context, keys ...string) error {
+	err := db.write(ctx, func(tx wtx) error {
+		for _, k := range keys {
+			if _, err := tx.exec(ctx, qClearLoginFailures, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: clear login failures: %w", err)
+	}
+	return nil
 }

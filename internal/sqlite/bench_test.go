@@ -30,7 +30,7 @@ func BenchmarkUpdateVerification(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			id := fmt.Sprintf("v%d", next.Add(1))
 			v := storetest.NewVerification(id, "CA-"+id, store.VerPending, storetest.Epoch)
-			if err := db.CreateVerification(b.Context(), v); err != nil {
+			if _, err := db.StartVerification(b.Context(), nil, v, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -72,8 +72,8 @@ func BenchmarkDueVerifications(b *testing.B) {
 	db := open(b)
 	const rows = 10_000
 	for i := range rows {
-		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("p%d", i), "CA", store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
-		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("d%d", i), "CA", store.VerApproved, storetest.At(time.Duration(i)*time.Millisecond)))
+		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("p%d", i), fmt.Sprintf("CAp%d", i), store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
+		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("d%d", i), fmt.Sprintf("CAd%d", i), store.VerApproved, storetest.At(time.Duration(i)*time.Millisecond)))
 	}
 	for _, bb := range []struct {
 		name string

@@ -60,22 +60,26 @@ func (db *DB) Call(ctx context.Context, sid string) (*store.Call, error) {
 // events, and then increments c.Version. A different stored version gives
 // store.ErrConflict, a missing call store.ErrNotFound; either way nothing changes.
 func (db *DB) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Event) error {
-	err := db.write(ctx, func(tx wtx) error {
-		res, err := tx.exec(ctx, qUpdateCall,
-			c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
-			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt),
-			ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt),
-			c.SID, c.Version)
-		if err != nil {
-			return fmt.Errorf("update: %w", err)
-		}
-		return versionCheck(ctx, tx, res, qCallExists, c.SID)
-	}, events)
+	err := db.write(ctx, func(tx wtx) error { return updateCall(ctx, tx, c) }, events)
 	if err != nil {
 		return fmt.Errorf("sqlite: update call: %w", err)
 	}
 	c.Version++
 	return nil
+}
+
+// updateCall stores c in tx if its stored version is c.Version; it leaves
+// c.Version to the caller, to bump once the transaction commits.
+func updateCall(ctx context.Context, tx wtx, c *store.Call) error {
+	res, err := tx.exec(ctx, qUpdateCall,
+		c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
+		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt),
+		ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt),
+		c.SID, c.Version)
+	if err != nil {
+		return fmt.Errorf("update call: %w", err)
+	}
+	return versionCheck(ctx, tx, res, qCallExists, c.SID)
 }
 
 // versionCheck turns an update that changed no row into store.ErrConflict when
@@ -112,20 +116,37 @@ func (db *DB) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, err
 	} else {
 		rows, err = db.r.query(ctx, qEndedCalls, ms(f.EndedSince), limit)
 	}
+	calls, err := scanCalls(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list calls: %w", err)
+	}
+	return calls, nil
+}
+
+// scanCalls reads every row of a calls query (rows, err as the query
+// returned them) and closes rows.
+func scanCalls(rows *sql.Rows, err error) ([]*store.Call, error) {
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var calls []*store.Call
 	for rows.Next() {
 		c, err := scanCall(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list calls: %w", err)
+			return nil, err
 		}
 		calls = append(calls, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list calls: %w", err)
+	return calls, rows.Err()
+}
+
+// StaleCalls returns up to limit live calls in the IVR not updated since
+// idleSince, or handed off and created before startedBefore, oldest first.
+func (db *DB) StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*store.Call, error) {
+	calls, err := scanCalls(db.r.query(ctx, qStaleCalls, ms(idleSince), ms(startedBefore), limitOr(limit, defaultCallsLimit)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stale calls: %w", err)
 	}
 	return calls, nil
 }

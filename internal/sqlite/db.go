@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -32,8 +34,10 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// pragmas are applied to every connection of both pools.
-const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+// pragmas are applied to every connection of both pools. secure_delete
+// zeroes deleted content, so that what a finished verification dropped
+// does not linger in free pages or copies of the file.
+const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)"
 
 // DB is the SQLite store. It is safe for concurrent use.
 type DB struct {
@@ -46,6 +50,9 @@ type DB struct {
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty path")
+	}
+	if err := private(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
@@ -69,7 +76,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db := &DB{w: pool{db: w}, r: pool{db: r}}
 
 	// Migrate before preparing: the statements name the tables.
-	err = migrate(ctx, w)
+	err = startUp(ctx, w)
 	if err == nil {
 		err = db.w.prepare(ctx, writeQueries())
 	}
@@ -81,6 +88,54 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	return db, nil
+}
+
+// private makes sure the database file and its -wal and -shm companions
+// are readable by their owner only: it creates a missing database file
+// with mode 0600 (SQLite then gives the companions the same mode) and takes
+// group and other permissions away from existing files. A directory that
+// does not exist is named in the error.
+func private(path string) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("directory %s does not exist: create it first", dir)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Checkpoint copies the write-ahead log into the database file and empties
+// the log, so that pages it holds do not linger in it. The retention purge
+// calls it after deleting.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	if _, err := db.w.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the database to path (VACUUM INTO),
+// while the service runs. path must not exist.
+func (db *DB) Backup(ctx context.Context, path string) error {
+	if _, err := db.w.db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	return os.Chmod(path, 0o600)
 }
 
 // Close closes both connection pools.
@@ -109,6 +164,31 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: ping: write: %w", err)
 	}
 	return nil
+}
+
+// startUp puts a new file in WAL mode and migrates it. Processes opening one
+// new file at once can find it locked while another switches it to WAL mode
+// (a switch that does not wait on busy_timeout), so a busy answer here is
+// retried for a few seconds.
+func startUp(ctx context.Context, w *sql.DB) error {
+	delay := 5 * time.Millisecond
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, err := w.ExecContext(ctx, "PRAGMA journal_mode=WAL")
+		if err == nil {
+			err = migrate(ctx, w)
+		}
+		if !constraint(err, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }
 
 // migrate applies the embedded migrations not yet recorded in the migrations
@@ -218,11 +298,11 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// constraint reports whether err is a SQLite constraint violation with one of
-// the given extended codes.
+// constraint reports whether err is a SQLite error with one of the given
+// (extended or primary) codes.
 func constraint(err error, codes ...int) bool {
 	e, ok := errors.AsType[*sqlite.Error](err)
-	return ok && slices.Contains(codes, e.Code())
+	return ok && (slices.Contains(codes, e.Code()) || slices.Contains(codes, e.Code()&0xff))
 }
 
 func isUnique(err error) bool {

@@ -18,6 +18,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 		"0002_agents.sql":      "53c1a6a6e5e6cc48a2c02e1b37e052add13bbb450a19644e5c568975fc31fc39",
 		"0003_rate_limits.sql": "6996e7a8738fc443be45a1e2f99d17382d14ab6e62adc8e25360f5efad67c0b9",
 		"0004_call_reason.sql": "b9e0806b9fe1b25f476b3643c895b6cba5ed6894550496778aaade88f8371d16",
+		"0005_abuse.sql":       "c9d5912d5abb1698685f94dcfc8fc19b38128c2e5193eb2748dd2d6781218705",
 	}
 	files, err := filepath.Glob("migrations/*.sql")
 	if err != nil {

@@ -15,7 +15,7 @@ const (
 	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at,
 	created_at, updated_at, ended_at, version`
 
-	verificationColumns = `id, call_sid, country, national_id, masked_id, id_hash,
+	verificationColumns = `id, call_sid, country, sealed_id, masked_id, id_hash, caller,
 	initiator, status, pending, auth_req_id, binding_message,
 	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
 	subject, name, given_name, family_name, error,
@@ -42,10 +42,18 @@ const (
 		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
 	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND next_poll_at > ?`
 	qInFlight   = `SELECT count(*) FROM verifications WHERE ` + inFlight
-	// The rate-limit counts: each reads one index (verifications_id_hash,
-	// verifications_caller) over the window only.
-	qCountByIDHash = `SELECT count(*) FROM verifications WHERE id_hash = ? AND created_at >= ?`
-	qCountByCaller = `SELECT count(*) FROM verifications WHERE caller = ? AND caller <> '' AND created_at >= ?`
+	// The rate-limit counts, one per store.LimitScope: each reads one index
+	// (verifications_id_hash, _caller, _initiator, _created) over the window
+	// only. They run inside StartVerification's write transaction.
+	qCountByIDHash    = `SELECT count(*) FROM verifications WHERE id_hash = ? AND created_at >= ?`
+	qCountByCaller    = `SELECT count(*) FROM verifications WHERE caller = ? AND caller <> '' AND initiator = 'caller' AND created_at >= ?`
+	qCountByInitiator = `SELECT count(*) FROM verifications WHERE initiator = ? AND created_at >= ?`
+	qCountAll         = `SELECT count(*) FROM verifications WHERE created_at >= ?`
+	qCallInFlight     = `SELECT EXISTS (SELECT 1 FROM verifications WHERE call_sid = ? AND ` + inFlight + `)`
+	qStaleCalls       = `SELECT ` + callColumns + ` FROM calls WHERE ended_at = 0 AND (
+		(state IN ('gathering', 'verifying', 'retry') AND updated_at < ?) OR (state = 'handed_off' AND created_at < ?))
+		ORDER BY created_at LIMIT ?`
+	qLoginFailures = `SELECT count, last_at FROM login_failures WHERE key = ? AND last_at >= ?`
 	qAgent         = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
 	qAgents        = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
 	qSession       = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
@@ -61,14 +69,11 @@ const (
 		reason = ?, handed_off_at = ?,
 		created_at = ?, updated_at = ?, ended_at = ?, version = version + 1
 		WHERE sid = ? AND version = ?`
-	qCallExists = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
-	// qInsertVerification copies the call's From into caller (the last
-	// parameter is the call's SID again).
-	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `, caller)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-			coalesce((SELECT from_number FROM calls WHERE sid = ?), ''))`
+	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
+	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateVerification = `UPDATE verifications SET
-		call_sid = ?, country = ?, national_id = ?, masked_id = ?, id_hash = ?,
+		call_sid = ?, country = ?, sealed_id = ?, masked_id = ?, id_hash = ?, caller = ?,
 		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
 		interval_ms = ?, expires_at = ?, next_poll_at = ?, polls = ?, slow_downs = ?, failures = ?,
 		subject = ?, name = ?, given_name = ?, family_name = ?, error = ?,
@@ -87,18 +92,23 @@ const (
 	qDeleteExpiredSessions = `DELETE FROM agent_sessions WHERE expires_at <= ?`
 	qWriteProbe            = `INSERT INTO write_probe (id, at) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+	qAddLoginFailure = `INSERT INTO login_failures (key, count, last_at) VALUES (?1, 1, ?3)
+		ON CONFLICT (key) DO UPDATE SET
+			count = CASE WHEN last_at < ?2 THEN 1 ELSE count + 1 END, last_at = ?3`
+	qClearLoginFailures = `DELETE FROM login_failures WHERE key = ?`
 )
 
 func readQueries() []string {
 	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qDue, qNextPollAt,
-		qInFlight, qCountByIDHash, qCountByCaller, qAgent, qAgents, qSession}
+		qInFlight, qAgent, qAgents, qSession, qStaleCalls, qLoginFailures}
 }
 
 func writeQueries() []string {
 	return []string{qInsertEvent, qInsertCall, qUpdateCall, qCallExists, qInsertVerification,
 		qUpdateVerification, qVerificationExists, qPurgeEvents, qPurgeVerifications, qPurgeCalls,
 		qInsertAgent, qDeleteAgentSessions, qDeleteAgent, qInsertSession, qDeleteSession,
-		qDeleteExpiredSessions, qWriteProbe}
+		qDeleteExpiredSessions, qWriteProbe, qCountByIDHash, qCountByCaller, qCountByInitiator, qCountAll,
+		qCallInFlight, qAddLoginFailure, qClearLoginFailures}
 }
 
 // pool is a connection pool and the statements prepared on it. A statement

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -165,16 +166,15 @@ func TestErrorsHoldNoRowContents(t *testing.T) {
 	db := open(t)
 	const nid = "199001011239"
 	v := storetest.NewVerification("v1", "CA1", store.VerPending, storetest.Epoch)
-	v.NationalID = nid
-	if err := db.CreateVerification(t.Context(), v); err != nil {
-		t.Fatalf("CreateVerification: %v", err)
-	}
+	v.IDHash, v.MaskedID = nid, nid // what a careless caller might store
+	storetest.MustCreateVerification(t, db, v)
 	stale := *v
 	if err := db.UpdateVerification(t.Context(), v); err != nil {
 		t.Fatalf("UpdateVerification: %v", err)
 	}
+	_, dupErr := db.StartVerification(t.Context(), nil, v, nil)
 	errs := []error{
-		db.CreateVerification(t.Context(), v),
+		dupErr,
 		db.UpdateVerification(t.Context(), &stale),
 	}
 	canceled, cancel := context.WithCancel(t.Context())
@@ -358,9 +358,46 @@ func TestPurgeEndedInBatches(t *testing.T) {
 func TestInFlight(t *testing.T) {
 	db := open(t)
 	for i, st := range []store.VerificationStatus{store.VerStarting, store.VerPending, store.VerApproved, store.VerCancelled, store.VerPending} {
-		storetest.MustCreateVerification(t, db, storetest.NewVerification(fmt.Sprintf("v%d", i), "CA1", st, storetest.At(time.Second)))
+		storetest.MustCreateVerification(t, db, storetest.NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), st, storetest.At(time.Second)))
 	}
 	if n, err := db.InFlight(t.Context()); err != nil || n != 3 {
 		t.Fatalf("InFlight = %d, %v; want 3, nil", n, err)
 	}
+}
+
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	t.Run("a new database and its write-ahead log are 0600", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ivr.db")
+		db := openAt(t, path)
+		storetest.MustCreateCall(t, db, storetest.NewCall("CA1", storetest.Epoch))
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("stat %s: %v", p, err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", filepath.Base(p), st.Mode().Perm())
+			}
+		}
+	})
+	t.Run("an existing 0644 file loses group and other access", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ivr.db")
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		openAt(t, path)
+		if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+			t.Errorf("mode %v, want 0600", st.Mode().Perm())
+		}
+	})
+	t.Run("a missing directory is named", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "no-such-dir")
+		_, err := sqlite.Open(t.Context(), filepath.Join(dir, "ivr.db"))
+		if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("Open in a missing directory: %v, want an error naming %s", err, dir)
+		}
+	})
 }

@@ -14,17 +14,39 @@ import (
 // asked for a limit of zero or less.
 const defaultDueLimit = 100
 
-// CreateVerification stores v and events in one transaction. An existing ID
-// gives store.ErrConflict. v.Version is stored as given. The From of v's call,
-// as stored now, is kept with v for CountVerificationsByCaller.
-func (db *DB) CreateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
+// StartVerification stores v, the call c (when not nil) and events in one
+// transaction, after checking that the call has no verification in flight
+// and that every limit has room. The write connection serialises it with
+// every other write, so concurrent starts see each other's rows.
+func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
+	var over []store.Limit
 	err := db.write(ctx, func(tx wtx) error {
-		_, err := tx.exec(ctx, qInsertVerification,
-			v.ID, v.CallSID, string(v.Country), v.NationalID, v.MaskedID, v.IDHash,
-			v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
-			v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
-			v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
-			ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version, v.CallSID)
+		over = over[:0]
+		if c != nil { // first: a call that moved is a conflict, whatever else
+			if err := updateCall(ctx, tx, c); err != nil {
+				return err
+			}
+		}
+		var busy bool
+		if err := tx.queryRow(ctx, qCallInFlight, v.CallSID).Scan(&busy); err != nil {
+			return fmt.Errorf("check in flight: %w", err)
+		}
+		if busy {
+			return store.ErrInFlight
+		}
+		for _, l := range limits {
+			full, err := limitFull(ctx, tx, l, v.CreatedAt)
+			if err != nil {
+				return err
+			}
+			switch {
+			case full && l.Override:
+				over = append(over, l)
+			case full:
+				return &store.LimitError{Limit: l}
+			}
+		}
+		_, err := tx.exec(ctx, qInsertVerification, verificationArgs(v)...)
 		if isUnique(err) {
 			return store.ErrConflict
 		}
@@ -34,9 +56,48 @@ func (db *DB) CreateVerification(ctx context.Context, v *store.Verification, eve
 		return nil
 	}, events)
 	if err != nil {
-		return fmt.Errorf("sqlite: create verification: %w", err)
+		return nil, fmt.Errorf("sqlite: start verification: %w", err)
 	}
-	return nil
+	if c != nil {
+		c.Version++
+	}
+	return over, nil
+}
+
+// limitFull reports whether l has no room left for one more verification
+// created at now.
+func limitFull(ctx context.Context, tx wtx, l store.Limit, now time.Time) (bool, error) {
+	if l.Max <= 0 {
+		return false, nil
+	}
+	since := ms(now.Add(-l.Window))
+	var row *sql.Row
+	switch l.Scope {
+	case store.LimitNumber:
+		row = tx.queryRow(ctx, qCountByIDHash, l.Key, since)
+	case store.LimitCaller, store.LimitWithheld:
+		row = tx.queryRow(ctx, qCountByCaller, l.Key, since)
+	case store.LimitAgent:
+		row = tx.queryRow(ctx, qCountByInitiator, l.Key, since)
+	case store.LimitGlobal:
+		row = tx.queryRow(ctx, qCountAll, since)
+	default:
+		return false, fmt.Errorf("unknown limit scope %q", l.Scope)
+	}
+	var n int
+	if err := row.Scan(&n); err != nil {
+		return false, fmt.Errorf("count for the %s limit: %w", l.Scope, err)
+	}
+	return n >= l.Max, nil
+}
+
+// verificationArgs are v's values in verificationColumns order.
+func verificationArgs(v *store.Verification) []any {
+	return []any{v.ID, v.CallSID, string(v.Country), v.SealedID, v.MaskedID, v.IDHash, v.Caller,
+		v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
+		v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
+		v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
+		ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version}
 }
 
 // Verification returns the verification with the given ID, or
@@ -56,13 +117,8 @@ func (db *DB) Verification(ctx context.Context, id string) (*store.Verification,
 // either way nothing changes.
 func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
-		res, err := tx.exec(ctx, qUpdateVerification,
-			v.CallSID, string(v.Country), v.NationalID, v.MaskedID, v.IDHash,
-			v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
-			v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
-			v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
-			ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt),
-			v.ID, v.Version)
+		args := verificationArgs(v)
+		res, err := tx.exec(ctx, qUpdateVerification, append(args[1:len(args)-1], v.ID, v.Version)...)
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
@@ -134,7 +190,7 @@ func scanVerification(s scanner) (*store.Verification, error) {
 		interval, expires, nextPoll int64
 		created, updated, completed int64
 	)
-	err := s.Scan(&v.ID, &v.CallSID, &country, &v.NationalID, &v.MaskedID, &v.IDHash,
+	err := s.Scan(&v.ID, &v.CallSID, &country, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
 		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
 		&interval, &expires, &nextPoll, &v.Polls, &v.SlowDowns, &v.Failures,
 		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
@@ -147,31 +203,4 @@ func scanVerification(s scanner) (*store.Verification, error) {
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)
 	return &v, nil
-}
-
-// CountVerificationsByID counts the verifications created at or after since
-// for the national-ID hash idHash (0 for an empty hash).
-func (db *DB) CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error) {
-	if idHash == "" {
-		return 0, nil
-	}
-	var n int
-	if err := db.r.queryRow(ctx, qCountByIDHash, idHash, ms(since)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite: count verifications by number: %w", err)
-	}
-	return n, nil
-}
-
-// CountVerificationsByCaller counts the verifications created at or after
-// since for calls from the caller id from, as the call's From was when the
-// verification was stored (0 for an empty from).
-func (db *DB) CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error) {
-	if from == "" {
-		return 0, nil
-	}
-	var n int
-	if err := db.r.queryRow(ctx, qCountByCaller, from, ms(since)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite: count verifications by caller: %w", err)
-	}
-	return n, nil
 }

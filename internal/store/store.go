@@ -21,6 +21,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("concurrent update")
 	ErrExists   = errors.New("already exists")
+	// ErrInFlight refuses a verification for a call that has one starting
+	// or pending already.
+	ErrInFlight = errors.New("a verification is in flight for this call")
 )
 
 // CallState is where a call is in the IVR flow.
@@ -103,12 +106,18 @@ type Verification struct {
 	CallSID string
 	Country Country
 
-	// NationalID holds the full number only while the verification is in
-	// flight (it feeds the login_hint); it is emptied when the verification
-	// ends. MaskedID and IDHash (a keyed hash) stay.
-	NationalID string
-	MaskedID   string
-	IDHash     string
+	// SealedID is the national identity number the caller gave, sealed
+	// (AES-GCM) by the IVR under a key the store never sees, so that the
+	// number never reaches the database in clear. It is kept only while
+	// the verification is in flight (to check the ID token against it) and
+	// emptied when it ends. MaskedID and IDHash (a keyed hash) stay.
+	SealedID string
+	MaskedID string
+	IDHash   string
+	// Caller is the rate-limit key of the caller id the verification was
+	// started for: the number as Twilio sent it, or "withheld" for every
+	// caller id that cannot tell one caller from another.
+	Caller string
 
 	Initiator string // "caller", or "agent:<name>" for agent-started ones
 	Status    VerificationStatus
@@ -160,7 +169,8 @@ const (
 	EventCallStatus        EventKind = "call_status"
 	EventFallback          EventKind = "fallback"
 	EventAgentVerification EventKind = "agent_verification"
-	EventRateLimited       EventKind = "rate_limited" // a verification was refused by a rate limit
+	EventRateLimited       EventKind = "rate_limited"     // a verification was refused by a rate limit
+	EventLimitOverridden   EventKind = "limit_overridden" // an agent started a verification past a rate limit
 )
 
 // Event is one entry of the append-only audit trail, and what is published
@@ -245,8 +255,23 @@ type Store interface {
 	Call(ctx context.Context, sid string) (*Call, error)
 	UpdateCall(ctx context.Context, c *Call, events ...*Event) error
 	Calls(ctx context.Context, f CallFilter) ([]*Call, error)
+	// StaleCalls returns up to limit live calls that no real call can still
+	// be: in the IVR (gathering, verifying, retry) and not updated since
+	// idleSince, or handed off and created before startedBefore. Their
+	// status callback never came (lost, or a forged or replayed webhook
+	// made them); the service ends them.
+	StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*Call, error)
 
-	CreateVerification(ctx context.Context, v *Verification, events ...*Event) error
+	// StartVerification stores a new verification v, the call c pointing
+	// at it (when c is not nil: c.Version is checked, ErrConflict when it
+	// moved, and bumped) and events, in one transaction, after checking
+	// every limit inside it, so that two starts at once cannot both slip
+	// under a limit. A full limit refuses the start with a *LimitError and
+	// stores nothing, unless it is an Override: then the start goes ahead
+	// and the limit is returned, for the audit trail. A call that has a
+	// verification starting or pending gets ErrInFlight. An existing ID is
+	// ErrConflict.
+	StartVerification(ctx context.Context, c *Call, v *Verification, limits []Limit, events ...*Event) (overridden []Limit, err error)
 	Verification(ctx context.Context, id string) (*Verification, error)
 	UpdateVerification(ctx context.Context, v *Verification, events ...*Event) error
 	// DueVerifications returns up to limit verifications in VerStarting or
@@ -257,19 +282,53 @@ type Store interface {
 	// none. The poller passes the time of its last DueVerifications, so
 	// that rows it has already dispatched do not hold its timer at zero.
 	NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error)
-	// CountVerificationsByID counts the verifications created at or after
-	// since whose IDHash is idHash; CountVerificationsByCaller, those for
-	// calls from the caller id from (the call's From as stored when the
-	// verification was created). An empty key counts 0. They serve the
-	// rate limits, once per verification started, so they must be cheap
-	// (an index on the key and the creation time).
-	CountVerificationsByID(ctx context.Context, idHash string, since time.Time) (int, error)
-	CountVerificationsByCaller(ctx context.Context, from string, since time.Time) (int, error)
-
 	// Events returns a call's events, oldest first. AppendEvent stores one
 	// event on its own (Seq is set on e).
 	Events(ctx context.Context, callSID string) ([]Event, error)
 	AppendEvent(ctx context.Context, e *Event) error
+}
+
+// LimitScope says which verifications a Limit counts.
+type LimitScope string
+
+const (
+	// LimitNumber counts the verifications for one national identity
+	// number: Key is its IDHash.
+	LimitNumber LimitScope = "number"
+	// LimitCaller counts the verifications the IVR started for one caller
+	// id: Key is the Caller key (agents' starts do not count).
+	LimitCaller LimitScope = "caller"
+	// LimitWithheld is LimitCaller for the one bucket that every withheld
+	// or unusable caller id shares: Key is "withheld".
+	LimitWithheld LimitScope = "withheld"
+	// LimitAgent counts the verifications one agent started: Key is the
+	// Initiator ("agent:<name>").
+	LimitAgent LimitScope = "agent"
+	// LimitGlobal counts every verification; Key is empty.
+	LimitGlobal LimitScope = "global"
+)
+
+// WithheldCaller is the Caller key of every withheld caller id.
+const WithheldCaller = "withheld"
+
+// Limit allows at most Max verifications within Window among those its
+// Scope and Key select, counting the one being started.
+type Limit struct {
+	Scope  LimitScope
+	Key    string
+	Max    int
+	Window time.Duration
+	// Override lets a start through a full limit (an agent talking to the
+	// caller may go past the per-number limit); StartVerification reports
+	// it instead of refusing.
+	Override bool
+}
+
+// LimitError refuses a verification: Limit was full.
+type LimitError struct{ Limit Limit }
+
+func (e *LimitError) Error() string {
+	return "too many verifications for the " + string(e.Limit.Scope) + " limit"
 }
 
 // Agent is a person who may use the dashboard.
@@ -300,6 +359,23 @@ type AgentStore interface {
 	Session(ctx context.Context, id string) (Session, error)
 	DeleteSession(ctx context.Context, id string) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// LoginFailures returns, for each of keys with a failed login at or
+	// after since, the failures counted under it; other keys are absent.
+	// Keys name what is throttled: an agent name, a client address, or
+	// both.
+	LoginFailures(ctx context.Context, keys []string, since time.Time) (map[string]LoginFailures, error)
+	// AddLoginFailure counts a failed login at now under each key; a key
+	// whose last failure is before since starts again from one.
+	AddLoginFailure(ctx context.Context, keys []string, since, now time.Time) error
+	// ClearLoginFailures forgets the failures counted under keys.
+	ClearLoginFailures(ctx context.Context, keys ...string) error
+}
+
+// LoginFailures are the failed logins counted under one key.
+type LoginFailures struct {
+	Count int
+	Last  time.Time
 }
 
 // Reason says in one word why a call is not verified: the caller's

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -172,4 +173,46 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
 func TestAgentStore(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
 	t.Run("agents", func(t *testing.T) { testAgents(t, newStore) })
 	t.Run("sessions", func(t *testing.T) { testSessions(t, newStore) })
+	t.Run("login failures", func(t *testing.T) { testLoginFailures(t, newStore) })
+}
+
+func testLoginFailures(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
+	ctx := t.Context()
+	s := newStore(t)
+	window := 15 * time.Minute
+	add := func(now time.Time, keys ...string) {
+		t.Helper()
+		if err := s.AddLoginFailure(ctx, keys, now.Add(-window), now); err != nil {
+			t.Fatalf("AddLoginFailure: %v", err)
+		}
+	}
+	add(Epoch, "name:alice", "ip:10.0.0.1")
+	add(At(time.Minute), "name:alice", "ip:10.0.0.2")
+	add(At(2*time.Minute), "name:alice")
+	add(At(-time.Hour), "name:bob") // long ago
+	got, err := s.LoginFailures(ctx, []string{"name:alice", "ip:10.0.0.1", "ip:10.0.0.2", "name:bob", "name:nobody"}, At(2*time.Minute).Add(-window))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]store.LoginFailures{
+		"name:alice":  {Count: 3, Last: UTC(At(2 * time.Minute))},
+		"ip:10.0.0.1": {Count: 1, Last: UTC(Epoch)},
+		"ip:10.0.0.2": {Count: 1, Last: UTC(At(time.Minute))},
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("LoginFailures = %v, want %v (bob's are too old)", got, want)
+	}
+	// A failure long after the last one starts the count again.
+	add(At(time.Hour), "name:alice")
+	got, _ = s.LoginFailures(ctx, []string{"name:alice"}, At(time.Hour).Add(-window))
+	if got["name:alice"].Count != 1 {
+		t.Errorf("count after a quiet spell = %d, want 1", got["name:alice"].Count)
+	}
+	if err := s.ClearLoginFailures(ctx, "name:alice", "ip:10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.LoginFailures(ctx, []string{"name:alice", "ip:10.0.0.1", "ip:10.0.0.2"}, Epoch.Add(-window))
+	if _, ok := got["name:alice"]; ok || len(got) != 1 {
+		t.Errorf("after clearing: %v, want only ip:10.0.0.2", got)
+	}
 }

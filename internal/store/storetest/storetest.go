@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +37,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("next poll time", func(t *testing.T) { testNextPollAt(t, newStore) })
 	t.Run("call listings", func(t *testing.T) { testCallFilter(t, newStore) })
 	t.Run("purge ended calls", func(t *testing.T) { testPurge(t, newStore) })
-	t.Run("rate-limit counts", func(t *testing.T) { testCounts(t, newStore) })
+	t.Run("rate limits", func(t *testing.T) { testLimits(t, newStore) })
+	t.Run("stale calls", func(t *testing.T) { testStaleCalls(t, newStore) })
 }
 
 // Epoch is a fixed instant with millisecond precision, outside UTC on purpose:
@@ -60,7 +62,7 @@ func NewCall(sid string, created time.Time) *store.Call {
 func NewVerification(id, sid string, status store.VerificationStatus, next time.Time) *store.Verification {
 	return &store.Verification{
 		ID: id, CallSID: sid, Country: store.Sweden,
-		NationalID: "199001011239", MaskedID: "19900101-**39", IDHash: "hmac-abc",
+		SealedID: "c2VhbGVkIG51bWJlcg", MaskedID: "********-**39", IDHash: "hmac-abc", Caller: "+46701234567",
 		Initiator: "caller", Status: status, AuthReqID: "auth-req-" + id,
 		BindingMessage: "Support call", Interval: 5 * time.Second,
 		ExpiresAt: At(3 * time.Minute), NextPollAt: next,
@@ -104,8 +106,8 @@ func MustCreateCall(t testing.TB, s store.Store, c *store.Call, events ...*store
 // MustCreateVerification stores v and events, or fails the test.
 func MustCreateVerification(t testing.TB, s store.Store, v *store.Verification, events ...*store.Event) {
 	t.Helper()
-	if err := s.CreateVerification(t.Context(), v, events...); err != nil {
-		t.Fatalf("CreateVerification(%s) = %v", v.ID, err)
+	if _, err := s.StartVerification(t.Context(), nil, v, nil, events...); err != nil {
+		t.Fatalf("StartVerification(%s) = %v", v.ID, err)
 	}
 }
 
@@ -280,9 +282,10 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("a duplicate ID is ErrConflict and stores no events", func(t *testing.T) {
 		s := newStore(t)
 		MustCreateVerification(t, s, NewVerification("v1", "CA1", store.VerStarting, Epoch))
-		err := s.CreateVerification(t.Context(), NewVerification("v1", "CA1", store.VerStarting, Epoch), NewEvent("CA1", "dup", Epoch))
+		dup := NewVerification("v1", "CA2", store.VerStarting, Epoch)
+		_, err := s.StartVerification(t.Context(), nil, dup, nil, NewEvent("CA1", "dup", Epoch))
 		if !errors.Is(err, store.ErrConflict) {
-			t.Errorf("duplicate CreateVerification err = %v, want ErrConflict", err)
+			t.Errorf("duplicate StartVerification err = %v, want ErrConflict", err)
 		}
 		if evs := MustEvents(t, s, "CA1"); len(evs) != 0 {
 			t.Errorf("events = %v, want none", kinds(evs))
@@ -299,12 +302,12 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("finishing stores the emptied national ID and bumps Version", func(t *testing.T) {
+	t.Run("finishing stores the emptied sealed number and bumps Version", func(t *testing.T) {
 		s := newStore(t)
 		v := NewVerification("v1", "CA1", store.VerPending, Epoch)
 		MustCreateVerification(t, s, v)
 		v0 := v.Version
-		v.Status, v.NationalID, v.CompletedAt = store.VerApproved, "", At(time.Minute)
+		v.Status, v.SealedID, v.CompletedAt = store.VerApproved, "", At(time.Minute)
 		v.Subject, v.Name, v.GivenName, v.FamilyName = "sub-1", "Tess Testsson", "Tess", "Testsson"
 		if err := s.UpdateVerification(t.Context(), v, NewEvent("CA1", "verified", At(time.Minute))); err != nil {
 			t.Fatalf("UpdateVerification: %v", err)
@@ -316,8 +319,8 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if want := wantVerification(*v); *got != *want {
 			t.Errorf("Verification =\n%+v\nwant\n%+v", *got, *want)
 		}
-		if got.NationalID != "" {
-			t.Error("national ID still stored after it was emptied")
+		if got.SealedID != "" {
+			t.Error("sealed number still stored after it was emptied")
 		}
 	})
 
@@ -387,8 +390,8 @@ func testDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 	now := At(time.Minute)
 	for _, v := range []*store.Verification{
 		NewVerification("late", "CA1", store.VerPending, now.Add(-10*time.Second)),
-		NewVerification("future", "CA1", store.VerPending, now.Add(time.Millisecond)),
-		NewVerification("exact", "CA1", store.VerPending, now),
+		NewVerification("future", "CA5", store.VerPending, now.Add(time.Millisecond)),
+		NewVerification("exact", "CA6", store.VerPending, now),
 		NewVerification("starting", "CA2", store.VerStarting, now.Add(-20*time.Second)),
 		NewVerification("done", "CA3", store.VerApproved, now.Add(-time.Hour)),
 		NewVerification("declined", "CA3", store.VerDeclined, now.Add(-time.Hour)),
@@ -576,55 +579,171 @@ func testPurge(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
-func testCounts(t *testing.T, newStore func(t *testing.T) store.Store) {
-	s := newStore(t)
+func testLimits(t *testing.T, newStore func(t *testing.T) store.Store) {
 	ctx := t.Context()
-	a, b := NewCall("CAa", Epoch), NewCall("CAb", Epoch)
-	b.From = "+4798765432"
-	MustCreateCall(t, s, a)
-	MustCreateCall(t, s, b)
-	// Two verifications for one number from caller a (one old), one for the
-	// same number from caller b, one for another number from b.
-	for _, v := range []struct {
-		id, sid, hash string
-		created       time.Time
-	}{
-		{"v1", "CAa", "hash-1", At(-20 * time.Minute)},
-		{"v2", "CAa", "hash-1", At(-time.Minute)},
-		{"v3", "CAb", "hash-1", Epoch},
-		{"v4", "CAb", "hash-2", Epoch},
-		{"v5", "CAnone", "hash-3", Epoch}, // a call the store never saw
-	} {
-		x := NewVerification(v.id, v.sid, store.VerPending, Epoch)
-		x.IDHash, x.CreatedAt = v.hash, v.created
-		MustCreateVerification(t, s, x)
+	const window = 10 * time.Minute
+	// seed stores finished verifications: the window's counts.
+	seed := func(t *testing.T, s store.Store, vs ...*store.Verification) {
+		t.Helper()
+		for _, v := range vs {
+			v.Status = store.VerApproved
+			MustCreateVerification(t, s, v)
+		}
 	}
-	// The caller id is the one stored when the verification was created.
-	a.From = "+46700000000"
-	if err := s.UpdateCall(ctx, a); err != nil {
-		t.Fatal(err)
+	ver := func(id, hash, caller, initiator string, created time.Time) *store.Verification {
+		v := NewVerification(id, "CA-"+id, store.VerStarting, created)
+		v.IDHash, v.Caller, v.Initiator, v.CreatedAt = hash, caller, initiator, created
+		return v
 	}
-	since := At(-10 * time.Minute)
-	for _, tc := range []struct {
-		name  string
-		count func() (int, error)
-		want  int
+	history := []*store.Verification{
+		ver("old", "h1", "+46701111111", "caller", At(-20*time.Minute)), // outside the window
+		ver("a1", "h1", "+46701111111", "caller", At(-5*time.Minute)),
+		ver("a2", "h1", "withheld", "caller", At(-4*time.Minute)),
+		ver("a3", "h2", "withheld", "caller", At(-3*time.Minute)),
+		ver("a4", "h1", "+46702222222", "agent:alice", At(-2*time.Minute)), // an agent's: counts for the number, not the caller id
+	}
+	for _, tt := range []struct {
+		name     string
+		limit    store.Limit
+		wantErr  bool
+		wantOver bool
 	}{
-		{"by number within the window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", since) }, 2},
-		{"by number over a longer window", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-1", At(-time.Hour)) }, 3},
-		{"by another number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-2", since) }, 1},
-		{"by an unknown number", func() (int, error) { return s.CountVerificationsByID(ctx, "hash-9", since) }, 0},
-		{"by an empty hash", func() (int, error) { return s.CountVerificationsByID(ctx, "", since) }, 0},
-		{"by caller a, From as it was", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+46701234567", since) }, 1},
-		{"by caller a, From as it is now", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+46700000000", since) }, 0},
-		{"by caller b", func() (int, error) { return s.CountVerificationsByCaller(ctx, "+4798765432", since) }, 2},
-		{"by an empty caller id", func() (int, error) { return s.CountVerificationsByCaller(ctx, "", since) }, 0},
+		{"the number's limit, full", store.Limit{Scope: store.LimitNumber, Key: "h1", Max: 3, Window: window}, true, false},
+		{"the number's limit, with room", store.Limit{Scope: store.LimitNumber, Key: "h1", Max: 4, Window: window}, false, false},
+		{"the number's limit, full, overridden", store.Limit{Scope: store.LimitNumber, Key: "h1", Max: 3, Window: window, Override: true}, false, true},
+		{"the number's limit, a longer window reaches the old one", store.Limit{Scope: store.LimitNumber, Key: "h1", Max: 4, Window: time.Hour}, true, false},
+		{"another number", store.Limit{Scope: store.LimitNumber, Key: "h3", Max: 1, Window: window}, false, false},
+		{"a caller id, full", store.Limit{Scope: store.LimitCaller, Key: "+46701111111", Max: 1, Window: window}, true, false},
+		{"a caller id whose only start was an agent's", store.Limit{Scope: store.LimitCaller, Key: "+46702222222", Max: 1, Window: window}, false, false},
+		{"the withheld bucket, full", store.Limit{Scope: store.LimitWithheld, Key: store.WithheldCaller, Max: 2, Window: window}, true, false},
+		{"the withheld bucket, with room", store.Limit{Scope: store.LimitWithheld, Key: store.WithheldCaller, Max: 3, Window: window}, false, false},
+		{"an agent, full", store.Limit{Scope: store.LimitAgent, Key: "agent:alice", Max: 1, Window: window}, true, false},
+		{"another agent", store.Limit{Scope: store.LimitAgent, Key: "agent:bob", Max: 1, Window: window}, false, false},
+		{"the global cap, full", store.Limit{Scope: store.LimitGlobal, Max: 4, Window: window}, true, false},
+		{"the global cap, with room", store.Limit{Scope: store.LimitGlobal, Max: 5, Window: window}, false, false},
+		{"a limit that is off", store.Limit{Scope: store.LimitGlobal, Max: 0, Window: window}, false, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.count()
-			if err != nil || got != tc.want {
-				t.Errorf("count = %d, %v; want %d", got, err, tc.want)
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			seed(t, s, history...)
+			c := NewCall("CAnew", Epoch)
+			MustCreateCall(t, s, c)
+			v := ver("new", "h1", "withheld", "caller", Epoch)
+			v.CallSID = "CAnew"
+			c.VerificationID = v.ID
+			over, err := s.StartVerification(ctx, c, v, []store.Limit{tt.limit}, NewEvent("CAnew", "verification_started", Epoch))
+			le, isLimit := errors.AsType[*store.LimitError](err)
+			switch {
+			case tt.wantErr && (!isLimit || le.Limit != tt.limit):
+				t.Fatalf("StartVerification err = %v, want a *LimitError for %+v", err, tt.limit)
+			case !tt.wantErr && err != nil:
+				t.Fatalf("StartVerification err = %v, want nil", err)
+			}
+			if gotOver := len(over) == 1 && over[0] == tt.limit; gotOver != tt.wantOver || !tt.wantOver && len(over) != 0 {
+				t.Errorf("overridden = %+v, want the limit reported: %t", over, tt.wantOver)
+			}
+			_, verr := s.Verification(ctx, "new")
+			stored, _ := s.Call(ctx, "CAnew")
+			if tt.wantErr {
+				if !errors.Is(verr, store.ErrNotFound) || stored.VerificationID != "" || len(MustEvents(t, s, "CAnew")) != 0 {
+					t.Errorf("a refused start stored something: verification err %v, call points at %q", verr, stored.VerificationID)
+				}
+				return
+			}
+			if verr != nil || stored.VerificationID != "new" || stored.Version != c.Version {
+				t.Errorf("started: verification err %v, call points at %q (version %d, want %d)", verr, stored.VerificationID, stored.Version, c.Version)
 			}
 		})
+	}
+
+	t.Run("a call with a verification in flight gets no second one", func(t *testing.T) {
+		s := newStore(t)
+		MustCreateVerification(t, s, NewVerification("v1", "CA1", store.VerPending, Epoch))
+		_, err := s.StartVerification(ctx, nil, NewVerification("v2", "CA1", store.VerStarting, Epoch), nil)
+		if !errors.Is(err, store.ErrInFlight) {
+			t.Errorf("second start err = %v, want ErrInFlight", err)
+		}
+		done, _ := s.Verification(ctx, "v1")
+		done.Status = store.VerDeclined
+		if err := s.UpdateVerification(ctx, done); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StartVerification(ctx, nil, NewVerification("v2", "CA1", store.VerStarting, Epoch), nil); err != nil {
+			t.Errorf("start after the first ended: %v", err)
+		}
+	})
+
+	t.Run("a moved call stores nothing", func(t *testing.T) {
+		s := newStore(t)
+		c := NewCall("CA1", Epoch)
+		MustCreateCall(t, s, c)
+		stale := *c
+		c.Step++
+		if err := s.UpdateCall(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.StartVerification(ctx, &stale, NewVerification("v1", "CA1", store.VerStarting, Epoch), nil, NewEvent("CA1", "x", Epoch))
+		if !errors.Is(err, store.ErrConflict) {
+			t.Errorf("start on a moved call err = %v, want ErrConflict", err)
+		}
+		if _, err := s.Verification(ctx, "v1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the verification was stored: %v", err)
+		}
+	})
+
+	t.Run("starts at once cannot both slip under a limit", func(t *testing.T) {
+		s := newStore(t)
+		const n = 8
+		lim := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: window}}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				v := ver(fmt.Sprintf("v%d", i), "h1", "+46701111111", "caller", Epoch)
+				_, errs[i] = s.StartVerification(ctx, nil, v, lim)
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.As(err, new(*store.LimitError)):
+				t.Errorf("start err = %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("%d of %d concurrent starts went through a limit of 1", ok, n)
+		}
+	})
+}
+
+func testStaleCalls(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s := newStore(t)
+	ctx := t.Context()
+	mk := func(sid string, st store.CallState, created, updated time.Time, ended bool) {
+		c := NewCall(sid, created)
+		c.State, c.UpdatedAt = st, updated
+		if ended {
+			c.EndedAt = updated
+		}
+		MustCreateCall(t, s, c)
+	}
+	mk("CAidle", store.CallVerifying, At(-2*time.Hour), At(-time.Hour), false)
+	mk("CAbusy", store.CallGathering, At(-2*time.Hour), At(-time.Minute), false)
+	mk("CAold", store.CallHandedOff, At(-5*time.Hour), At(-5*time.Hour), false)
+	mk("CAtalking", store.CallHandedOff, At(-time.Hour), At(-time.Hour), false)
+	mk("CAended", store.CallGathering, At(-5*time.Hour), At(-5*time.Hour), true)
+	got, err := s.StaleCalls(ctx, At(-30*time.Minute), At(-4*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sids []string
+	for _, c := range got {
+		sids = append(sids, c.SID)
+	}
+	if want := []string{"CAold", "CAidle"}; !slices.Equal(sids, want) {
+		t.Errorf("StaleCalls = %v, want %v (oldest first)", sids, want)
 	}
 }
