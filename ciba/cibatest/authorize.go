@@ -2,17 +2,23 @@ package cibatest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ivr/callerverify/ciba"
 )
 
-// maxBindingMessage is the longest Swedish binding_message accepted, in
-// characters. Idura documents no limit; short is what CIBA asks for.
-const maxBindingMessage = 40
+// seBindingMaxLen is the longest Swedish binding_message accepted, in
+// characters: the rule of the ciba package's Idura profile (0 = no limit).
+func seBindingMaxLen() int {
+	m, _ := ciba.Idura.Method("se-bankid")
+	return m.BindingMessage.MaxLen
+}
 
 // AddUser registers u (or replaces the user with the same number).
 func (b *Broker) AddUser(u User) {
@@ -85,12 +91,13 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	details := form.Get("authorization_details")
 	if want == "SE" {
 		bindingMessage = form.Get("binding_message")
+		maxLen := seBindingMaxLen()
 		switch {
 		case bindingMessage == "":
 			bad("binding_message is required for Swedish BankID")
 			return
-		case utf8.RuneCountInString(bindingMessage) > maxBindingMessage:
-			bad("binding_message must be at most 40 characters")
+		case maxLen > 0 && utf8.RuneCountInString(bindingMessage) > maxLen:
+			bad(fmt.Sprintf("binding_message must be at most %d characters", maxLen))
 			return
 		case !printable(bindingMessage):
 			bad("binding_message must be plain printable text")

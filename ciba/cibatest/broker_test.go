@@ -391,6 +391,9 @@ func TestClientJWKSURL(t *testing.T) {
 func TestAuthorizeParameters(t *testing.T) {
 	// An unregistered but well-formed Swedish number.
 	const unknownSE = "194001019999"
+	// The Swedish binding message limit is the ciba package's Idura rule.
+	m, _ := ciba.Idura.Method("se-bankid")
+	maxSE := m.BindingMessage.MaxLen
 	tests := []struct {
 		name string
 		base func() url.Values
@@ -410,7 +413,8 @@ func TestAuthorizeParameters(t *testing.T) {
 		{"Norwegian number with Swedish acr", se, set("login_hint", "sub:ssn:"+cibatest.NOApprove), "invalid_request"},
 		{"Swedish number with Norwegian acr", no, set("login_hint", "sub:ssn:"+cibatest.SEApprove), "invalid_request"},
 		{"Swedish without binding_message", se, del("binding_message"), "invalid_request"},
-		{"Swedish binding_message over 40 characters", se, set("binding_message", strings.Repeat("x", 41)), "invalid_request"},
+		{"Swedish binding_message at the ciba profile's limit", se, set("binding_message", strings.Repeat("x", maxSE)), ""},
+		{"Swedish binding_message over the ciba profile's limit", se, set("binding_message", strings.Repeat("x", maxSE+1)), "invalid_request"},
 		{"Swedish without authorization_details", se, del("authorization_details"), "invalid_request"},
 		{"Swedish with legacy top-level callInitiator", se, func(f url.Values) { f.Del("authorization_details"); f.Set("callInitiator", "RP") }, "invalid_request"},
 		{"Swedish authorization_details not JSON", se, set("authorization_details", "phoneAuth"), "invalid_request"},
