@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -976,10 +977,15 @@ func TestConcurrentUse(t *testing.T) {
 		var wg sync.WaitGroup
 		var approved atomic.Int32
 		for i := range 20 {
+			// One user each: a second request for a user would supersede
+			// the first.
+			se, no := fmt.Sprintf("19900101%04d", i), fmt.Sprintf("010190%05d", i)
+			e.b.AddUser(cibatest.User{NationalID: se, GivenName: "Sven", FamilyName: "Svensson", Script: cibatest.ScriptApproveFast})
+			e.b.AddUser(cibatest.User{NationalID: no, GivenName: "Nora", FamilyName: "Nilsen", Script: cibatest.ScriptApproveFast})
 			wg.Go(func() {
-				form := seForm(cibatest.SEApprove)
+				form := seForm(se)
 				if i%2 == 1 {
-					form = noForm(cibatest.NOApprove)
+					form = noForm(no)
 				}
 				id := e.start(form).str("auth_req_id")
 				for {
