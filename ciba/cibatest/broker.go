@@ -162,8 +162,9 @@ type Broker struct {
 	sending  sync.WaitGroup
 }
 
-// New returns a broker with the built-in Users registered and a fresh RS256
-// signing key (kid = its RFC 7638 thumbprint) unless cfg.SigningKey is set.
+// New returns a broker speaking cfg.Profile with the profile's built-in
+// users (UsersFor) registered and a fresh RS256 signing key (kid = its
+// RFC 7638 thumbprint) unless cfg.SigningKey is set.
 func New(cfg Config) (*Broker, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
