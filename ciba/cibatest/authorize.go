@@ -2,23 +2,23 @@ package cibatest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ivr/callerverify/ciba"
 )
 
-// maxBindingMessage is the longest Swedish binding_message accepted, in
-// characters. Idura documents no limit; short is what CIBA asks for.
-const maxBindingMessage = 40
-
-// AddUser registers u (or replaces the user with the same number).
-func (b *Broker) AddUser(u User) {
-	b.mu.Lock()
-	b.users[u.NationalID] = u
-	b.mu.Unlock()
+// seBindingMaxLen is the longest Swedish binding_message accepted, in
+// characters: the rule of the ciba package's Idura profile (0 = no limit).
+func seBindingMaxLen() int {
+	m, _ := ciba.Idura.Method("se-bankid")
+	return m.BindingMessage.MaxLen
 }
 
 // ceilSeconds rounds d up to whole seconds.
@@ -26,9 +26,32 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// handleAuthorize serves POST /ciba/bc-authorize. Error descriptions are
-// fixed texts (printable ASCII, as RFC 6749 asks) and never contain the
-// login hint.
+// authParams is what a profile read from a bc-authorize request.
+type authParams struct {
+	hintKind, hint         string // HintSSN, … and the identifier, to find the user
+	country, acr           string // idura: "SE" or "NO" and the acr_values
+	callInitiator          string // idura SE
+	binding                string // the client's binding_message, or the NO word pair
+	choices                []string
+	ssnScope               bool   // the "ssn" scope was asked for
+	channel, customMessage string // transmit request_context
+	expiresIn              time.Duration
+}
+
+// badParam is a 400 answer of bc-authorize, with a fixed description.
+type badParam struct{ code, desc string }
+
+func invalid(desc string) (authParams, *badParam) {
+	return authParams{}, &badParam{"invalid_request", desc}
+}
+
+func invalidBinding(desc string) (authParams, *badParam) {
+	return authParams{}, &badParam{"invalid_binding_message", desc}
+}
+
+// handleAuthorize serves the backchannel authentication endpoint. Error
+// descriptions are fixed texts (printable ASCII, as RFC 6749 asks) and
+// never contain the login hint.
 func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	form, ok := parseForm(w, r)
 	if !ok {
@@ -39,11 +62,113 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		b.writeAuthError(w, err)
 		return
 	}
-	bad := func(desc string) { oauthError(w, http.StatusBadRequest, "invalid_request", desc) }
-
-	if !hasScope(form.Get("scope"), "openid") {
-		bad("scope must include openid")
+	var (
+		p   authParams
+		bad *badParam
+	)
+	switch b.spec.name {
+	case ProfileIdura:
+		p, bad = b.iduraParams(form)
+	case ProfileAuth0:
+		p, bad = b.auth0Params(form)
+	case ProfileTransmit:
+		p, bad = b.transmitParams(form)
+	default:
+		p, bad = b.genericParams(form)
+	}
+	if bad != nil {
+		oauthError(w, http.StatusBadRequest, bad.code, bad.desc)
 		return
+	}
+	b.mu.Lock()
+	c := b.clients[clientID]
+	b.mu.Unlock()
+	var notifyToken string
+	if c.DeliveryMode == DeliveryPing {
+		notifyToken = form.Get("client_notification_token")
+		switch {
+		case notifyToken == "":
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_notification_token is required for a ping mode client")
+			return
+		case !validBearer(notifyToken):
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_notification_token must be a bearer token (RFC 6750 b64token) of at most 1024 characters")
+			return
+		}
+	}
+
+	now := b.now()
+	expiresSec := ceilSeconds(p.expiresIn)
+	interval := b.spec.interval
+	if interval == 0 {
+		interval = time.Duration(ceilSeconds(b.cfg.Interval)) * time.Second
+		if b.cfg.Interval < 0 {
+			interval = ciba.DefaultInterval // the CIBA default the client falls back to
+		}
+	}
+	req := &request{
+		spec:          b.spec,
+		simID:         randomHex(8),
+		authReqID:     randomID(32),
+		clientID:      clientID,
+		country:       p.country,
+		acr:           p.acr,
+		binding:       p.binding,
+		choices:       p.choices,
+		callInitiator: p.callInitiator,
+		ssnScope:      p.ssnScope,
+		hintType:      p.hintKind,
+		maskedHint:    maskHint(p.hintKind, p.hint),
+		channel:       p.channel,
+		customMessage: p.customMessage,
+		created:       now,
+		expires:       now.Add(time.Duration(expiresSec) * time.Second),
+		interval:      interval,
+	}
+	if notifyToken != "" {
+		req.ping = &pingTarget{endpoint: c.NotificationEndpoint, token: notifyToken}
+	}
+
+	b.mu.Lock()
+	user, known := b.users[userKey(p.hintKind, p.hint)]
+	if known {
+		req.user = user
+		b.sweepLocked(now)
+		b.seq++
+		req.seq = b.seq
+		b.supersedeLocked(req, now)
+		b.reqs[req.simID] = req
+		b.byAuthReq[req.authReqID] = req
+		b.scheduleLocked(req, now)
+	}
+	b.mu.Unlock()
+	if !known {
+		desc := "no user is registered for that login hint"
+		if b.spec.name == ProfileIdura {
+			desc = "no BankID user is registered for that national identity number"
+		}
+		oauthError(w, http.StatusBadRequest, "unknown_user_id", desc)
+		return
+	}
+
+	resp := map[string]any{
+		"auth_req_id": req.authReqID,
+		"expires_in":  expiresSec,
+	}
+	if b.spec.sendInterval && (b.spec.interval > 0 || b.cfg.Interval > 0) {
+		resp["interval"] = ceilSeconds(interval)
+	}
+	if p.country == "NO" {
+		resp["bindingMessage"] = req.binding
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// iduraParams reads an Idura request: sub:ssn: hints, acr_values, and the
+// Swedish or Norwegian parameters.
+func (b *Broker) iduraParams(form url.Values) (authParams, *badParam) {
+	bad := invalid
+	if !hasScope(form.Get("scope"), "openid") {
+		return bad("scope must include openid")
 	}
 	var want string
 	switch acr := strings.TrimSpace(form.Get("acr_values")); acr {
@@ -52,121 +177,271 @@ func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	case ACRNorwegianBankID:
 		want = "NO"
 	case "":
-		bad("acr_values is required: urn:grn:authn:se:bankid or urn:grn:authn:no:bankid")
-		return
+		return bad("acr_values is required: urn:grn:authn:se:bankid or urn:grn:authn:no:bankid")
 	default:
-		bad("acr_values must be exactly one of urn:grn:authn:se:bankid or urn:grn:authn:no:bankid")
-		return
+		return bad("acr_values must be exactly one of urn:grn:authn:se:bankid or urn:grn:authn:no:bankid")
 	}
 	if form.Has("login_hint_token") || form.Has("id_token_hint") {
-		bad("only login_hint is supported, in the form sub:ssn:<number>")
-		return
+		return bad("only login_hint is supported, in the form sub:ssn:<number>")
 	}
 	hint := form.Get("login_hint")
 	if hint == "" {
-		bad("login_hint is required, in the form sub:ssn:<number>")
-		return
+		return bad("login_hint is required, in the form sub:ssn:<number>")
 	}
 	nationalID, ok := strings.CutPrefix(hint, "sub:ssn:")
 	if !ok || !allDigits(nationalID) {
-		bad("login_hint must be sub:ssn: followed by the digits of the national identity number")
-		return
+		return bad("login_hint must be sub:ssn: followed by the digits of the national identity number")
 	}
 	if country(nationalID) != want {
 		if want == "SE" {
-			bad("login_hint must carry a 12-digit personnummer (YYYYMMDDNNNN) for urn:grn:authn:se:bankid")
-		} else {
-			bad("login_hint must carry an 11-digit fodselsnummer (DDMMYYNNNNN) for urn:grn:authn:no:bankid")
+			return bad("login_hint must carry a 12-digit personnummer (YYYYMMDDNNNN) for urn:grn:authn:se:bankid")
 		}
-		return
+		return bad("login_hint must carry an 11-digit fodselsnummer (DDMMYYNNNNN) for urn:grn:authn:no:bankid")
 	}
-
-	var bindingMessage, callInitiator string
+	p := authParams{
+		hintKind: HintSSN,
+		hint:     nationalID,
+		country:  want,
+		acr:      strings.TrimSpace(form.Get("acr_values")),
+		ssnScope: hasScope(form.Get("scope"), "ssn"),
+	}
 	details := form.Get("authorization_details")
 	if want == "SE" {
-		bindingMessage = form.Get("binding_message")
+		p.binding = form.Get("binding_message")
+		maxLen := seBindingMaxLen()
 		switch {
-		case bindingMessage == "":
-			bad("binding_message is required for Swedish BankID")
-			return
-		case utf8.RuneCountInString(bindingMessage) > maxBindingMessage:
-			bad("binding_message must be at most 40 characters")
-			return
-		case !printable(bindingMessage):
-			bad("binding_message must be plain printable text")
-			return
+		case p.binding == "":
+			return bad("binding_message is required for Swedish BankID")
+		case maxLen > 0 && utf8.RuneCountInString(p.binding) > maxLen:
+			return bad(fmt.Sprintf("binding_message must be at most %d characters", maxLen))
+		case !printable(p.binding):
+			return bad("binding_message must be plain printable text")
 		}
 		var desc string
-		callInitiator, desc = parseSwedishDetails(details, form)
+		p.callInitiator, desc = parseSwedishDetails(details, form)
 		if desc != "" {
-			bad(desc)
-			return
+			return bad(desc)
 		}
-	} else {
-		if form.Has("binding_message") {
-			bad("binding_message must not be sent for Norwegian BankID: the word pair is returned as bindingMessage")
-			return
+		p.expiresIn = b.cfg.ExpiresInSE
+		return p, nil
+	}
+	if form.Has("binding_message") {
+		return bad("binding_message must not be sent for Norwegian BankID: the word pair is returned as bindingMessage")
+	}
+	if desc := checkNorwegianDetails(details); desc != "" {
+		return bad(desc)
+	}
+	p.binding, p.choices = wordPairs()
+	p.expiresIn = b.cfg.ExpiresInNO
+	return p, nil
+}
+
+// auth0Charset is what Auth0 allows in a binding_message: "alphanumeric and
+// +-_.,:# characters", and the space its own examples use.
+const auth0Charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-_.,:# "
+
+// Auth0 limits.
+const (
+	auth0MaxBinding = 64
+	auth0MaxExpiry  = 300 // requested_expiry, seconds
+)
+
+// auth0Params reads an Auth0 request: an iss_sub JSON login_hint, a
+// required binding_message and an optional requested_expiry.
+func (b *Broker) auth0Params(form url.Values) (authParams, *badParam) {
+	bad := invalid
+	if !hasScope(form.Get("scope"), "openid") {
+		return bad("scope must include openid")
+	}
+	if form.Has("login_hint_token") || form.Has("id_token_hint") {
+		return bad("only login_hint is supported, as JSON in the iss_sub format")
+	}
+	raw := form.Get("login_hint")
+	if raw == "" {
+		return bad("login_hint is required, as JSON in the iss_sub format")
+	}
+	var h struct {
+		Format string `json:"format"`
+		Iss    string `json:"iss"`
+		Sub    string `json:"sub"`
+	}
+	if !jsonObject(raw) || json.Unmarshal([]byte(raw), &h) != nil {
+		return bad("login_hint must be a JSON object with format, iss and sub")
+	}
+	switch {
+	case h.Format != "iss_sub":
+		return bad("login_hint format must be iss_sub")
+	case strings.TrimSuffix(h.Iss, "/") != b.base:
+		return bad("login_hint iss must be the issuer of this tenant")
+	case !validUserID(h.Sub):
+		return bad("login_hint sub must be a user id")
+	}
+	msg := form.Get("binding_message")
+	if msg == "" || utf8.RuneCountInString(msg) > auth0MaxBinding ||
+		strings.ContainsFunc(msg, func(r rune) bool { return !strings.ContainsRune(auth0Charset, r) }) {
+		return invalidBinding("binding_message is required: at most 64 characters of A-Z a-z 0-9, space and +-_.,:#")
+	}
+	expires := b.cfg.ExpiresIn
+	if form.Has("requested_expiry") {
+		n, err := strconv.Atoi(form.Get("requested_expiry"))
+		if err != nil || n < 1 || n > auth0MaxExpiry {
+			return bad("requested_expiry must be a whole number of seconds from 1 to 300")
 		}
-		if desc := checkNorwegianDetails(details); desc != "" {
-			bad(desc)
-			return
+		expires = time.Duration(n) * time.Second
+	}
+	if d := form.Get("authorization_details"); d != "" && !jsonArray(d) {
+		return bad("authorization_details must be a JSON array")
+	}
+	return authParams{hintKind: HintUserID, hint: h.Sub, binding: msg, expiresIn: expires}, nil
+}
+
+// Transmit and generic limits.
+const (
+	maxBinding       = 64  // binding_message, characters
+	maxCustomMessage = 256 // Transmit request_context custom_message, characters
+	maxGenericExpiry = 86400
+)
+
+// optionalBinding checks an optional binding_message of at most maxBinding
+// printable characters.
+func optionalBinding(msg string) *badParam {
+	if msg != "" && (utf8.RuneCountInString(msg) > maxBinding || !printable(msg)) {
+		_, bad := invalidBinding("binding_message must be at most 64 printable characters")
+		return bad
+	}
+	return nil
+}
+
+// transmitParams reads a Transmit request: an e-mail address, E.164 phone
+// number or user id as login_hint, typed or inferred, and an optional
+// request_context and binding_message.
+func (b *Broker) transmitParams(form url.Values) (authParams, *badParam) {
+	bad := invalid
+	if !hasScope(form.Get("scope"), "openid") {
+		return bad("scope must include openid")
+	}
+	if form.Has("login_hint_token") || form.Has("id_token_hint") {
+		return bad("only login_hint is supported: an email address, phone number or user id")
+	}
+	hint := form.Get("login_hint")
+	if hint == "" {
+		return bad("login_hint is required: an email address, phone number or user id")
+	}
+	if len(hint) > maxHint {
+		return bad("login_hint is too long")
+	}
+	var rc struct {
+		Channel       string `json:"channel"`
+		LoginHintType string `json:"login_hint_type"`
+		CustomMessage string `json:"custom_message"`
+	}
+	if raw := form.Get("request_context"); raw != "" {
+		if !jsonObject(raw) || json.Unmarshal([]byte(raw), &rc) != nil {
+			return bad("request_context must be a JSON object with string members channel, login_hint_type and custom_message")
 		}
 	}
+	switch rc.Channel {
+	case "":
+		rc.Channel = "sms" // Mosaic's default
+	case "sms", "email", "link":
+	default:
+		return bad("request_context channel must be sms, email or link")
+	}
+	kind := rc.LoginHintType
+	switch kind {
+	case "":
+		switch {
+		case strings.Contains(hint, "@"):
+			kind = HintEmail
+		case strings.HasPrefix(hint, "+"):
+			kind = HintPhone
+		default:
+			kind = HintUserID
+		}
+	case HintEmail, HintPhone, HintUserID:
+	default:
+		return bad("request_context login_hint_type must be email, phone or user_id")
+	}
+	switch {
+	case kind == HintEmail && !validEmail(hint):
+		return bad("login_hint is not a valid email address")
+	case kind == HintPhone && !validPhone(hint):
+		return bad("login_hint is not an E.164 phone number")
+	case kind == HintUserID && !validUserID(hint):
+		return bad("login_hint is not a valid user id")
+	}
+	if utf8.RuneCountInString(rc.CustomMessage) > maxCustomMessage || !printable(rc.CustomMessage) {
+		return bad("request_context custom_message must be at most 256 printable characters")
+	}
+	msg := form.Get("binding_message")
+	if bad := optionalBinding(msg); bad != nil {
+		return authParams{}, bad
+	}
+	return authParams{
+		hintKind: kind, hint: hint, binding: msg,
+		channel: rc.Channel, customMessage: rc.CustomMessage,
+		expiresIn: b.cfg.ExpiresIn,
+	}, nil
+}
 
-	now := b.now()
-	expiresIn := b.cfg.ExpiresInSE
-	if want == "NO" {
-		expiresIn = b.cfg.ExpiresInNO
+// genericParams reads a CIBA Core request: a user id as login_hint, an
+// optional binding_message and requested_expiry.
+func (b *Broker) genericParams(form url.Values) (authParams, *badParam) {
+	bad := invalid
+	if !hasScope(form.Get("scope"), "openid") {
+		return bad("scope must include openid")
 	}
-	expiresSec := ceilSeconds(expiresIn)
-	interval := time.Duration(ceilSeconds(b.cfg.Interval)) * time.Second
-	if b.cfg.Interval < 0 {
-		interval = 5 * time.Second // the CIBA default the client falls back to
+	if form.Has("login_hint_token") || form.Has("id_token_hint") {
+		return bad("only login_hint is supported: a user id")
 	}
-	req := &request{
-		simID:         randomHex(8),
-		authReqID:     randomID(32),
-		clientID:      clientID,
-		country:       want,
-		acr:           strings.TrimSpace(form.Get("acr_values")),
-		binding:       bindingMessage,
-		callInitiator: callInitiator,
-		ssnScope:      hasScope(form.Get("scope"), "ssn"),
-		created:       now,
-		expires:       now.Add(time.Duration(expiresSec) * time.Second),
-		interval:      interval,
+	hint := form.Get("login_hint")
+	if hint == "" {
+		return bad("login_hint is required: a user id")
 	}
-	if want == "NO" {
-		req.binding, req.choices = wordPairs()
+	if !validUserID(hint) {
+		return bad("login_hint must be a user id: printable, without spaces, at most 256 characters")
 	}
+	msg := form.Get("binding_message")
+	if bad := optionalBinding(msg); bad != nil {
+		return authParams{}, bad
+	}
+	expires := b.cfg.ExpiresIn
+	if form.Has("requested_expiry") {
+		n, err := strconv.Atoi(form.Get("requested_expiry"))
+		if err != nil || n < 1 || n > maxGenericExpiry {
+			return bad("requested_expiry must be a positive whole number of seconds, at most 86400")
+		}
+		expires = time.Duration(n) * time.Second
+	}
+	return authParams{hintKind: HintUserID, hint: hint, binding: msg, expiresIn: expires}, nil
+}
 
-	b.mu.Lock()
-	user, known := b.users[nationalID]
-	if known {
-		req.user = user
-		b.sweepLocked(now)
-		b.seq++
-		req.seq = b.seq
-		b.reqs[req.simID] = req
-		b.byAuthReq[req.authReqID] = req
-	}
-	b.mu.Unlock()
-	if !known {
-		oauthError(w, http.StatusBadRequest, "unknown_user_id", "no BankID user is registered for that national identity number")
-		return
-	}
+// jsonObject and jsonArray report whether s is JSON starting with { or [.
+func jsonObject(s string) bool { return jsonStarts(s, '{') }
+func jsonArray(s string) bool  { return jsonStarts(s, '[') }
 
-	resp := map[string]any{
-		"auth_req_id": req.authReqID,
-		"expires_in":  expiresSec,
+func jsonStarts(s string, open byte) bool {
+	t := strings.TrimSpace(s)
+	return t != "" && t[0] == open && json.Valid([]byte(t))
+}
+
+// validBearer reports whether s is an RFC 6750 b64token of at most 1024
+// characters (CIBA Core §7.1 bounds client_notification_token so).
+func validBearer(s string) bool {
+	if s == "" || len(s) > 1024 {
+		return false
 	}
-	if b.cfg.Interval > 0 {
-		resp["interval"] = ceilSeconds(b.cfg.Interval)
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
 	}
-	if want == "NO" {
-		resp["bindingMessage"] = req.binding
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return true
 }
 
 func hasScope(scope, want string) bool {

@@ -1,34 +1,64 @@
-// Package cibatest is an in-process simulator of an Idura Verify CIBA broker
-// with Swedish and Norwegian BankID, for tests, the demo and `ivrd sim`, named
-// like net/http/httptest.
+// Package cibatest is an in-process simulator of a CIBA broker, for tests,
+// the demo and `ivrd sim`, named like net/http/httptest. By default it is
+// Idura Verify with Swedish and Norwegian BankID; Config.Profile makes it
+// Auth0, Transmit Security Mosaic or a plain CIBA Core broker instead.
 //
-// A Broker is an http.Handler serving discovery, JWKS, /ciba/bc-authorize and
-// /oauth2/token as Idura documents them, client authentication checked for
-// real (private_key_jwt, or a client secret), per-country parameters, the
-// Swedish pending sub-states, the Norwegian word pair, declines, expiry,
-// unknown users and slow_down. Test users answer by a script chosen by their
-// number (see Users); any request can also be moved by hand through the Go
-// methods or the small /sim HTTP API that a "BankID app" page uses.
+// A Broker is an http.Handler serving discovery, JWKS, the backchannel
+// authentication endpoint and the token endpoint as the profile's broker
+// documents them, client authentication checked for real (private_key_jwt,
+// or a client secret, as far as the profile accepts them), declines,
+// expiry, unknown users and slow_down. Test users answer by a script chosen
+// by their identifier (see Users and UsersFor); any request can also be
+// moved by hand through the Go methods or the small /sim HTTP API that a
+// "BankID app" page uses. A new request for a user who still has a pending
+// one at the same client cancels the older one (StateCancelled; its token
+// answers access_denied).
 //
-// Routes, under the issuer's path:
+// The profiles, with their routes under the issuer's path:
+//
+//	idura     POST /ciba/bc-authorize  POST /oauth2/token  GET /.well-known/jwks
+//	          login_hint sub:ssn:<national id>; acr_values and
+//	          authorization_details per country; the Swedish pending
+//	          sub-states; the Norwegian word pair (bindingMessage); poll.
+//	auth0     POST /bc-authorize       POST /oauth/token   GET /.well-known/jwks.json
+//	          login_hint {"format":"iss_sub","iss":<issuer>,"sub":"auth0|<id>"};
+//	          binding_message required (64 characters of A-Za-z0-9+-_.,:#
+//	          and space); requested_expiry 1..300 s; interval 5; Auth0's
+//	          error texts, expiry answered as access_denied, slow_down with
+//	          a growing Retry-After; poll.
+//	transmit  POST /cis/oidc/backchannel  POST /oidc/token  GET /cis/oidc/jwks
+//	          login_hint an e-mail address, E.164 phone number or user id;
+//	          request_context {channel, login_hint_type, custom_message};
+//	          client secrets only; no interval, 5 s enforced; poll.
+//	generic   POST /bc-authorize       POST /token         GET /jwks
+//	          CIBA Core: login_hint a user id; poll and ping.
+//
+// and, for every profile:
 //
 //	GET  /.well-known/openid-configuration
-//	GET  /.well-known/jwks
-//	POST /ciba/bc-authorize
-//	POST /oauth2/token
 //	GET  /sim/requests                       JSON list of Request, newest first
 //	POST /sim/requests/{id}/open             SE: the user opened the app
 //	POST /sim/requests/{id}/acknowledge      SE: the user confirmed the call
 //	POST /sim/requests/{id}/approve          wordPair as form field or JSON (NO)
 //	POST /sim/requests/{id}/decline
 //
+// Ping mode (CIBA Core §10.2, generic profile only): a Client registered
+// with DeliveryMode DeliveryPing must send a client_notification_token with
+// each request. When the request ends (approved, declined, expired or
+// cancelled, scripted or by hand) the broker POSTs {"auth_req_id":…} to the
+// client's NotificationEndpoint with that token as bearer token, once and
+// without retries, using the fetch client (SetFetchClient); the client then
+// asks the token endpoint. SetDropNotifications simulates a lost
+// notification, Notifications counts the ones sent.
+//
 // The /sim API has no authentication: it is for tests and demos. Standalone,
 // a Broker is served like any handler (http.ListenAndServe(addr, b)); a
 // client's JWKS file can be read with jwk.ReadFile.
 //
-// The broker never starts goroutines and never logs; all its time comes from
-// Config.Now, so it runs inside testing/synctest bubbles, reached through
-// HTTPClient without a socket.
+// The broker never logs, and all its time comes from Config.Now, so it runs
+// inside testing/synctest bubbles, reached through HTTPClient without a
+// socket. Its only goroutines are the time.AfterFunc timers that send ping
+// notifications; they run on the bubble's fake clock, and Close stops them.
 //
 // It must not know about the IVR, Twilio or the ciba client's internals.
 package cibatest
@@ -60,17 +90,26 @@ type Config struct {
 	// every endpoint URL. A path in it ("http://host/broker") is served
 	// too: ServeHTTP then answers under that path.
 	Issuer string
-	// Interval is the polling interval returned by bc-authorize; default
-	// 2 s. Negative omits the field, and the broker then expects the CIBA
-	// default of 5 s between polls.
+	// Profile is the broker spoken: ProfileIdura (also ""), ProfileAuth0,
+	// ProfileTransmit or ProfileGeneric.
+	Profile string
+	// Interval is the polling interval returned by bc-authorize of the
+	// idura and generic profiles; default 2 s. Negative omits the field,
+	// and the broker then expects the CIBA default of 5 s between polls.
+	// Auth0 always returns 5 s; Transmit returns none and expects 5 s.
 	Interval time.Duration
-	// ExpiresInSE and ExpiresInNO are the request lifetimes; defaults 120 s
-	// and 900 s, as in Idura's examples.
+	// ExpiresInSE and ExpiresInNO are the request lifetimes of the idura
+	// profile; defaults 120 s and 900 s, as in Idura's examples.
 	ExpiresInSE time.Duration
 	ExpiresInNO time.Duration
+	// ExpiresIn is the request lifetime of the auth0, transmit and generic
+	// profiles when the client sends no requested_expiry; default 300 s
+	// (Auth0's default).
+	ExpiresIn time.Duration
 	// SilentExpiry makes the token endpoint keep answering
 	// authorization_pending after expiry instead of expired_token (Idura
-	// documents no expired_token).
+	// documents no expired_token); no ping notification is sent at expiry
+	// then.
 	SilentExpiry bool
 	// IDTokenHook, when set, is called with the claims and the current
 	// private signing key and its result is issued instead of the normal ID
@@ -97,6 +136,7 @@ type Outage struct {
 // use.
 type Broker struct {
 	cfg       Config
+	spec      *spec
 	base      string // issuer without trailing slash
 	mux       *http.ServeMux
 	transport http.RoundTripper
@@ -104,24 +144,37 @@ type Broker struct {
 	mu          sync.Mutex
 	keys        []jwk.Key // private signing keys, current first
 	clients     map[string]*client
-	users       map[string]User
+	users       map[string]User     // by userKey(kind, value)
 	reqs        map[string]*request // by sim id
 	byAuthReq   map[string]*request // by auth_req_id
+	latest      map[string]*request // by client_id + "\x00" + user key: the newest request
 	seq         int64
 	seenJTI     map[string]time.Time // client_id + "\x00" + jti -> forget after
 	nextJTISwp  time.Time
 	nextReqSwp  time.Time
 	outage      Outage
 	fetchClient *http.Client
+
+	// ping notifications
+	notes    int  // sent
+	dropping bool // SetDropNotifications
+	closed   bool // Close was called
+	sending  sync.WaitGroup
 }
 
-// New returns a broker with the built-in Users registered and a fresh RS256
-// signing key (kid = its RFC 7638 thumbprint) unless cfg.SigningKey is set.
+// New returns a broker speaking cfg.Profile with the profile's built-in
+// users (UsersFor) registered and a fresh RS256 signing key (kid = its
+// RFC 7638 thumbprint) unless cfg.SigningKey is set.
 func New(cfg Config) (*Broker, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("cibatest: new: issuer must be an absolute http(s) URL without query or fragment")
 	}
+	sp, ok := specFor(cfg.Profile)
+	if !ok {
+		return nil, errors.New("cibatest: new: profile must be idura, auth0, transmit or generic")
+	}
+	cfg.Profile = sp.name
 	if cfg.Interval == 0 {
 		cfg.Interval = 2 * time.Second
 	}
@@ -130,6 +183,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.ExpiresInNO <= 0 {
 		cfg.ExpiresInNO = 900 * time.Second
+	}
+	if cfg.ExpiresIn <= 0 {
+		cfg.ExpiresIn = 300 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -147,16 +203,18 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg:       cfg,
+		spec:      sp,
 		base:      strings.TrimSuffix(cfg.Issuer, "/"),
 		keys:      []jwk.Key{key},
 		clients:   map[string]*client{},
 		users:     map[string]User{},
 		reqs:      map[string]*request{},
 		byAuthReq: map[string]*request{},
+		latest:    map[string]*request{},
 		seenJTI:   map[string]time.Time{},
 	}
-	for _, u := range Users() {
-		b.users[u.NationalID] = u
+	for _, u := range UsersFor(sp.name) {
+		b.addUserLocked(u)
 	}
 	b.transport = inProcess{b}
 	b.routes(strings.TrimSuffix(u.Path, "/"))
@@ -166,9 +224,9 @@ func New(cfg Config) (*Broker, error) {
 func (b *Broker) routes(prefix string) {
 	m := http.NewServeMux()
 	m.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", b.broker(b.handleDiscovery))
-	m.HandleFunc("GET "+prefix+"/.well-known/jwks", b.broker(b.handleJWKS))
-	m.HandleFunc("POST "+prefix+"/ciba/bc-authorize", b.broker(b.handleAuthorize))
-	m.HandleFunc("POST "+prefix+"/oauth2/token", b.broker(b.handleToken))
+	m.HandleFunc("GET "+prefix+b.spec.jwksPath, b.broker(b.handleJWKS))
+	m.HandleFunc("POST "+prefix+b.spec.authorizePath, b.broker(b.handleAuthorize))
+	m.HandleFunc("POST "+prefix+b.spec.tokenPath, b.broker(b.handleToken))
 	m.HandleFunc("GET "+prefix+"/sim/requests", b.handleSimList)
 	m.HandleFunc("POST "+prefix+"/sim/requests/{id}/open", b.handleSimAction(actOpen))
 	m.HandleFunc("POST "+prefix+"/sim/requests/{id}/acknowledge", b.handleSimAction(actAcknowledge))
@@ -196,15 +254,15 @@ func (b *Broker) SetOutage(o Outage) {
 	b.mu.Unlock()
 }
 
-// SetFetchClient sets the client used to fetch clients' JWKS URLs; nil means
-// http.DefaultClient.
+// SetFetchClient sets the client used to fetch clients' JWKS URLs and to
+// send ping notifications; nil means http.DefaultClient.
 func (b *Broker) SetFetchClient(c *http.Client) {
 	b.mu.Lock()
 	b.fetchClient = c
 	b.mu.Unlock()
 }
 
-// broker wraps the Idura endpoints with the outage simulation.
+// broker wraps the broker endpoints with the outage simulation.
 func (b *Broker) broker(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()

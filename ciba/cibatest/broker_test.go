@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -391,6 +392,9 @@ func TestClientJWKSURL(t *testing.T) {
 func TestAuthorizeParameters(t *testing.T) {
 	// An unregistered but well-formed Swedish number.
 	const unknownSE = "194001019999"
+	// The Swedish binding message limit is the ciba package's Idura rule.
+	m, _ := ciba.Idura.Method("se-bankid")
+	maxSE := m.BindingMessage.MaxLen
 	tests := []struct {
 		name string
 		base func() url.Values
@@ -410,7 +414,8 @@ func TestAuthorizeParameters(t *testing.T) {
 		{"Norwegian number with Swedish acr", se, set("login_hint", "sub:ssn:"+cibatest.NOApprove), "invalid_request"},
 		{"Swedish number with Norwegian acr", no, set("login_hint", "sub:ssn:"+cibatest.SEApprove), "invalid_request"},
 		{"Swedish without binding_message", se, del("binding_message"), "invalid_request"},
-		{"Swedish binding_message over 40 characters", se, set("binding_message", strings.Repeat("x", 41)), "invalid_request"},
+		{"Swedish binding_message at the ciba profile's limit", se, set("binding_message", strings.Repeat("x", maxSE)), ""},
+		{"Swedish binding_message over the ciba profile's limit", se, set("binding_message", strings.Repeat("x", maxSE+1)), "invalid_request"},
 		{"Swedish without authorization_details", se, del("authorization_details"), "invalid_request"},
 		{"Swedish with legacy top-level callInitiator", se, func(f url.Values) { f.Del("authorization_details"); f.Set("callInitiator", "RP") }, "invalid_request"},
 		{"Swedish authorization_details not JSON", se, set("authorization_details", "phoneAuth"), "invalid_request"},
@@ -972,10 +977,15 @@ func TestConcurrentUse(t *testing.T) {
 		var wg sync.WaitGroup
 		var approved atomic.Int32
 		for i := range 20 {
+			// One user each: a second request for a user would supersede
+			// the first.
+			se, no := fmt.Sprintf("19900101%04d", i), fmt.Sprintf("010190%05d", i)
+			e.b.AddUser(cibatest.User{NationalID: se, GivenName: "Sven", FamilyName: "Svensson", Script: cibatest.ScriptApproveFast})
+			e.b.AddUser(cibatest.User{NationalID: no, GivenName: "Nora", FamilyName: "Nilsen", Script: cibatest.ScriptApproveFast})
 			wg.Go(func() {
-				form := seForm(cibatest.SEApprove)
+				form := seForm(se)
 				if i%2 == 1 {
-					form = noForm(cibatest.NOApprove)
+					form = noForm(no)
 				}
 				id := e.start(form).str("auth_req_id")
 				for {

@@ -32,7 +32,8 @@ const (
 
 // Client is an application registered at the broker. It authenticates with
 // private_key_jwt against JWKS or JWKSURL, or with Secret
-// (client_secret_basic / client_secret_post). Both kinds may be set.
+// (client_secret_basic / client_secret_post), as far as the profile allows
+// (transmit: secrets only). Both kinds may be set.
 type Client struct {
 	ID string
 	// JWKS are the registered public keys for private_key_jwt (private keys
@@ -44,6 +45,15 @@ type Client struct {
 	JWKSURL string
 	// Secret enables client_secret_basic and client_secret_post.
 	Secret string
+	// DeliveryMode is DeliveryPoll (also "") or DeliveryPing; ping only
+	// where the profile offers it (generic). A ping client must send a
+	// client_notification_token with every request, and is told at
+	// NotificationEndpoint when a request ends.
+	DeliveryMode string
+	// NotificationEndpoint is the ping client's absolute http(s)
+	// client notification endpoint, POSTed to with the broker's fetch client
+	// (SetFetchClient).
+	NotificationEndpoint string
 }
 
 type client struct {
@@ -73,16 +83,38 @@ func (b *Broker) RegisterClient(c Client) error {
 		}
 		c.JWKS = pub
 	}
-	if c.JWKSURL != "" {
-		u, err := url.Parse(c.JWKSURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("cibatest: register client: JWKSURL must be an absolute http(s) URL")
+	if c.JWKSURL != "" && !absoluteHTTP(c.JWKSURL) {
+		return errors.New("cibatest: register client: JWKSURL must be an absolute http(s) URL")
+	}
+	if c.Secret == "" && !b.spec.allows(methodPrivateKeyJWT) {
+		return fmt.Errorf("cibatest: register client: profile %s accepts client secrets only: Secret is required", b.spec.name)
+	}
+	switch c.DeliveryMode {
+	case "", DeliveryPoll:
+		c.DeliveryMode = DeliveryPoll
+		if c.NotificationEndpoint != "" {
+			return errors.New("cibatest: register client: NotificationEndpoint is only for ping mode")
 		}
+	case DeliveryPing:
+		if !b.spec.offersPing() {
+			return fmt.Errorf("cibatest: register client: profile %s offers poll mode only", b.spec.name)
+		}
+		if !absoluteHTTP(c.NotificationEndpoint) {
+			return errors.New("cibatest: register client: ping mode needs NotificationEndpoint, an absolute http(s) URL")
+		}
+	default:
+		return errors.New("cibatest: register client: DeliveryMode must be poll or ping")
 	}
 	b.mu.Lock()
 	b.clients[c.ID] = &client{Client: c}
 	b.mu.Unlock()
 	return nil
+}
+
+// absoluteHTTP reports whether s is an absolute http(s) URL.
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // authError is a client authentication failure: always 401 invalid_client
@@ -122,9 +154,13 @@ func (b *Broker) authenticate(r *http.Request, form url.Values) (string, error) 
 	}
 	switch {
 	case methods == 0:
-		return "", &authError{desc: "client authentication required (private_key_jwt, client_secret_basic or client_secret_post)"}
+		return "", &authError{desc: "client authentication required (" + b.methodsText() + ")"}
 	case methods > 1:
 		return "", &authError{desc: "use exactly one client authentication method", basic: hasBasic}
+	case hasBasic && !b.spec.allows(methodSecretBasic),
+		postSecret != "" && !b.spec.allows(methodSecretPost),
+		!hasBasic && postSecret == "" && !b.spec.allows(methodPrivateKeyJWT):
+		return "", &authError{desc: "client authentication method not accepted: use " + b.methodsText(), basic: hasBasic}
 	case hasBasic:
 		// RFC 6749 §2.3.1: both parts are form-encoded before Basic.
 		if id, err := url.QueryUnescape(basicID); err == nil {
@@ -313,6 +349,14 @@ func verifyWithSet(assertion string, alg jwa.SignatureAlgorithm, kty jwa.KeyType
 	return false
 }
 
+// methodsText names the client authentication methods of the profile.
+func (b *Broker) methodsText() string {
+	if b.spec.allows(methodPrivateKeyJWT) {
+		return "private_key_jwt, client_secret_basic or client_secret_post"
+	}
+	return "client_secret_basic or client_secret_post"
+}
+
 // audienceOK accepts the issuer with or without a trailing slash, or the
 // token endpoint, as a string or in an array.
 func (b *Broker) audienceOK(raw json.RawMessage) bool {
@@ -325,7 +369,7 @@ func (b *Broker) audienceOK(raw json.RawMessage) bool {
 	}
 	for _, a := range auds {
 		switch a {
-		case b.cfg.Issuer, b.base, b.base + "/", b.base + "/oauth2/token":
+		case b.cfg.Issuer, b.base, b.base + "/", b.base + b.spec.tokenPath:
 			return true
 		}
 	}

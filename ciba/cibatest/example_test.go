@@ -1,6 +1,7 @@
 package cibatest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -61,4 +62,52 @@ func ExampleNew() {
 	// authorization_pending
 	// NO ******-***88 pending
 	// slow_down false
+}
+
+// ExampleNew_auth0 speaks Auth0's CIBA to the ciba client, which finds the
+// endpoints by discovery: an iss_sub login hint, a binding message, and the
+// ID token of an Auth0 user.
+func ExampleNew_auth0() {
+	ctx := context.Background()
+	b, err := cibatest.New(cibatest.Config{Issuer: "https://tenant.example/", Profile: cibatest.ProfileAuth0})
+	if err != nil {
+		panic(err)
+	}
+	if err := b.RegisterClient(cibatest.Client{ID: "ivr", Secret: "ivr-secret"}); err != nil {
+		panic(err)
+	}
+	client, err := ciba.New(ctx, ciba.Config{
+		Issuer: b.Issuer(), ClientID: "ivr", Secret: "ivr-secret",
+		Profile: ciba.Auth0, HTTPClient: b.HTTPClient(),
+	})
+	if err != nil {
+		panic(err)
+	}
+	req, err := client.Request(ciba.RequestInput{
+		UserID:         cibatest.Auth0UserIDPrefix + cibatest.Auth0Manual,
+		BindingMessage: "Call 4711",
+	})
+	if err != nil {
+		panic(err)
+	}
+	ar, err := client.Authenticate(ctx, req)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("interval:", ar.Interval)
+
+	view, _ := b.RequestForAuthReqID(ar.AuthReqID) // what the authenticator shows
+	fmt.Println(view.Profile, view.MaskedHint, view.Name, view.BindingMessage)
+	if err := b.Approve(view.ID, ""); err != nil {
+		panic(err)
+	}
+	tok, err := client.Token(ctx, ar.AuthReqID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(tok.Claims.Subject, tok.Claims.Raw["email"])
+	// Output:
+	// interval: 5s
+	// auth0 auth0|******51 Chloe Martin Call 4711
+	// auth0|31005051 chloe.martin@example.com
 }

@@ -153,6 +153,7 @@ func (e *env) withAuth(form url.Values) url.Values {
 // reply is a decoded JSON response.
 type reply struct {
 	status int
+	header http.Header
 	body   map[string]any
 	raw    string
 }
@@ -173,7 +174,7 @@ func (e *env) do(req *http.Request) reply {
 	if err != nil {
 		e.t.Fatalf("read body: %v", err)
 	}
-	r := reply{status: resp.StatusCode, raw: string(raw)}
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
 }

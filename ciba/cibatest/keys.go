@@ -10,8 +10,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-
-	"github.com/ivr/callerverify/ciba"
 )
 
 // Identifiers of the two eIDs.
@@ -105,31 +103,4 @@ func (b *Broker) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_ = json.NewEncoder(w).Encode(b.JWKS())
-}
-
-func (b *Broker) handleDiscovery(w http.ResponseWriter, r *http.Request) {
-	doc := map[string]any{
-		"issuer":                              b.cfg.Issuer,
-		"token_endpoint":                      b.base + "/oauth2/token",
-		"jwks_uri":                            b.base + "/.well-known/jwks",
-		"backchannel_authentication_endpoint": b.base + "/ciba/bc-authorize",
-		"backchannel_token_delivery_modes_supported":       []string{"poll"},
-		"backchannel_user_code_parameter_supported":        false,
-		"grant_types_supported":                            []string{ciba.GrantType},
-		"token_endpoint_auth_methods_supported":            []string{"private_key_jwt", "client_secret_basic", "client_secret_post"},
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "PS256", "ES256"},
-		"id_token_signing_alg_values_supported":            []string{"RS256"},
-		"acr_values_supported":                             []string{ACRSwedishBankID, ACRNorwegianBankID},
-		"scopes_supported":                                 []string{"openid"},
-		"subject_types_supported":                          []string{"public"},
-		"response_types_supported":                         []string{"id_token"},
-		"claims_supported": []string{
-			"iss", "aud", "sub", "iat", "nbf", "exp", "auth_time", "acr",
-			"identityscheme", "authenticationtype", "country", "name",
-			"given_name", "family_name", "birthdate", "ssn", "socialno",
-		},
-	}
-	w.Header().Set("Cache-Control", "public, max-age=60")
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(doc)
 }

@@ -18,6 +18,9 @@ const (
 	StateApproved = "approved"
 	StateDeclined = "declined"
 	StateExpired  = "expired"
+	// StateCancelled is a request closed because a newer one started for
+	// the same user and client; its token answers access_denied.
+	StateCancelled = "cancelled"
 )
 
 // Pending descriptions, as Idura words them.
@@ -39,15 +42,21 @@ var (
 )
 
 // Request is a backchannel authentication request as the simulated BankID
-// app sees it. It holds no full national ID and no auth_req_id.
+// app (or authenticator) sees it. It holds no full national ID, phone
+// number, e-mail address or user id, and no auth_req_id.
 type Request struct {
 	ID              string    `json:"id"`      // opaque sim id, not the auth_req_id
-	Country         string    `json:"country"` // "SE" or "NO"
+	Profile         string    `json:"profile"` // ProfileIdura, …
+	Country         string    `json:"country"` // idura: "SE" or "NO"; "" otherwise
 	MaskedID        string    `json:"maskedId"`
+	HintType        string    `json:"hintType"`   // HintSSN, HintUserID, HintPhone or HintEmail
+	MaskedHint      string    `json:"maskedHint"` // "+46 70 *** ** 67", "a***@example.com", "auth0|******19"
 	Name            string    `json:"name"`
-	BindingMessage  string    `json:"bindingMessage"` // SE: the client's message; NO: the word pair
+	BindingMessage  string    `json:"bindingMessage"` // the client's message, if any; NO: the word pair
 	WordPairChoices []string  `json:"wordPairChoices,omitempty"`
 	CallInitiator   string    `json:"callInitiator,omitempty"` // SE: "user" or "RP"
+	Channel         string    `json:"channel,omitempty"`       // transmit: "sms", "email" or "link"
+	CustomMessage   string    `json:"customMessage,omitempty"` // transmit request_context custom_message
 	State           string    `json:"state"`                   // StatePending, …
 	Pending         string    `json:"pending,omitempty"`       // the current pending description
 	CreatedAt       time.Time `json:"createdAt"`
@@ -55,6 +64,7 @@ type Request struct {
 }
 
 type request struct {
+	spec                       *spec
 	simID, authReqID, clientID string
 	seq                        int64
 	user                       User
@@ -63,14 +73,17 @@ type request struct {
 	choices                    []string
 	callInitiator              string
 	ssnScope                   bool // the "ssn" scope was asked for
+	hintType, maskedHint       string
+	channel, customMessage     string
 	created, expires           time.Time
+	ping                       *pingTarget // nil for poll clients
 
 	interval time.Duration // enforced between polls; grows on slow_down
 	lastPoll time.Time
 	polls    int
 
 	phase       int    // SE phase moved by Open/Acknowledge
-	decision    string // set by Approve/Decline
+	decision    string // set by Approve/Decline, or StateCancelled
 	decidedAt   time.Time
 	tokenIssued bool
 }
@@ -104,8 +117,12 @@ func timeline(s Script, country string) []step {
 	return nil
 }
 
-func describe(country string, phase int) string {
-	if country != "SE" {
+// describe is the pending description of a request.
+func (r *request) describe(phase int) string {
+	if r.spec.name != ProfileIdura {
+		return r.spec.pending
+	}
+	if r.country != "SE" {
 		return PendingNorwegian
 	}
 	switch phase {
@@ -137,19 +154,42 @@ func (r *request) status(now time.Time) (state, pending string, at time.Time) {
 	if !now.Before(r.expires) {
 		return StateExpired, "", r.expires
 	}
-	return StatePending, describe(r.country, phase), time.Time{}
+	return StatePending, r.describe(phase), time.Time{}
+}
+
+// finalAt is when the request reaches a final state unless someone acts:
+// its scripted outcome or its expiry.
+func (r *request) finalAt() time.Time {
+	if r.decision != "" {
+		return r.decidedAt
+	}
+	for _, st := range timeline(r.user.Script, r.country) {
+		if t := r.created.Add(st.at); st.outcome != "" && t.Before(r.expires) {
+			return t
+		}
+	}
+	return r.expires
 }
 
 func (r *request) view(now time.Time) Request {
 	state, pending, _ := r.status(now)
+	var maskedID string
+	if r.user.NationalID != "" {
+		maskedID = mask(r.user.NationalID)
+	}
 	return Request{
 		ID:              r.simID,
+		Profile:         r.spec.name,
 		Country:         r.country,
-		MaskedID:        mask(r.user.NationalID),
-		Name:            strings.TrimSpace(r.user.GivenName + " " + r.user.FamilyName),
+		MaskedID:        maskedID,
+		HintType:        r.hintType,
+		MaskedHint:      r.maskedHint,
+		Name:            r.user.name(),
 		BindingMessage:  r.binding,
 		WordPairChoices: slices.Clone(r.choices),
 		CallInitiator:   r.callInitiator,
+		Channel:         r.channel,
+		CustomMessage:   r.customMessage,
 		State:           state,
 		Pending:         pending,
 		CreatedAt:       r.created,
@@ -167,8 +207,27 @@ func (b *Broker) sweepLocked(now time.Time) {
 		if st, _, at := r.status(now); st != StatePending && now.Sub(at) > retention {
 			delete(b.reqs, id)
 			delete(b.byAuthReq, r.authReqID)
+			if k := r.latestKey(); b.latest[k] == r {
+				delete(b.latest, k)
+			}
+			r.stopTimer()
 		}
 	}
+}
+
+func (r *request) latestKey() string { return r.clientID + "\x00" + r.user.key() }
+
+// supersedeLocked makes r the newest request of its user at its client and
+// cancels the previous one if it is still pending.
+func (b *Broker) supersedeLocked(r *request, now time.Time) {
+	k := r.latestKey()
+	if old := b.latest[k]; old != nil {
+		if st, _, _ := old.status(now); st == StatePending {
+			old.decision, old.decidedAt = StateCancelled, now
+			b.notifyLocked(old)
+		}
+	}
+	b.latest[k] = r
 }
 
 // Requests returns the open and recently finished requests, newest first.
@@ -203,7 +262,8 @@ func (b *Broker) Polls(id string) int {
 	return 0
 }
 
-// act runs f on a pending request.
+// act runs f on a pending request, and sends the ping notification if f
+// decided it.
 func (b *Broker) act(id string, f func(r *request, now time.Time) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -215,11 +275,15 @@ func (b *Broker) act(id string, f func(r *request, now time.Time) error) error {
 	if st, _, _ := r.status(now); st != StatePending {
 		return ErrNotPending
 	}
-	return f(r, now)
+	err := f(r, now)
+	if r.decision != "" {
+		b.notifyLocked(r)
+	}
+	return err
 }
 
 // Open moves a Swedish request to "awaiting user request acknowledgement"
-// (the user opened the app). For Norwegian requests it changes nothing.
+// (the user opened the app). For other requests it changes nothing.
 func (b *Broker) Open(id string) error {
 	return b.act(id, func(r *request, _ time.Time) error {
 		r.phase = max(r.phase, 1)
@@ -228,7 +292,7 @@ func (b *Broker) Open(id string) error {
 }
 
 // Acknowledge moves a Swedish request to "awaiting user identification"
-// (the user confirmed the call). For Norwegian requests it changes nothing.
+// (the user confirmed the call). For other requests it changes nothing.
 func (b *Broker) Acknowledge(id string) error {
 	return b.act(id, func(r *request, _ time.Time) error {
 		r.phase = max(r.phase, 2)
@@ -238,7 +302,7 @@ func (b *Broker) Acknowledge(id string) error {
 
 // Approve approves a request. A Norwegian request needs the right word pair
 // (compared ignoring case and surrounding space); any other pick declines
-// it, as in the app, and returns ErrWrongWordPair. Swedish requests ignore
+// it, as in the app, and returns ErrWrongWordPair. Other requests ignore
 // wordPair.
 func (b *Broker) Approve(id string, wordPair string) error {
 	return b.act(id, func(r *request, now time.Time) error {
@@ -252,12 +316,24 @@ func (b *Broker) Approve(id string, wordPair string) error {
 	})
 }
 
-// Decline declines a request ("user declined").
+// Decline declines a request (Idura: "user declined").
 func (b *Broker) Decline(id string) error {
 	return b.act(id, func(r *request, now time.Time) error {
 		r.decision, r.decidedAt = StateDeclined, now
 		return nil
 	})
+}
+
+// RequestForAuthReqID returns the request an auth_req_id names, e.g. to
+// link it to the call that started it.
+func (b *Broker) RequestForAuthReqID(authReqID string) (Request, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.byAuthReq[authReqID]
+	if r == nil {
+		return Request{}, false
+	}
+	return r.view(b.now()), true
 }
 
 // requestView returns the view of one request.

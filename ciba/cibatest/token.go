@@ -3,6 +3,7 @@ package cibatest
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,12 +13,12 @@ import (
 const (
 	// idTokenLifetime is the ID token's exp - iat.
 	idTokenLifetime = 5 * time.Minute
-	// accessTokenExpiresIn is the token response's expires_in, sent as a
-	// string as in Idura's example.
+	// accessTokenExpiresIn is the idura token response's expires_in, sent
+	// as a string as in Idura's example.
 	accessTokenExpiresIn = "120"
 )
 
-// handleToken serves POST /oauth2/token for the CIBA grant.
+// handleToken serves the token endpoint for the CIBA grant.
 func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 	form, ok := parseForm(w, r)
 	if !ok {
@@ -58,7 +59,15 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		req.lastPoll = now
 		interval := req.interval
 		b.mu.Unlock()
-		oauthError(w, http.StatusBadRequest, "slow_down", fmt.Sprintf("polling too fast: wait at least %d s between polls", ceilSeconds(interval)))
+		desc := b.spec.slowDown
+		if desc == "" {
+			desc = fmt.Sprintf("polling too fast: wait at least %d s between polls", ceilSeconds(interval))
+		}
+		if b.spec.retryAfter {
+			// Auth0: the wait grows while the client keeps polling too fast.
+			w.Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(interval), 10))
+		}
+		oauthError(w, http.StatusBadRequest, "slow_down", desc)
 		return
 	}
 	req.lastPoll = now
@@ -83,14 +92,22 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "authorization_pending", pending)
 		return
 	case StateDeclined:
-		oauthError(w, http.StatusBadRequest, "access_denied", "user declined")
+		oauthError(w, http.StatusBadRequest, "access_denied", b.spec.denied)
+		return
+	case StateCancelled:
+		oauthError(w, http.StatusBadRequest, "access_denied", DeniedCancelled)
 		return
 	case StateExpired:
-		oauthError(w, http.StatusBadRequest, "expired_token", "the authentication request has expired")
+		oauthError(w, http.StatusBadRequest, b.spec.expiredCode, b.spec.expired)
 		return
 	}
 
-	claims := b.idTokenClaims(clientID, user, reqCntry, reqACR, ssnScope, at, now)
+	var claims map[string]any
+	if b.spec.name == ProfileIdura {
+		claims = b.idTokenClaims(clientID, user, reqCntry, reqACR, ssnScope, at, now)
+	} else {
+		claims = b.userClaims(clientID, user, at, now)
+	}
 	key := b.currentKey()
 	var idToken string
 	if b.cfg.IDTokenHook != nil {
@@ -105,16 +122,50 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusInternalServerError, "server_error", "the ID token could not be issued")
 		return
 	}
+	expiresIn := b.spec.accessTokenExpiresIn
+	if expiresIn == nil {
+		expiresIn = accessTokenExpiresIn
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": randomID(32),
 		"token_type":   "Bearer",
-		"expires_in":   accessTokenExpiresIn,
+		"expires_in":   expiresIn,
 		"id_token":     idToken,
 		"scope":        "openid",
 	})
 }
 
-// idTokenClaims are Idura-like claims for an approved request.
+// userClaims are the ID token claims of the auth0, transmit and generic
+// profiles: sub is the user id (Auth0's "auth0|…"), plus the name, and the
+// e-mail and phone number where the profile releases them.
+func (b *Broker) userClaims(clientID string, u User, authTime, now time.Time) map[string]any {
+	c := map[string]any{
+		"iss":         b.cfg.Issuer,
+		"aud":         []string{clientID},
+		"sub":         u.UserID,
+		"iat":         now.Unix(),
+		"exp":         now.Add(idTokenLifetime).Unix(),
+		"name":        u.name(),
+		"given_name":  u.GivenName,
+		"family_name": u.FamilyName,
+	}
+	if u.UserID == "" { // a user added with only a phone or e-mail
+		c["sub"], _ = subject(b.cfg.Issuer, u.key())
+	}
+	if u.Email != "" {
+		c["email"] = u.Email
+	}
+	switch b.spec.name {
+	case ProfileTransmit:
+		if u.Phone != "" {
+			c["phone_number"] = u.Phone
+		}
+	case ProfileGeneric:
+		c["auth_time"] = authTime.Unix()
+	}
+	return c
+}
+
 // idTokenClaims are Idura-like claims. As at Idura, the Norwegian national
 // identity number (socialno) is released only when the "ssn" scope was
 // asked for; the Swedish ssn claim always is.

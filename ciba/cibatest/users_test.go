@@ -1,6 +1,8 @@
 package cibatest_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +103,95 @@ func TestUsersValid(t *testing.T) {
 		}
 		if len(n) == 11 && date.Format("01-02") != u.BirthDate[5:] {
 			t.Errorf("user %s: BirthDate %s does not match the number", u.GivenName, u.BirthDate)
+		}
+	}
+}
+
+// luhnValid checks a number whose last digit is a Luhn check digit.
+func luhnValid(n string) bool {
+	sum := 0
+	for i := range len(n) {
+		d := int(n[len(n)-1-i] - '0')
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+func TestUsersFor(t *testing.T) {
+	if !luhnValid("79927398713") || luhnValid("79927398710") {
+		t.Fatal("luhnValid disagrees with the textbook example 79927398713")
+	}
+	if got, want := cibatest.UsersFor(""), cibatest.Users(); !slices.Equal(got, want) {
+		t.Errorf("UsersFor(\"\") differs from Users()")
+	}
+	if got := cibatest.UsersFor(cibatest.ProfileIdura); !slices.Equal(got, cibatest.Users()) {
+		t.Errorf("UsersFor(idura) differs from Users()")
+	}
+	if got := cibatest.UsersFor("okta"); got != nil {
+		t.Errorf("UsersFor(okta) = %v, want nil", got)
+	}
+	scripts := map[string]map[string]cibatest.Script{
+		cibatest.ProfileAuth0: {
+			cibatest.Auth0Approve: cibatest.ScriptApproveFast, cibatest.Auth0ApproveSlow: cibatest.ScriptApproveSlow,
+			cibatest.Auth0Decline: cibatest.ScriptDecline, cibatest.Auth0NoAnswer: cibatest.ScriptNoAnswer, cibatest.Auth0Manual: cibatest.ScriptManual,
+		},
+		cibatest.ProfileTransmit: {
+			cibatest.TransmitApprove: cibatest.ScriptApproveFast, cibatest.TransmitApproveSlow: cibatest.ScriptApproveSlow,
+			cibatest.TransmitDecline: cibatest.ScriptDecline, cibatest.TransmitNoAnswer: cibatest.ScriptNoAnswer, cibatest.TransmitManual: cibatest.ScriptManual,
+		},
+		cibatest.ProfileGeneric: {
+			cibatest.GenericApprove: cibatest.ScriptApproveFast, cibatest.GenericApproveSlow: cibatest.ScriptApproveSlow,
+			cibatest.GenericDecline: cibatest.ScriptDecline, cibatest.GenericNoAnswer: cibatest.ScriptNoAnswer, cibatest.GenericManual: cibatest.ScriptManual,
+		},
+	}
+	transmit := map[string][2]string{ // user id -> phone, e-mail
+		cibatest.TransmitApprove:     {cibatest.TransmitApprovePhone, cibatest.TransmitApproveEmail},
+		cibatest.TransmitApproveSlow: {cibatest.TransmitApproveSlowPhone, cibatest.TransmitApproveSlowEmail},
+		cibatest.TransmitDecline:     {cibatest.TransmitDeclinePhone, cibatest.TransmitDeclineEmail},
+		cibatest.TransmitNoAnswer:    {cibatest.TransmitNoAnswerPhone, cibatest.TransmitNoAnswerEmail},
+		cibatest.TransmitManual:      {cibatest.TransmitManualPhone, cibatest.TransmitManualEmail},
+	}
+	seen := map[string]bool{}
+	for profile, want := range scripts {
+		users := cibatest.UsersFor(profile)
+		if len(users) != len(want) {
+			t.Errorf("%s: %d users, want %d", profile, len(users), len(want))
+		}
+		for _, u := range users {
+			number := strings.TrimPrefix(u.UserID, cibatest.Auth0UserIDPrefix)
+			if (profile == cibatest.ProfileAuth0) != strings.HasPrefix(u.UserID, cibatest.Auth0UserIDPrefix) {
+				t.Errorf("%s user %s: id %q, want the auth0| prefix exactly at Auth0", profile, u.GivenName, u.UserID)
+			}
+			if len(number) != 8 || strings.Trim(number, "0123456789") != "" || !luhnValid(number) {
+				t.Errorf("%s user %s: %q is not 8 digits with a Luhn check digit", profile, u.GivenName, number)
+			}
+			if seen[number] {
+				t.Errorf("number %s used twice", number)
+			}
+			seen[number] = true
+			if s, ok := want[number]; !ok || s != u.Script {
+				t.Errorf("%s user %s: script %v, want %v", profile, u.GivenName, u.Script, s)
+			}
+			if u.GivenName == "" || u.FamilyName == "" || u.NationalID != "" {
+				t.Errorf("%s user %+v: want a name and no national id", profile, u)
+			}
+			switch profile {
+			case cibatest.ProfileTransmit:
+				pe := transmit[number]
+				if u.Phone != pe[0] || u.Email != pe[1] || !strings.HasPrefix(u.Phone, "+467017406") || !strings.HasSuffix(u.Email, "@example.com") {
+					t.Errorf("transmit user %s: phone %q, e-mail %q; want %v, a fiction-range number and @example.com", u.GivenName, u.Phone, u.Email, pe)
+				}
+			case cibatest.ProfileAuth0:
+				if !strings.HasSuffix(u.Email, "@example.com") || u.Phone != "" {
+					t.Errorf("auth0 user %s: e-mail %q, phone %q", u.GivenName, u.Email, u.Phone)
+				}
+			}
 		}
 	}
 }
