@@ -364,9 +364,11 @@ func declinedTimeline(now time.Time) map[string][]store.Event {
 func TestBrowserTriageFilterAndAlerts(t *testing.T) {
 	now := time.Now().UTC()
 	live, recent := triageCalls(now)
-	e := newEnv(t, agentui.Config{}, &fakeCalls{live: live, recent: recent, timeline: declinedTimeline(now)})
+	e := newEnv(t, agentui.Config{DemoLoginURL: "/demo/login"}, &fakeCalls{live: live, recent: recent, timeline: declinedTimeline(now)})
 	e.clock.Advance(now.Sub(e.clock.Now()))
 	p := newPage(t, e)
+	p.do("login page", chromedp.Navigate(e.srv.URL+"/agent/login"), chromedp.WaitVisible(chromedp.CSS(".demo-login a")))
+	p.shot("login.png")
 	p.login()
 
 	// Callers waiting for an agent come first, the newest on top, then
@@ -379,6 +381,14 @@ func TestBrowserTriageFilterAndAlerts(t *testing.T) {
 	if got := eval[[]string](p, `[...document.querySelectorAll('#recent-list .call')].map(li => li.dataset.sid)`); !slices.Equal(got, []string{"CA-old"}) {
 		t.Errorf("recent calls = %v, want CA-old", got)
 	}
+
+	// "/" goes to the search, as in many web apps. (KeyEvent would type the
+	// "/" in a char event of its own, which a real keyboard does not send
+	// once keydown's default is prevented.)
+	if typed := eval[bool](p, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true, cancelable: true}))`); typed {
+		t.Error(`"/" keydown not prevented: it would be typed`)
+	}
+	p.waitFor("search focused", `document.activeElement.id === 'search' && document.activeElement.value === ''`)
 
 	// Why each caller is unverified, on the row, in plain words.
 	for sid, want := range map[string]string{
@@ -544,7 +554,7 @@ func TestBrowserReconnectCountdown(t *testing.T) {
 	}
 	// The countdown ticks: within one wait, the seconds go down by one.
 	p.waitFor("countdown ticks", `(() => {
-		const shown = !document.querySelector('#conn-retry').hidden;
+		const shown = !document.querySelector('#conn-retry').hidden && !document.querySelector('#retry-wait').hidden;
 		const now = { attempt: document.querySelector('#conn').dataset.attempt, secs: +document.querySelector('#retry-secs').textContent };
 		const last = window.lastCountdown;
 		window.lastCountdown = shown ? now : undefined;
@@ -558,7 +568,7 @@ func TestBrowserReconnectCountdown(t *testing.T) {
 	p.publish(20, "call_started", &fresh)
 
 	// "Retry now" reconnects at once, long before the timer would.
-	p.waitFor("a long wait", `!document.querySelector('#retry-now').hidden && +document.querySelector('#retry-secs').textContent >= 4`)
+	p.waitFor("a long wait", `!document.querySelector('#retry-wait').hidden && +document.querySelector('#retry-secs').textContent >= 4`)
 	e.ws.restore()
 	p.do("retry now", chromedp.Click(chromedp.CSS("#retry-now")))
 	p.waitFor("live again", `document.querySelector('#conn').classList.contains('conn-live')`, chromedp.WithPollingTimeout(2500*time.Millisecond))

@@ -464,13 +464,23 @@ const notify = (alerts) => {
   if (!alerts.length) return;
   const now = Date.now();
   const away = !looking();
-  for (const a of alerts) {
-    announce(a.text);
-    state.fresh.set(a.sid, away ? Infinity : now + FRESH_MS);
-  }
+  for (const a of alerts) state.fresh.set(a.sid, away ? Infinity : now + FRESH_MS);
+  if (alerts.length <= 3) alerts.forEach((a) => announce(a.text));
+  else announce(summary(alerts)); // a burst (a resync) in one breath
   if (away) state.unseen += alerts.length;
   renderUnseen();
   beep(alerts.some((a) => a.kind === 'queue'));
+};
+
+const summary = (alerts) => {
+  const n = (kind) => alerts.filter((a) => a.kind === kind).length;
+  const parts = [
+    [n('new'), 'new call', 'new calls'],
+    [n('queue'), 'unverified caller waiting', 'unverified callers waiting'],
+    [n('verified'), 'caller verified', 'callers verified'],
+    [n('failed'), 'verification failed', 'verifications failed'],
+  ].filter(([k]) => k > 0).map(([k, one, many]) => `${k} ${k === 1 ? one : many}`);
+  return `${alerts.length} changes: ${parts.join(', ')}`;
 };
 
 const announce = (text) => {
@@ -500,13 +510,24 @@ const acknowledge = () => {
 let audio = null;
 let lastBeep = 0;
 
+// unlockAudio makes (or wakes) the audio context; browsers allow that only
+// once the agent has clicked or typed on the page.
+const unlockAudio = () => {
+  try {
+    audio ??= new AudioContext();
+    if (audio.state === 'suspended') audio.resume().catch(() => {});
+    return true;
+  } catch {
+    return false; // no WebAudio: the title and the announcement remain
+  }
+};
+
 // beep plays a short tone (two lower ones when urgent) with WebAudio, if the
 // agent turned sound on.
 const beep = (urgent) => {
   if (!state.sound || Date.now() - lastBeep < 1000) return;
   lastBeep = Date.now();
-  audio ??= new AudioContext();
-  if (audio.state === 'suspended') audio.resume();
+  if (!unlockAudio()) return;
   const tones = urgent ? [660, 494] : [880];
   tones.forEach((freq, i) => {
     const t = audio.currentTime + i * 0.22;
@@ -701,7 +722,6 @@ const verifyError = (msg) => {
 
 const setConn = (kind, text) => {
   $('conn').className = `conn conn-${kind}`;
-  $('conn').dataset.attempt = String(conn.attempt);
   $('conn-text').textContent = text;
   document.body.classList.toggle('offline', kind === 'down');
 };
@@ -734,14 +754,19 @@ const onEvent = (msg) => {
   render();
 };
 
+// The connection status (a live region) says only Connecting, Live or
+// Disconnected; the countdown and each attempt show beside it, unannounced.
 const connect = () => {
-  stopCountdown();
-  setConn('connecting', conn.attempt ? 'Reconnecting…' : 'Connecting…');
+  clearTimeout(conn.retryTimer);
+  clearTimeout(conn.countdownTimer);
+  if (!conn.attempt) setConn('connecting', 'Connecting…');
+  else showRetry('Reconnecting…');
   const sock = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/agent/ws`);
   conn.ws = sock;
   sock.onopen = () => {
     conn.attempt = 0;
     setConn('live', 'Live');
+    hideRetry();
   };
   sock.onmessage = (m) => {
     let msg;
@@ -760,30 +785,36 @@ const connect = () => {
   };
 };
 
-// scheduleRetry waits longer after each failure (with jitter) and shows a
-// countdown with a "Retry now" button.
+// scheduleRetry waits longer after each failure (with jitter) and counts
+// the seconds down beside a "Retry now" button.
 const scheduleRetry = () => {
   const max = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** conn.attempt);
   const delay = Math.round(max / 2 + (Math.random() * max) / 2);
   conn.attempt += 1;
   conn.retryAt = Date.now() + delay;
-  setConn('down', 'Disconnected');
+  if (!$('conn').classList.contains('conn-down')) setConn('down', 'Disconnected');
+  $('conn').dataset.attempt = String(conn.attempt);
   conn.retryTimer = setTimeout(retryNow, delay);
-  $('conn-retry').hidden = false;
-  $('retry-now').hidden = false;
-  $('retry-now').disabled = false;
   countdown();
 };
 
 const countdown = () => {
   const left = conn.retryAt - Date.now();
   $('retry-secs').textContent = String(Math.max(0, Math.ceil(left / 1000)));
+  showRetry();
   if (left > 0) conn.countdownTimer = setTimeout(countdown, (left % 1000) + 1);
 };
 
-const stopCountdown = () => {
-  clearTimeout(conn.retryTimer);
-  clearTimeout(conn.countdownTimer);
+// showRetry shows the countdown, or text instead of it, and "Retry now".
+const showRetry = (text) => {
+  $('retry-wait').hidden = Boolean(text);
+  $('retry-trying').hidden = !text;
+  if (text) $('retry-trying').textContent = text;
+  $('conn-retry').hidden = false;
+  $('retry-now').hidden = false;
+};
+
+const hideRetry = () => {
   const hadFocus = document.activeElement === $('retry-now');
   $('conn-retry').hidden = true;
   $('retry-now').hidden = true;
@@ -793,20 +824,18 @@ const stopCountdown = () => {
 // retryNow asks the API whether the session is still valid, since a refused
 // upgrade looks like any dropped connection, then reconnects.
 const retryNow = async () => {
-  if (conn.ws) return;
+  if (conn.ws) return; // an attempt is under way
   clearTimeout(conn.retryTimer);
   clearTimeout(conn.countdownTimer);
-  $('retry-now').disabled = true;
-  $('conn-retry').hidden = true;
-  setConn('connecting', 'Reconnecting…');
+  showRetry('Reconnecting…');
   try {
     const r = await fetch('/agent/api/calls', { headers: { Accept: 'application/json' } });
     if (r.status === 401) {
       location.href = '/agent/login';
       return;
     }
-  } catch { /* the websocket attempt will fail and schedule the next one */ }
-  connect();
+  } catch { /* the websocket attempt fails too and schedules the next one */ }
+  if (!conn.ws) connect();
 };
 
 // ---- every second: timers, lingering calls, fading marks ----
@@ -831,6 +860,16 @@ const tick = () => {
 
 // ---- wiring ----
 
+// onShortcut focuses the search on "/", as in many web apps, unless the
+// agent is typing somewhere or a modal is open.
+const onShortcut = (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest('input, textarea, select, [contenteditable]') || details.matches(':modal')) return;
+  e.preventDefault();
+  $('search').focus();
+  $('search').select();
+};
+
 const onClick = (e) => {
   const li = e.target.closest('.call[data-sid]');
   if (li && (e.target.closest('.call-open') || !e.target.closest('a, button, input, select, textarea'))) {
@@ -852,6 +891,12 @@ const start = () => {
   details.addEventListener('click', (e) => {
     if (e.target === details && details.matches(':modal')) closeDetails();
   });
+  document.addEventListener('keydown', onShortcut);
+  const wake = () => {
+    if (state.sound) unlockAudio();
+  };
+  document.addEventListener('pointerdown', wake, { once: true });
+  document.addEventListener('keydown', wake, { once: true });
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape' || !state.selected || e.defaultPrevented) return;
     if (e.target === $('search') && $('search').value) return; // Escape clears the search first
