@@ -81,8 +81,14 @@ const reasonText = (c) => {
 // can say without reading out the masking stars.
 const shortCaller = (caller) => {
   const parts = String(caller || '').trim().split(/\s+/);
-  if (parts.length < 3 || !parts[0].startsWith('+')) return caller || 'unknown';
+  if (parts.length < 3 || !parts[0].startsWith('+')) return callerText(caller);
   return `${parts[0]} … ${parts.at(-1)}`;
+};
+
+// callerText is the masked caller id, or words for a missing one.
+const callerText = (caller) => {
+  if (!caller) return 'an unknown number';
+  return caller === 'withheld' ? 'a withheld number' : caller;
 };
 
 // ---- time ----
@@ -167,7 +173,8 @@ const matches = (c, query) => {
   return (c.verification?.name || '').toLowerCase().includes(q.toLowerCase());
 };
 
-// waitingOrder puts the newest arrival first; ended calls, the latest end first.
+// ORDER sorts each group newest first: the latest to reach the queue, to
+// call, or to end.
 const byNewest = (key) => (a, b) => (ms(b[key]) || 0) - (ms(a[key]) || 0) || a.callSid.localeCompare(b.callSid);
 const ORDER = {
   waiting: byNewest('handedOffAt'),
@@ -216,7 +223,7 @@ const badge = (c) => {
 
 // rowLabel names a row for assistive technology: every row's differs.
 const rowLabel = (c, now) => {
-  const parts = [`Show call from ${c.caller || 'unknown'}`, stateLabel(displayState(c)).toLowerCase()];
+  const parts = [`Show call from ${callerText(c.caller)}`, stateLabel(displayState(c)).toLowerCase()];
   const why = reasonText(c);
   if (why) parts.push(lowerFirst(why));
   if (isEnded(c)) {
@@ -256,7 +263,6 @@ const identity = (c, large) => {
 };
 
 const times = (c) => {
-  const now = Date.now();
   const items = [];
   if (c.handedOffAt) {
     items.push(el('span', { class: 'time-item' }, ['Waiting ', timer(c.handedOffAt, c.endedAt, 'wait')]));
@@ -265,9 +271,7 @@ const times = (c) => {
   items.push(isEnded(c) && c.endedAt
     ? el('span', { class: 'time-item' }, ['Ended ', timeEl(c.endedAt)])
     : el('span', { class: 'time-item' }, ['Since ', timeEl(c.since)]));
-  const p = el('p', { class: 'times' }, items);
-  if (!isEnded(c) && waitSeconds(c, now) >= LONG_WAIT_S) p.classList.add('long');
-  return p;
+  return el('p', { class: 'times' }, items);
 };
 
 const row = (c, now) => {
@@ -336,8 +340,8 @@ const rowFor = (c, now) => {
   }
   kept.key = key;
   kept.li.className = li.className;
-  kept.li.toggleAttribute('aria-current', li.hasAttribute('aria-current'));
   if (li.hasAttribute('aria-current')) kept.li.setAttribute('aria-current', 'true');
+  else kept.li.removeAttribute('aria-current');
   kept.li.replaceChildren(...li.childNodes);
   return kept.li;
 };
@@ -437,7 +441,7 @@ const looking = () => document.visibilityState === 'visible' && state.focused;
 const alertsFor = (prev, c) => {
   const sid = c.callSid;
   const out = [];
-  if (!prev && !isEnded(c)) out.push({ sid, kind: 'new', text: `New call from ${c.caller || 'an unknown number'}` });
+  if (!prev && !isEnded(c)) out.push({ sid, kind: 'new', text: `New call from ${callerText(c.caller)}` });
   if (!prev) return out;
   const who = shortCaller(c.caller);
   const why = reasonText(c) || REASONS[c.verification?.status] || '';
@@ -623,7 +627,7 @@ const facts = (c) => {
   const pair = (term, ...dd) => [el('dt', { text: term }), el('dd', {}, dd)];
   return el('dl', { class: 'facts' }, [
     ...pair('State', badge(c)),
-    ...(why ? pair(c.outcome === 'verified' ? 'Note' : 'Why', el('span', { class: 'reason', text: why })) : []),
+    ...(why ? pair(isEnded(c) ? 'Outcome' : 'Why unverified', el('span', { class: 'reason', text: why })) : []),
     ...(c.handedOffAt ? pair('Waiting', timer(c.handedOffAt, c.endedAt, 'wait')) : []),
     ...pair('In menu', timer(c.since, c.handedOffAt || c.endedAt)),
     ...pair('Called', timeEl(c.since, true)),
@@ -854,7 +858,6 @@ const tick = () => {
     const b = li.querySelector('.call-open');
     const label = rowLabel(c, now);
     if (b.getAttribute('aria-label') !== label) b.setAttribute('aria-label', label);
-    li.querySelector('.times').classList.toggle('long', waitSeconds(c, now) >= LONG_WAIT_S);
   }
 };
 
