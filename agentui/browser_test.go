@@ -71,7 +71,8 @@ func newPage(t *testing.T, e *env) *page {
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 
-	// Uncaught exceptions fail the test: a broken script shows nothing else.
+	// Uncaught exceptions and CSP violations fail the test: a broken or
+	// blocked script shows nothing else.
 	var (
 		mu         sync.Mutex
 		exceptions []string
@@ -83,7 +84,7 @@ func newPage(t *testing.T, e *env) *page {
 			if err != nil {
 				return
 			}
-			if m.IsException() {
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 				mu.Lock()
 				exceptions = append(exceptions, m.String())
 				mu.Unlock()
@@ -96,7 +97,7 @@ func newPage(t *testing.T, e *env) *page {
 		cancelA()
 		wg.Wait()
 		for _, x := range exceptions {
-			t.Errorf("page threw: %s", x)
+			t.Errorf("page: %s", x)
 		}
 	})
 	return &page{t: t, ctx: ctx, e: e, shots: shots}
