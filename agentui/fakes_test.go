@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -218,6 +219,56 @@ type env struct {
 	origin string
 
 	stopHub func() // cancels Run and waits for it to return; idempotent
+	ws      *wsGate
+}
+
+// wsGate stands between the dashboards and /agent/ws like a network that
+// can fail: cut drops every open websocket and refuses new ones (503)
+// until restore.
+type wsGate struct {
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]struct{} // hijacked, that is websocket, connections
+}
+
+func (g *wsGate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		down := g.down
+		g.mu.Unlock()
+		if down && r.URL.Path == "/agent/ws" {
+			http.Error(w, "network down", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// track is the server's ConnState hook: it keeps the connections that
+// handlers hijacked.
+func (g *wsGate) track(c net.Conn, st http.ConnState) {
+	if st != http.StateHijacked {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.conns[c] = struct{}{}
+}
+
+func (g *wsGate) cut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.down = true
+	for c := range g.conns {
+		c.Close()
+		delete(g.conns, c)
+	}
+}
+
+func (g *wsGate) restore() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.down = false
 }
 
 type clock struct {
@@ -265,7 +316,10 @@ func newEnv(t testing.TB, cfg agentui.Config, calls *fakeCalls, opts ...func(*ag
 		t.Fatalf("NewServer: %v", err)
 	}
 	e.s = s
-	e.srv = httptest.NewServer(s.Handler())
+	e.ws = &wsGate{conns: map[net.Conn]struct{}{}}
+	e.srv = httptest.NewUnstartedServer(e.ws.wrap(s.Handler()))
+	e.srv.Config.ConnState = e.ws.track
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	e.origin = e.srv.URL
 	return e
