@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -294,14 +293,14 @@ type sessions struct {
 	ttl   time.Duration
 	idle  time.Duration
 	now   func() time.Time
-
-	mu       sync.Mutex
-	lastUsed map[string]time.Time
 }
 
+// touchEvery is how stale a session's stored last use may get: it is
+// written at most this often, not on every request.
+const touchEvery = time.Minute
+
 func newSessions(agents store.AgentStore, cfg Config) *sessions {
-	return &sessions{store: agents, ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, now: cfg.Now,
-		lastUsed: map[string]time.Time{}}
+	return &sessions{store: agents, ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, now: cfg.Now}
 }
 
 // sessionID is the stored ID of a cookie token: its SHA-256, hex.
@@ -323,18 +322,10 @@ func (ss *sessions) create(ctx context.Context, agent string, now time.Time) (st
 	}
 	token := randomToken()
 	sess := store.Session{ID: sessionID(token), Agent: agent, CSRFToken: randomToken(),
-		CreatedAt: now.UTC(), ExpiresAt: now.Add(ss.ttl).UTC()}
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(ss.ttl).UTC(), LastUsedAt: now.UTC()}
 	if err := ss.store.CreateSession(ctx, sess); err != nil {
 		return "", store.Session{}, fmt.Errorf("agentui: create session: %w", err)
 	}
-	ss.mu.Lock()
-	for id, last := range ss.lastUsed {
-		if now.Sub(last) >= ss.idle {
-			delete(ss.lastUsed, id)
-		}
-	}
-	ss.lastUsed[sess.ID] = now
-	ss.mu.Unlock()
 	return token, sess, nil
 }
 
@@ -361,29 +352,23 @@ func (ss *sessions) alive(ctx context.Context, id string) bool {
 	return ss.use(ctx, sess)
 }
 
-// use reports whether sess is still valid and, if so, marks it used now;
-// an expired or idle session is deleted.
+// use reports whether sess is still valid and, if so, marks it used now.
+// The last use is kept in the store, so every instance applies the same
+// idle timeout; it is written at most every touchEvery. An expired or idle
+// session is deleted.
 func (ss *sessions) use(ctx context.Context, sess store.Session) bool {
 	now := ss.now()
-	ss.mu.Lock()
-	last, seen := ss.lastUsed[sess.ID]
-	valid := now.Before(sess.ExpiresAt) && !(seen && now.Sub(last) >= ss.idle)
-	if valid {
-		ss.lastUsed[sess.ID] = now
-	} else {
-		delete(ss.lastUsed, sess.ID)
-	}
-	ss.mu.Unlock()
-	if !valid {
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastUsedAt) >= ss.idle {
 		_ = ss.store.DeleteSession(ctx, sess.ID) // best effort; it is refused anyway
+		return false
 	}
-	return valid
+	if now.Sub(sess.LastUsedAt) >= touchEvery {
+		_ = ss.store.TouchSession(ctx, sess.ID, now) // best effort: the next use tries again
+	}
+	return true
 }
 
 func (ss *sessions) delete(ctx context.Context, id string) error {
-	ss.mu.Lock()
-	delete(ss.lastUsed, id)
-	ss.mu.Unlock()
 	if err := ss.store.DeleteSession(ctx, id); err != nil {
 		return fmt.Errorf("agentui: delete session: %w", err)
 	}

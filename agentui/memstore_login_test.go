@@ -42,3 +42,17 @@ func (m *memStore) ClearLoginFailures(_ context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+func (m *memStore) TouchSession(_ context.Context, id string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if at.After(s.LastUsedAt) {
+		s.LastUsedAt = at
+		m.sessions[id] = s
+	}
+	return nil
+}

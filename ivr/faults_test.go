@@ -260,7 +260,9 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 }
 
 // flakyStore is the sqlite store with writes that fail on demand, as when
-// the file is locked by another process, read-only or on a full disk.
+// the file is locked by another process, read-only or on a full disk. Its
+// claims still succeed: the outage comes between a poll's claim and the
+// write of its result, and outlasts the claim's lease.
 type flakyStore struct {
 	store.Store
 	failing atomic.Bool

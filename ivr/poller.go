@@ -11,32 +11,54 @@ import (
 	"github.com/ivr/callerverify/internal/store"
 )
 
+// maxInvalidGrants is how many invalid_grant answers in a row fail a
+// verification.
+const maxInvalidGrants = 3
+
 // Backoff bounds for transport failures toward the broker, and for a store
 // that refuses writes.
 const (
 	maxBackoff      = 30 * time.Second
 	storeBackoff    = time.Second
-	maxStoreBackoff = 10 * time.Second
+	maxStoreBackoff = 2 * time.Second
 )
 
+// pollLease is how long a claimed verification is the poller's alone (or
+// its interval, if longer): a token request and storing its answer fit well
+// inside it. A poller that dies holding a lease delays that verification's
+// next poll by at most this long.
+const pollLease = tokenCallTimeout + 3*time.Second
+
+// sharedIdle bounds the poller's sleep on a store shared by several
+// instances: a verification another instance created, or one whose lease
+// a dead instance held, is then picked up within this long.
+const sharedIdle = 2 * time.Second
+
 // Run is the poller: it drives every pending verification in the store
-// until ctx is done, then waits for the polls in flight. It keeps no state
-// of its own that a restart could lose: what to poll and when is read from
-// the store (DueVerifications, NextPollAt), so a new Service on the same
-// store carries on where the old one stopped. It wakes when the earliest
-// verification is due or when a new one is stored; it never busy-loops.
+// until ctx is done, then waits for the polls in flight. On a store shared
+// by several instances (a store.EventFeed) it also relays every instance's
+// events to the Publisher. It keeps no state of its own that a restart
+// could lose: what to poll and when is read from the store, and each
+// verification is claimed (leased) before it is polled, so any number of
+// pollers on one store poll each one at a time, at its due time. It wakes
+// when the earliest verification is due, when a new one is stored or when
+// a poll finishes; it never busy-loops.
 func (s *Service) Run(ctx context.Context) error {
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		inflight = map[string]bool{}
-		sem      = make(chan struct{}, s.cfg.PollConcurrency)
-		kick     = make(chan struct{}, 1) // a poll finished
-		failed   atomic.Bool              // a poll could not store its result
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, s.cfg.PollConcurrency)
+		kick   = make(chan struct{}, 1) // a poll finished
+		failed atomic.Bool              // a poll could not store its result
+		// polling holds the verifications this poller is still working on:
+		// one whose lease ran out while its result waited for the store is
+		// claimed again but not polled twice here.
+		mu      sync.Mutex
+		polling = map[string]bool{}
 	)
 	defer wg.Wait()
-	limit := 4 * s.cfg.PollConcurrency
-
+	if s.feed != nil {
+		wg.Go(func() { s.relay(ctx) })
+	}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -48,78 +70,71 @@ func (s *Service) Run(ctx context.Context) error {
 				return nil
 			}
 		}
-		mu.Lock()
-		busy := len(inflight)
-		mu.Unlock()
-		queried := s.now()
-		due, err := s.store.DueVerifications(ctx, queried, limit+busy)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Error("poller: due verifications", "err", err)
-			if !sleep(ctx, storeBackoff) {
-				return nil
-			}
-			continue
-		}
-		dispatched := 0
-		for _, v := range due {
-			mu.Lock()
-			skip := inflight[v.ID]
-			mu.Unlock()
-			if skip {
+		// Claim no more than can be polled now: a claimed row's lease
+		// runs while it waits for a slot.
+		if free := cap(slots) - len(slots); free > 0 {
+			due, err := s.store.ClaimDue(ctx, s.owner, s.now(), pollLease, free)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Error("poller: claim due verifications", "err", err)
+				if !sleep(ctx, storeBackoff) {
+					return nil
+				}
 				continue
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			mu.Lock()
-			inflight[v.ID] = true
-			mu.Unlock()
-			dispatched++
-			wg.Go(func() {
-				defer func() {
-					mu.Lock()
-					delete(inflight, v.ID)
-					mu.Unlock()
-					<-sem
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}()
-				if !s.poll(ctx, v) {
-					failed.Store(true)
+			for _, v := range due {
+				mu.Lock()
+				busy := polling[v.ID]
+				polling[v.ID] = true
+				mu.Unlock()
+				if busy {
+					continue
 				}
-			})
-		}
-
-		if len(due) >= limit+busy {
-			continue // more due than one batch: go again at once
-		}
-		// Every row due at queried is now dispatched or in flight; wait for
-		// the next one to come due, a new verification, or a finished
-		// poll (which moves its row's NextPollAt past queried).
-		next, ok, err := s.store.NextPollAt(ctx, queried)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() {
+						mu.Lock()
+						delete(polling, v.ID)
+						mu.Unlock()
+						<-slots
+						select {
+						case kick <- struct{}{}:
+						default:
+						}
+					}()
+					if !s.poll(ctx, v) {
+						failed.Store(true)
+					}
+				})
 			}
-			s.log.Error("poller: next poll time", "err", err)
-			next, ok = s.now().Add(storeBackoff), true
+			if len(due) == free {
+				continue // maybe more are due; a finished poll frees a slot
+			}
 		}
 		var timer *time.Timer
 		var fire <-chan time.Time
-		if ok {
-			d := next.Sub(s.now())
-			if d <= 0 {
-				continue // came due while we dispatched
+		if len(slots) < cap(slots) {
+			next, ok, err := s.store.NextDue(ctx, s.now())
+			switch {
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Error("poller: next due time", "err", err)
+				next, ok = s.now().Add(storeBackoff), true
+			case s.feed != nil && (!ok || next.Sub(s.now()) > sharedIdle):
+				next, ok = s.now().Add(sharedIdle), true
 			}
-			timer = time.NewTimer(d)
-			fire = timer.C
+			if ok {
+				d := next.Sub(s.now())
+				if d <= 0 {
+					continue // came due meanwhile
+				}
+				timer = time.NewTimer(d)
+				fire = timer.C
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -145,27 +160,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// poll handles one due verification: fails it if it never started, expires
-// it at its deadline, otherwise asks the broker for the token once and
-// stores what it learnt. It reports false when the result could not be
-// stored.
+// poll handles one claimed verification: fails it if it never started,
+// expires it at its deadline, otherwise asks the broker for the token once
+// and stores what it learnt (which ends the claim). It reports false when
+// the result could not be stored.
 func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
-	// The row may be stale: a poll of this verification can finish between
-	// the poller's query and this dispatch. Polling from a stale row sends
-	// a second token request right after the first, which the broker
-	// answers with slow_down — and the interval grows by 5 s for good.
-	cur, err := s.store.Verification(ctx, v.ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return true
-	case err != nil:
-		if ctx.Err() == nil {
-			s.log.Error("poller: read verification", "verification_id", v.ID, "err", err)
-		}
-		return false
-	case cur.Version != v.Version:
-		return true // polled meanwhile; its next poll is scheduled
-	}
 	now := s.now()
 	var f func(*store.Verification) []*store.Event
 	switch {
@@ -334,6 +333,13 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 		}
 	}
 	st, reason := classify(err)
+	if errors.Is(err, ciba.ErrInvalidGrant) {
+		// The auth_req_id is spent or unknown. Spent is what another
+		// poll's token request leaves behind while its result waits for
+		// the store (a lease that ran out during a store outage): back off
+		// and look again before calling the verification failed.
+		st = ""
+	}
 	if st == "" { // transport: back off, retry until the deadline
 		return func(v *store.Verification) []*store.Event {
 			if v.Status != store.VerPending {
@@ -341,6 +347,10 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			}
 			v.Polls++
 			v.Failures++
+			if errors.Is(err, ciba.ErrInvalidGrant) && v.Failures >= maxInvalidGrants {
+				finish(v, store.VerFailed, reason, now)
+				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
+			}
 			v.NextPollAt = ceilMS(minTime(now.Add(backoff(v.Interval, v.Failures)), v.ExpiresAt))
 			v.UpdatedAt = now
 			return []*store.Event{}

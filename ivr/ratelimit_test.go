@@ -264,6 +264,8 @@ func (o *countingObserver) RateLimited(scope store.LimitScope) {
 	o.n[scope]++
 }
 
+func (o *countingObserver) VerificationEnded(*store.Verification) {}
+
 // TestGlobalCap: nothing capped the total before, and every request costs
 // the bank a broker fee.
 func TestGlobalCap(t *testing.T) {

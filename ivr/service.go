@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -98,10 +99,14 @@ func (callEndedError) Is(target error) bool { return target == store.ErrNotFound
 // attention and for the call's outcome.
 var ErrCallInIVR = errors.New("ivr: the caller is still in the IVR")
 
-// Observer is told of events worth a metric. Its methods must not block.
+// Observer is told of events worth a metric, on the instance where they
+// happen. Its methods must not block.
 type Observer interface {
 	// RateLimited is called when a limit refuses a verification.
 	RateLimited(scope store.LimitScope)
+	// VerificationEnded is called once when a verification reaches a final
+	// status, with the verification as stored.
+	VerificationEnded(v *store.Verification)
 }
 
 // DefaultPollConcurrency is how many token requests the poller keeps in
@@ -115,7 +120,7 @@ const maxStartWait = 10 * time.Second
 const startCallTimeout = 20 * time.Second
 
 // tokenCallTimeout bounds one token request.
-const tokenCallTimeout = 10 * time.Second
+const tokenCallTimeout = 5 * time.Second
 
 // Service is the IVR: webhook handlers, the verification lifecycle and the
 // poller. It is safe for concurrent use.
@@ -129,8 +134,10 @@ type Service struct {
 	seal  sealer
 	lim   Limits
 
-	wake chan struct{} // a verification became due; buffered 1
-	wg   sync.WaitGroup
+	wake  chan struct{} // a verification became due; buffered 1
+	wg    sync.WaitGroup
+	owner string          // this poller's name in the leases it takes
+	feed  store.EventFeed // the store's, when several instances share it
 }
 
 // NewService checks cfg, fills in defaults and returns a Service. pub may be
@@ -200,7 +207,7 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if err != nil {
 		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
-	return &Service{
+	svc := &Service{
 		cfg:   cfg,
 		store: st,
 		auth:  auth,
@@ -215,8 +222,11 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 			ExpiryGrace:       5 * time.Second,
 			ReminderHops:      20, // about every 20 s
 		},
-		wake: make(chan struct{}, 1),
-	}, nil
+		wake:  make(chan struct{}, 1),
+		owner: pollerName(),
+	}
+	svc.feed, _ = st.(store.EventFeed)
+	return svc, nil
 }
 
 // Close waits for background bc-authorize calls to finish. Call it after
@@ -233,9 +243,11 @@ func (s *Service) notify() {
 	}
 }
 
-// publish sends events to the dashboard with the call as it is now.
+// publish sends events to the dashboard with the call as it is now. On a
+// store shared by several instances the relay publishes every event
+// instead, this instance's too.
 func (s *Service) publish(ctx context.Context, c *store.Call, v *store.Verification, events ...*store.Event) {
-	if s.pub == nil || len(events) == 0 {
+	if s.pub == nil || s.feed != nil || len(events) == 0 {
 		return
 	}
 	view := View(c, v)
@@ -249,7 +261,7 @@ func (s *Service) publish(ctx context.Context, c *store.Call, v *store.Verificat
 
 // publishVerification publishes a verification's events with its call.
 func (s *Service) publishVerification(ctx context.Context, v *store.Verification, events ...*store.Event) {
-	if s.pub == nil || len(events) == 0 {
+	if s.pub == nil || s.feed != nil || len(events) == 0 {
 		return
 	}
 	c, err := s.store.Call(ctx, v.CallSID)
@@ -319,6 +331,15 @@ func (s *Service) Timeline(ctx context.Context, callSID string) ([]store.Event, 
 		return nil, fmt.Errorf("ivr: timeline: %w", err)
 	}
 	return evs, nil
+}
+
+// pollerName names this process's poller in the leases it takes: host,
+// process and a random part (a restarted process is another poller).
+func pollerName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
 func newID() string {

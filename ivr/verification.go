@@ -142,12 +142,16 @@ func (s *Service) verificationEvent(v *store.Verification, kind store.EventKind,
 func (s *Service) mutateVerification(ctx context.Context, v *store.Verification, f func(*store.Verification) []*store.Event) (*store.Verification, []*store.Event, error) {
 	cur := *v
 	for i := 0; ; i++ {
+		wasDone := cur.Status.Done()
 		evs := f(&cur)
 		if evs == nil {
 			return &cur, nil, nil
 		}
 		err := s.store.UpdateVerification(ctx, &cur, evs...)
 		if err == nil {
+			if !wasDone && cur.Status.Done() && s.cfg.Observer != nil {
+				s.cfg.Observer.VerificationEnded(&cur)
+			}
 			return &cur, evs, nil
 		}
 		if !errors.Is(err, store.ErrConflict) || i >= maxConflictRetries {

@@ -117,8 +117,8 @@ func TestStoreFailuresSurface(t *testing.T) {
 	if err := cs.AppendEvent(t.Context(), &store.Event{CallSID: "CA1", Kind: store.EventFallback}); err == nil {
 		t.Fatal("AppendEvent on a closed store succeeded")
 	}
-	if _, _, err := cs.NextPollAt(t.Context(), time.Time{}); err == nil {
-		t.Fatal("NextPollAt on a closed store succeeded")
+	if _, _, err := cs.NextDue(t.Context(), time.Now()); err == nil {
+		t.Fatal("NextDue on a closed store succeeded")
 	}
 	if got := metricValue(t, m, "ivr_store_errors_total"); got != 3 {
 		t.Errorf("ivr_store_errors_total = %v after two failed store calls, want 3", got)
@@ -472,31 +472,21 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(context.Context, store.Event) {}
-
 // TestVerificationOutcomesCounted: ivr_verifications_total counts each
-// verification's outcome once, from the event that records it.
+// verification's outcome once, on the instance that ended it.
 func TestVerificationOutcomesCounted(t *testing.T) {
 	m := newMetrics()
-	p := countingPublisher{next: nopPublisher{}, m: m}
-	done := time.Now()
-	view := func(status string, completed *time.Time) *store.CallView {
-		return &store.CallView{CallSID: "CA1", Verification: &store.VerificationView{ID: "v1", Country: "SE", Status: status, Initiator: "caller", CompletedAt: completed}}
-	}
-	for _, e := range []store.Event{
-		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventVerification, Call: view("starting", nil)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventPending, Call: view("pending", nil)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventApproved, Call: view("approved", &done)},
-		{CallSID: "CA1", VerificationID: "v1", Kind: store.EventHandedOff, Call: view("approved", &done)},
-	} {
-		p.Publish(t.Context(), e)
-	}
+	m.VerificationEnded(&store.Verification{ID: "v1", Country: store.Sweden, Status: store.VerApproved, Initiator: "caller"})
+	m.VerificationEnded(&store.Verification{ID: "v2", Country: store.Norway, Status: store.VerDeclined, Initiator: "agent:alice"})
 	w := httptest.NewRecorder()
 	m.handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if want := `ivr_verifications_total{country="SE",initiator="caller",outcome="approved"} 1`; !strings.Contains(w.Body.String(), want) {
-		t.Errorf("/metrics lacks %s", want)
+	for _, want := range []string{
+		`ivr_verifications_total{country="SE",initiator="caller",outcome="approved"} 1`,
+		`ivr_verifications_total{country="NO",initiator="agent",outcome="declined"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -156,33 +156,14 @@ func (b instrumentedBroker) observe(endpoint string, start time.Time, err error)
 	b.m.brokerLatency.WithLabelValues(endpoint, result).Observe(time.Since(start).Seconds())
 }
 
-// countingPublisher counts verification outcomes from the events going to
-// the dashboards, then passes them on.
-type countingPublisher struct {
-	next ivr.Publisher
-	m    *metrics
-}
-
-func (p countingPublisher) Publish(ctx context.Context, e store.Event) {
-	if e.Call != nil && e.Call.Verification != nil && e.VerificationID != "" {
-		v := e.Call.Verification
-		if v.ID == e.VerificationID && v.CompletedAt != nil && strings.HasPrefix(string(e.Kind), "verification_") && isOutcome(v.Status) {
-			initiator := "caller"
-			if strings.HasPrefix(v.Initiator, "agent") {
-				initiator = "agent"
-			}
-			p.m.verifications.WithLabelValues(v.Status, v.Country, initiator).Inc()
-		}
+// VerificationEnded counts a verification's outcome (ivr.Observer), on the
+// instance that ended it.
+func (m *metrics) VerificationEnded(v *store.Verification) {
+	initiator := "caller"
+	if strings.HasPrefix(v.Initiator, "agent:") {
+		initiator = "agent"
 	}
-	p.next.Publish(ctx, e)
-}
-
-func isOutcome(status string) bool {
-	switch store.VerificationStatus(status) {
-	case store.VerApproved, store.VerDeclined, store.VerExpired, store.VerUnknownUser, store.VerFailed, store.VerCancelled:
-		return true
-	}
-	return false
+	m.verifications.WithLabelValues(string(v.Status), string(v.Country), initiator).Inc()
 }
 
 // countingStore counts the store's failures in ivr_store_errors_total: a
@@ -242,13 +223,13 @@ func (s countingStore) UpdateVerification(ctx context.Context, v *store.Verifica
 	return s.count(ctx, s.Store.UpdateVerification(ctx, v, events...))
 }
 
-func (s countingStore) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*store.Verification, error) {
-	vs, err := s.Store.DueVerifications(ctx, now, limit)
+func (s countingStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
+	vs, err := s.Store.ClaimDue(ctx, owner, now, lease, limit)
 	return vs, s.count(ctx, err)
 }
 
-func (s countingStore) NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
-	t, ok, err := s.Store.NextPollAt(ctx, after)
+func (s countingStore) NextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	t, ok, err := s.Store.NextDue(ctx, now)
 	return t, ok, s.count(ctx, err)
 }
 

@@ -145,7 +145,7 @@ func runServer(ctx context.Context, s server) error {
 		MaxCallDuration:   cfg.MaxCallDuration,
 		PollConcurrency:   cfg.PollConcurrency,
 		Observer:          m,
-	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, countingPublisher{next: hub, m: m}, log.With("component", "ivr"))
+	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, hub, log.With("component", "ivr"))
 	if err != nil {
 		return err
 	}

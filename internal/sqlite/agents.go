@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -96,7 +97,7 @@ func (db *DB) DeleteAgent(ctx context.Context, name string) error {
 func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.exec(ctx, qInsertSession,
-			s.ID, s.Agent, s.CSRFToken, ms(s.CreatedAt), ms(s.ExpiresAt))
+			s.ID, s.Agent, s.CSRFToken, ms(s.CreatedAt), ms(s.ExpiresAt), ms(cmp.Or(s.LastUsedAt, s.CreatedAt)))
 		switch {
 		case isForeignKey(err):
 			return store.ErrNotFound
@@ -115,16 +116,36 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 // returns expired sessions too: the caller compares ExpiresAt with its clock.
 func (db *DB) Session(ctx context.Context, id string) (store.Session, error) {
 	var (
-		s                store.Session
-		created, expires int64
+		s                      store.Session
+		created, expires, used int64
 	)
 	err := db.r.queryRow(ctx, qSession, id).
-		Scan(&s.ID, &s.Agent, &s.CSRFToken, &created, &expires)
+		Scan(&s.ID, &s.Agent, &s.CSRFToken, &created, &expires, &used)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: get session: %w", notFound(err, store.ErrNotFound))
 	}
-	s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
+	s.CreatedAt, s.ExpiresAt, s.LastUsedAt = fromMS(created), fromMS(expires), fromMS(used)
 	return s, nil
+}
+
+// TouchSession moves the session's last use to at (never back).
+func (db *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
+	err := db.write(ctx, func(tx wtx) error {
+		res, err := tx.exec(ctx, qTouchSession, ms(at), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: touch session: %w", err)
+	}
+	return nil
 }
 
 // DeleteSession deletes the session with the given ID. Deleting a session that

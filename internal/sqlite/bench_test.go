@@ -66,37 +66,38 @@ func BenchmarkCallRead(b *testing.B) {
 	})
 }
 
-// BenchmarkDueVerifications is the poller's scan over 10,000 pending rows
-// (and 10,000 finished ones), taking the 100 most overdue.
-func BenchmarkDueVerifications(b *testing.B) {
+// BenchmarkClaimDue is the poller's claim over 10,000 pending rows (and
+// 10,000 finished ones): leasing the 100 most overdue. Each round claims at
+// a time past the leases of the one before.
+func BenchmarkClaimDue(b *testing.B) {
 	db := open(b)
 	const rows = 10_000
 	for i := range rows {
 		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("p%d", i), fmt.Sprintf("CAp%d", i), store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
 		storetest.MustCreateVerification(b, db, storetest.NewVerification(fmt.Sprintf("d%d", i), fmt.Sprintf("CAd%d", i), store.VerApproved, storetest.At(time.Duration(i)*time.Millisecond)))
 	}
-	for _, bb := range []struct {
-		name string
-		now  time.Time
-		want int
-	}{
-		{"all due", storetest.At(time.Hour), 100},
-		{"ten due", storetest.At(9 * time.Millisecond), 10},
-		{"none due", storetest.At(-time.Second), 0},
-	} {
-		b.Run(bb.name, func(b *testing.B) {
-			for b.Loop() {
-				vs, err := db.DueVerifications(b.Context(), bb.now, 100)
-				if err != nil || len(vs) != bb.want {
-					b.Fatalf("DueVerifications = %d, %v; want %d", len(vs), err, bb.want)
-				}
-			}
-		})
-	}
-	b.Run("next poll time", func(b *testing.B) {
+	const lease = 10 * time.Second
+	now := storetest.At(time.Hour)
+	b.Run("claim 100", func(b *testing.B) {
 		for b.Loop() {
-			if _, ok, err := db.NextPollAt(b.Context(), time.Time{}); err != nil || !ok {
-				b.Fatalf("NextPollAt = %v, %v", ok, err)
+			now = now.Add(lease)
+			vs, err := db.ClaimDue(b.Context(), "bench", now, lease, 100)
+			if err != nil || len(vs) != 100 {
+				b.Fatalf("ClaimDue = %d, %v; want 100", len(vs), err)
+			}
+		}
+	})
+	b.Run("claim none due", func(b *testing.B) {
+		for b.Loop() {
+			if vs, err := db.ClaimDue(b.Context(), "bench", storetest.At(-time.Second), lease, 100); err != nil || len(vs) != 0 {
+				b.Fatalf("ClaimDue = %d, %v; want 0", len(vs), err)
+			}
+		}
+	})
+	b.Run("next due", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := db.NextDue(b.Context(), now); err != nil || !ok {
+				b.Fatalf("NextDue = %v, %v", ok, err)
 			}
 		}
 	})

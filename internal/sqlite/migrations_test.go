@@ -19,6 +19,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 		"0003_rate_limits.sql": "6996e7a8738fc443be45a1e2f99d17382d14ab6e62adc8e25360f5efad67c0b9",
 		"0004_call_reason.sql": "b9e0806b9fe1b25f476b3643c895b6cba5ed6894550496778aaade88f8371d16",
 		"0005_abuse.sql":       "c9d5912d5abb1698685f94dcfc8fc19b38128c2e5193eb2748dd2d6781218705",
+		"0006_instances.sql":   "854c8308687874e54c455a7a0859d62832b126d1d3ae255cffcd9be9fdc461a4",
 	}
 	files, err := filepath.Glob("migrations/*.sql")
 	if err != nil {

@@ -19,7 +19,7 @@ const (
 	initiator, status, pending, auth_req_id, binding_message,
 	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
 	subject, name, given_name, family_name, error,
-	created_at, updated_at, completed_at, version`
+	created_at, updated_at, completed_at, version, lease_owner, lease_until`
 
 	// inFlight is the condition of the partial index verifications_due; the
 	// poller's queries repeat it word for word so that SQLite uses that index.
@@ -38,10 +38,17 @@ const (
 	qEvents = `SELECT seq, at, call_sid, verification_id, kind, actor, detail
 		FROM events WHERE call_sid = ? ORDER BY seq`
 	qVerification = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = ?`
-	qDue          = `SELECT ` + verificationColumns + ` FROM verifications
-		WHERE ` + inFlight + ` AND next_poll_at <= ? ORDER BY next_poll_at, rowid LIMIT ?`
-	qNextPollAt = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND next_poll_at > ?`
-	qInFlight   = `SELECT count(*) FROM verifications WHERE ` + inFlight
+	// qClaimDue leases the due rows: ?1 owner, ?2 now, ?3 lease, ?4 limit.
+	qClaimDue = `UPDATE verifications SET lease_owner = ?1, lease_until = ?2 + max(?3, interval_ms), version = version + 1
+		WHERE id IN (SELECT id FROM verifications
+			WHERE ` + inFlight + ` AND next_poll_at <= ?2 AND lease_until <= ?2
+			ORDER BY next_poll_at, rowid LIMIT ?4)
+		RETURNING ` + verificationColumns
+	// qNextUnleased walks verifications_due in order to the first row not
+	// leased at ?1; qNextLease reads verifications_leased.
+	qNextUnleased = `SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND lease_until <= ?`
+	qNextLease    = `SELECT min(lease_until) FROM verifications WHERE lease_until > 0 AND ` + inFlight + ` AND lease_until > ?`
+	qInFlight     = `SELECT count(*) FROM verifications WHERE ` + inFlight
 	// The rate-limit counts, one per store.LimitScope: each reads one index
 	// (verifications_id_hash, _caller, _initiator, _created) over the window
 	// only. They run inside StartVerification's write transaction.
@@ -56,7 +63,7 @@ const (
 	qLoginFailures = `SELECT count, last_at FROM login_failures WHERE key = ? AND last_at >= ?`
 	qAgent         = `SELECT name, password_hash, created_at FROM agents WHERE name = ?`
 	qAgents        = `SELECT name, password_hash, created_at FROM agents ORDER BY name`
-	qSession       = `SELECT id, agent, csrf_token, created_at, expires_at FROM agent_sessions WHERE id = ?`
+	qSession       = `SELECT id, agent, csrf_token, created_at, expires_at, last_used_at FROM agent_sessions WHERE id = ?`
 
 	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -71,13 +78,14 @@ const (
 		WHERE sid = ? AND version = ?`
 	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
 	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0)`
 	qUpdateVerification = `UPDATE verifications SET
 		call_sid = ?, country = ?, sealed_id = ?, masked_id = ?, id_hash = ?, caller = ?,
 		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
 		interval_ms = ?, expires_at = ?, next_poll_at = ?, polls = ?, slow_downs = ?, failures = ?,
 		subject = ?, name = ?, given_name = ?, family_name = ?, error = ?,
-		created_at = ?, updated_at = ?, completed_at = ?, version = version + 1
+		created_at = ?, updated_at = ?, completed_at = ?, version = version + 1,
+		lease_owner = '', lease_until = 0
 		WHERE id = ? AND version = ?`
 	qVerificationExists  = `SELECT EXISTS (SELECT 1 FROM verifications WHERE id = ?)`
 	qPurgeEvents         = `DELETE FROM events WHERE call_sid IN (` + endedBatch + `)`
@@ -86,8 +94,9 @@ const (
 	qInsertAgent         = `INSERT INTO agents (name, password_hash, created_at) VALUES (?, ?, ?)`
 	qDeleteAgentSessions = `DELETE FROM agent_sessions WHERE agent = ?`
 	qDeleteAgent         = `DELETE FROM agents WHERE name = ?`
-	qInsertSession       = `INSERT INTO agent_sessions (id, agent, csrf_token, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`
+	qInsertSession       = `INSERT INTO agent_sessions (id, agent, csrf_token, created_at, expires_at, last_used_at)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	qTouchSession          = `UPDATE agent_sessions SET last_used_at = max(last_used_at, ?) WHERE id = ?`
 	qDeleteSession         = `DELETE FROM agent_sessions WHERE id = ?`
 	qDeleteExpiredSessions = `DELETE FROM agent_sessions WHERE expires_at <= ?`
 	qWriteProbe            = `INSERT INTO write_probe (id, at) VALUES (1, ?)
@@ -99,7 +108,7 @@ const (
 )
 
 func readQueries() []string {
-	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qDue, qNextPollAt,
+	return []string{qPing, qCall, qLiveCalls, qEndedCalls, qEvents, qVerification, qNextUnleased, qNextLease,
 		qInFlight, qAgent, qAgents, qSession, qStaleCalls, qLoginFailures}
 }
 
@@ -108,7 +117,7 @@ func writeQueries() []string {
 		qUpdateVerification, qVerificationExists, qPurgeEvents, qPurgeVerifications, qPurgeCalls,
 		qInsertAgent, qDeleteAgentSessions, qDeleteAgent, qInsertSession, qDeleteSession,
 		qDeleteExpiredSessions, qWriteProbe, qCountByIDHash, qCountByCaller, qCountByInitiator, qCountAll,
-		qCallInFlight, qAddLoginFailure, qClearLoginFailures}
+		qCallInFlight, qAddLoginFailure, qClearLoginFailures, qClaimDue, qTouchSession}
 }
 
 // pool is a connection pool and the statements prepared on it. A statement
@@ -166,6 +175,13 @@ func (t wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t wtx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s, ok := t.stmts[q]; ok {
+		return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 func (t wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {

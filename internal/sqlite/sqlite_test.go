@@ -247,8 +247,8 @@ func TestConcurrentWriters(t *testing.T) {
 				if _, err := db.Call(ctx, sid); err != nil {
 					errs <- fmt.Errorf("Call: %w", err)
 				}
-				if _, err := db.DueVerifications(ctx, storetest.At(time.Hour), 10); err != nil {
-					errs <- fmt.Errorf("DueVerifications: %w", err)
+				if _, _, err := db.NextDue(ctx, storetest.At(time.Hour)); err != nil {
+					errs <- fmt.Errorf("NextDue: %w", err)
 				}
 				if _, err := db.CreateCall(ctx, storetest.NewCall(fmt.Sprintf("%s-%d", sid, i), storetest.Epoch)); err != nil {
 					errs <- fmt.Errorf("CreateCall: %w", err)

@@ -1,16 +1,17 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
 )
 
-// defaultDueLimit is how many due verifications DueVerifications returns when
+// defaultDueLimit is how many due verifications ClaimDue returns when
 // asked for a limit of zero or less.
 const defaultDueLimit = 100
 
@@ -131,46 +132,54 @@ func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, eve
 	return nil
 }
 
-// DueVerifications returns up to limit verifications in VerStarting or
-// VerPending whose NextPollAt is at or before now, earliest first (a zero
-// NextPollAt counts as due). A limit of zero or less means 100.
-func (db *DB) DueVerifications(ctx context.Context, now time.Time, limit int) ([]*store.Verification, error) {
-	rows, err := db.r.query(ctx, qDue, ms(now), limitOr(limit, defaultDueLimit))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: due verifications: %w", err)
-	}
-	defer rows.Close()
+// ClaimDue leases the due verifications to owner and returns them, earliest
+// due first.
+func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
 	var vs []*store.Verification
-	for rows.Next() {
-		v, err := scanVerification(rows)
+	err := db.write(ctx, func(tx wtx) error {
+		vs = vs[:0]
+		rows, err := tx.query(ctx, qClaimDue, owner, ms(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: due verifications: %w", err)
+			return err
 		}
-		vs = append(vs, v)
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scanVerification(rows)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, v)
+		}
+		return rows.Err()
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim due verifications: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: due verifications: %w", err)
-	}
+	slices.SortFunc(vs, func(a, b *store.Verification) int {
+		return cmp.Or(a.NextPollAt.Compare(b.NextPollAt), cmp.Compare(a.ID, b.ID))
+	})
 	return vs, nil
 }
 
-// NextPollAt returns the earliest NextPollAt of the verifications in
-// VerStarting or VerPending (the set DueVerifications draws from), and false
-// when there is none.
-func (db *DB) NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
-	var next sql.NullInt64
-	afterMS := int64(math.MinInt64) // the zero time: every row counts
-	if !after.IsZero() {
-		afterMS = after.UnixMilli()
+// NextDue is the earliest NextPollAt of the in-flight verifications not
+// leased at now, or the earliest lease end if sooner.
+func (db *DB) NextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	var due, lease sql.NullInt64
+	if err := db.r.queryRow(ctx, qNextUnleased, ms(now)).Scan(&due); err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlite: next due: %w", err)
 	}
-	err := db.r.queryRow(ctx, qNextPollAt, afterMS).Scan(&next)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("sqlite: next poll time: %w", err)
+	if err := db.r.queryRow(ctx, qNextLease, ms(now)).Scan(&lease); err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlite: next due: %w", err)
 	}
-	if !next.Valid {
-		return time.Time{}, false, nil
+	switch {
+	case due.Valid && lease.Valid:
+		return fromMS(min(due.Int64, lease.Int64)), true, nil
+	case due.Valid:
+		return fromMS(due.Int64), true, nil
+	case lease.Valid:
+		return fromMS(lease.Int64), true, nil
 	}
-	return fromMS(next.Int64), true, nil
+	return time.Time{}, false, nil
 }
 
 // InFlight counts the verifications still starting or pending (a gauge
@@ -189,12 +198,13 @@ func scanVerification(s scanner) (*store.Verification, error) {
 		country, status             string
 		interval, expires, nextPoll int64
 		created, updated, completed int64
+		leaseUntil                  int64
 	)
 	err := s.Scan(&v.ID, &v.CallSID, &country, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
 		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
 		&interval, &expires, &nextPoll, &v.Polls, &v.SlowDowns, &v.Failures,
 		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
-		&created, &updated, &completed, &v.Version)
+		&created, &updated, &completed, &v.Version, &v.LeaseOwner, &leaseUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -202,5 +212,6 @@ func scanVerification(s scanner) (*store.Verification, error) {
 	v.Interval = time.Duration(interval) * time.Millisecond
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)
+	v.LeaseUntil = fromMS(leaseUntil)
 	return &v, nil
 }

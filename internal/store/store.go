@@ -142,6 +142,12 @@ type Verification struct {
 	UpdatedAt   time.Time
 	CompletedAt time.Time
 	Version     int64
+
+	// LeaseOwner and LeaseUntil say which poller holds the verification
+	// (ClaimDue) and until when; UpdateVerification ignores them and ends
+	// the lease.
+	LeaseOwner string
+	LeaseUntil time.Time
 }
 
 // EventKind names a state change.
@@ -274,14 +280,22 @@ type Store interface {
 	StartVerification(ctx context.Context, c *Call, v *Verification, limits []Limit, events ...*Event) (overridden []Limit, err error)
 	Verification(ctx context.Context, id string) (*Verification, error)
 	UpdateVerification(ctx context.Context, v *Verification, events ...*Event) error
-	// DueVerifications returns up to limit verifications in VerStarting or
-	// VerPending whose NextPollAt is at or before now, earliest first.
-	DueVerifications(ctx context.Context, now time.Time, limit int) ([]*Verification, error)
-	// NextPollAt is the earliest NextPollAt later than after of any
-	// verification in VerStarting or VerPending, and false when there is
-	// none. The poller passes the time of its last DueVerifications, so
-	// that rows it has already dispatched do not hold its timer at zero.
-	NextPollAt(ctx context.Context, after time.Time) (time.Time, bool, error)
+	// ClaimDue leases to owner up to limit verifications that are due: in
+	// VerStarting or VerPending, NextPollAt at or before now, and not leased
+	// at now. Each is leased until now plus lease, or plus its Interval if
+	// that is longer (so that whoever polls next after a lost lease does
+	// not poll early), earliest due first, and is returned as stored with
+	// its Version bumped. No other ClaimDue returns a leased row until its
+	// lease runs out or the verification is next updated (which ends the
+	// lease). Instances that share a store poll each verification one at a
+	// time this way.
+	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*Verification, error)
+	// NextDue is when the poller should look again: the earliest NextPollAt
+	// of the verifications in VerStarting or VerPending not leased at now,
+	// or the end of the earliest lease if that comes first; false when
+	// there is no verification in flight.
+	NextDue(ctx context.Context, now time.Time) (time.Time, bool, error)
+
 	// Events returns a call's events, oldest first. AppendEvent stores one
 	// event on its own (Seq is set on e).
 	Events(ctx context.Context, callSID string) ([]Event, error)
@@ -346,6 +360,9 @@ type Session struct {
 	CSRFToken string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// LastUsedAt is when the session was last used, for the idle timeout;
+	// TouchSession moves it.
+	LastUsedAt time.Time
 }
 
 // AgentStore persists agents and their sessions.
@@ -358,6 +375,9 @@ type AgentStore interface {
 	CreateSession(ctx context.Context, s Session) error
 	Session(ctx context.Context, id string) (Session, error)
 	DeleteSession(ctx context.Context, id string) error
+	// TouchSession records that session id was used at at (ErrNotFound for
+	// an unknown one).
+	TouchSession(ctx context.Context, id string, at time.Time) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 
 	// LoginFailures returns, for each of keys with a failed login at or
@@ -370,6 +390,23 @@ type AgentStore interface {
 	AddLoginFailure(ctx context.Context, keys []string, since, now time.Time) error
 	// ClearLoginFailures forgets the failures counted under keys.
 	ClearLoginFailures(ctx context.Context, keys ...string) error
+}
+
+// EventFeed is a store whose events reach every instance sharing it: the
+// PostgreSQL store, through LISTEN/NOTIFY. A service on such a store
+// publishes what the feed delivers instead of what it stored itself, so
+// every dashboard sees every event whichever instance made it.
+type EventFeed interface {
+	// Listen delivers the Seq of every event committed from now on, by any
+	// instance, until ctx ends, as they arrive: seqs, in commit order.
+	// When notifications may have been lost (the listening connection
+	// dropped and came back), it calls deliver with resync true, and the
+	// caller reloads what it shows from the store. It returns when ctx
+	// ends.
+	Listen(ctx context.Context, deliver func(seqs []int64, resync bool)) error
+	// EventsBySeq returns the events with those Seqs that exist, in Seq
+	// order.
+	EventsBySeq(ctx context.Context, seqs []int64) ([]Event, error)
 }
 
 // LoginFailures are the failed logins counted under one key.

@@ -99,7 +99,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
 	t.Run("a session reads back as written", func(t *testing.T) {
 		s := setup(t)
 		got, err := s.Session(ctx, "s-alice-1")
-		want := store.Session{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: UTC(Epoch), ExpiresAt: UTC(At(time.Hour))}
+		want := store.Session{ID: "s-alice-1", Agent: "alice", CSRFToken: "csrf1", CreatedAt: UTC(Epoch), ExpiresAt: UTC(At(time.Hour)), LastUsedAt: UTC(Epoch)}
 		if err != nil || got != want {
 			t.Errorf("Session = %+v, %v; want %+v", got, err, want)
 		}
@@ -128,6 +128,22 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.AgentStore) {
 		}
 		if _, err := s.Agent(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Agent(deleted) err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("a session's last use moves forward only", func(t *testing.T) {
+		s := setup(t)
+		if err := s.TouchSession(ctx, "s-alice-1", At(10*time.Minute)); err != nil {
+			t.Fatalf("TouchSession: %v", err)
+		}
+		if err := s.TouchSession(ctx, "s-alice-1", At(5*time.Minute)); err != nil {
+			t.Fatalf("TouchSession: %v", err)
+		}
+		got, _ := s.Session(ctx, "s-alice-1")
+		if !got.LastUsedAt.Equal(UTC(At(10 * time.Minute))) {
+			t.Errorf("LastUsedAt = %v, want %v", got.LastUsedAt, At(10*time.Minute))
+		}
+		if err := s.TouchSession(ctx, "s-nope", Epoch); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("TouchSession(unknown) = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("logout deletes one session and a second logout is no error", func(t *testing.T) {

@@ -33,8 +33,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("calls", func(t *testing.T) { testCalls(t, newStore) })
 	t.Run("verifications", func(t *testing.T) { testVerifications(t, newStore) })
 	t.Run("events", func(t *testing.T) { testEvents(t, newStore) })
-	t.Run("due verifications", func(t *testing.T) { testDue(t, newStore) })
-	t.Run("next poll time", func(t *testing.T) { testNextPollAt(t, newStore) })
+	t.Run("claiming due verifications", func(t *testing.T) { testClaims(t, newStore) })
+	t.Run("next due time", func(t *testing.T) { testNextDue(t, newStore) })
 	t.Run("call listings", func(t *testing.T) { testCallFilter(t, newStore) })
 	t.Run("purge ended calls", func(t *testing.T) { testPurge(t, newStore) })
 	t.Run("rate limits", func(t *testing.T) { testLimits(t, newStore) })
@@ -385,22 +385,33 @@ func testEvents(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
-func testDue(t *testing.T, newStore func(t *testing.T) store.Store) {
-	s := newStore(t)
-	now := At(time.Minute)
-	for _, v := range []*store.Verification{
-		NewVerification("late", "CA1", store.VerPending, now.Add(-10*time.Second)),
-		NewVerification("future", "CA5", store.VerPending, now.Add(time.Millisecond)),
-		NewVerification("exact", "CA6", store.VerPending, now),
-		NewVerification("starting", "CA2", store.VerStarting, now.Add(-20*time.Second)),
-		NewVerification("done", "CA3", store.VerApproved, now.Add(-time.Hour)),
-		NewVerification("declined", "CA3", store.VerDeclined, now.Add(-time.Hour)),
-		NewVerification("cancelled", "CA3", store.VerCancelled, now.Add(-time.Hour)),
-		NewVerification("oldest", "CA4", store.VerPending, now.Add(-30*time.Second)),
-	} {
-		MustCreateVerification(t, s, v)
+func testClaims(t *testing.T, newStore func(t *testing.T) store.Store) {
+	seed := func(t *testing.T, now time.Time) store.Store {
+		s := newStore(t)
+		for _, v := range []*store.Verification{
+			NewVerification("late", "CA1", store.VerPending, now.Add(-10*time.Second)),
+			NewVerification("future", "CA5", store.VerPending, now.Add(time.Millisecond)),
+			NewVerification("exact", "CA6", store.VerPending, now),
+			NewVerification("starting", "CA2", store.VerStarting, now.Add(-20*time.Second)),
+			NewVerification("done", "CA3", store.VerApproved, now.Add(-time.Hour)),
+			NewVerification("declined", "CA7", store.VerDeclined, now.Add(-time.Hour)),
+			NewVerification("cancelled", "CA8", store.VerCancelled, now.Add(-time.Hour)),
+			NewVerification("oldest", "CA4", store.VerPending, now.Add(-30*time.Second)),
+		} {
+			MustCreateVerification(t, s, v)
+		}
+		return s
 	}
-	tests := []struct {
+	ids := func(vs []*store.Verification) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.ID)
+		}
+		return out
+	}
+	now := At(time.Minute)
+	const lease = 8 * time.Second // longer than the 5 s interval
+	for _, tt := range []struct {
 		name  string
 		now   time.Time
 		limit int
@@ -410,71 +421,136 @@ func testDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"limit cuts from the latest", now, 2, []string{"oldest", "starting"}},
 		{"nothing is due before the earliest", now.Add(-31 * time.Second), 10, nil},
 		{"a millisecond later the future one is due", now.Add(time.Millisecond), 10, []string{"oldest", "starting", "late", "exact", "future"}},
-	}
-	for _, tt := range tests {
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			vs, err := s.DueVerifications(t.Context(), tt.now, tt.limit)
+			s := seed(t, now)
+			vs, err := s.ClaimDue(t.Context(), "p1", tt.now, lease, tt.limit)
 			if err != nil {
-				t.Fatalf("DueVerifications: %v", err)
+				t.Fatalf("ClaimDue: %v", err)
 			}
-			var ids []string
+			if got := ids(vs); !slices.Equal(got, tt.want) {
+				t.Errorf("ClaimDue(%v, %d) = %v, want %v", tt.now, tt.limit, got, tt.want)
+			}
 			for _, v := range vs {
-				ids = append(ids, v.ID)
-			}
-			if !slices.Equal(ids, tt.want) {
-				t.Errorf("DueVerifications(%v, %d) = %v, want %v", tt.now, tt.limit, ids, tt.want)
+				stored, _ := s.Verification(t.Context(), v.ID)
+				if *stored != *v || v.LeaseOwner != "p1" || !v.LeaseUntil.Equal(UTC(tt.now.Add(lease))) || v.Version != 1 {
+					t.Errorf("claimed %s =\n%+v\nstored\n%+v\nwant leased to p1 until %v, version 1", v.ID, *v, *stored, tt.now.Add(lease))
+				}
 			}
 		})
 	}
-	t.Run("a due verification reads back in full", func(t *testing.T) {
-		vs, err := s.DueVerifications(t.Context(), now, 1)
-		if err != nil || len(vs) != 1 {
-			t.Fatalf("DueVerifications = %d, %v", len(vs), err)
+
+	t.Run("a leased row is nobody else's until the lease ends or it is updated", func(t *testing.T) {
+		s := seed(t, now)
+		first, _ := s.ClaimDue(t.Context(), "p1", now, lease, 1)
+		if got := ids(first); !slices.Equal(got, []string{"oldest"}) {
+			t.Fatalf("first claim %v", got)
 		}
-		got, _ := s.Verification(t.Context(), "oldest")
-		if *vs[0] != *got {
-			t.Errorf("due row =\n%+v\nwant\n%+v", *vs[0], *got)
+		second, _ := s.ClaimDue(t.Context(), "p2", now, lease, 10)
+		if got := ids(second); !slices.Equal(got, []string{"starting", "late", "exact"}) {
+			t.Errorf("second poller claimed %v, want the others but oldest", got)
+		}
+		if again, _ := s.ClaimDue(t.Context(), "p2", now.Add(lease-time.Millisecond), lease, 10); !slices.Equal(ids(again), []string{"future"}) {
+			t.Errorf("claimed %v before the leases ran out, want only the one never claimed", ids(again))
+		}
+		// p1 stores its poll: the lease ends and the row is due again later.
+		v := first[0]
+		v.Polls, v.NextPollAt = 1, now.Add(5*time.Second)
+		if err := s.UpdateVerification(t.Context(), v); err != nil {
+			t.Fatalf("UpdateVerification: %v", err)
+		}
+		stored, _ := s.Verification(t.Context(), "oldest")
+		if stored.LeaseOwner != "" || !stored.LeaseUntil.IsZero() {
+			t.Errorf("after the update the lease is %q until %v, want none", stored.LeaseOwner, stored.LeaseUntil)
+		}
+		if got, _ := s.ClaimDue(t.Context(), "p2", now.Add(5*time.Second), lease, 10); !slices.Equal(ids(got), []string{"oldest"}) {
+			t.Errorf("at its next poll time: claimed %v, want oldest", ids(got))
+		}
+		// A lost lease: p2 died holding three rows; once it runs out they
+		// are claimable, by then later than the interval after its poll.
+		if got, _ := s.ClaimDue(t.Context(), "p3", now.Add(lease), lease, 10); !slices.Equal(ids(got), []string{"starting", "late", "exact"}) {
+			t.Errorf("after p2's leases ran out: claimed %v", ids(got))
+		}
+	})
+
+	t.Run("a lease lasts at least the verification's interval", func(t *testing.T) {
+		s := newStore(t)
+		v := NewVerification("slow", "CA1", store.VerPending, now)
+		v.Interval = 20 * time.Second // after slow_downs
+		MustCreateVerification(t, s, v)
+		got, _ := s.ClaimDue(t.Context(), "p1", now, lease, 10)
+		if len(got) != 1 || !got[0].LeaseUntil.Equal(UTC(now.Add(20*time.Second))) {
+			t.Errorf("lease %v, want the 20 s interval", got)
+		}
+	})
+
+	t.Run("pollers claiming at once never share a row", func(t *testing.T) {
+		s := newStore(t)
+		for i := range 40 {
+			MustCreateVerification(t, s, NewVerification(fmt.Sprintf("v%02d", i), fmt.Sprintf("CA%02d", i), store.VerPending, now))
+		}
+		var (
+			mu      sync.Mutex
+			claimed = map[string]string{}
+			wg      sync.WaitGroup
+		)
+		for p := range 4 {
+			wg.Go(func() {
+				owner := fmt.Sprintf("p%d", p)
+				for range 5 {
+					vs, err := s.ClaimDue(t.Context(), owner, now, lease, 3)
+					if err != nil {
+						t.Errorf("ClaimDue: %v", err)
+						return
+					}
+					mu.Lock()
+					for _, v := range vs {
+						if other, ok := claimed[v.ID]; ok {
+							t.Errorf("%s claimed by %s and %s", v.ID, other, owner)
+						}
+						claimed[v.ID] = owner
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(claimed) != 40 {
+			t.Errorf("%d of 40 claimed", len(claimed))
 		}
 	})
 }
 
-func testNextPollAt(t *testing.T, newStore func(t *testing.T) store.Store) {
+func testNextDue(t *testing.T, newStore func(t *testing.T) store.Store) {
 	s := newStore(t)
-	var zero time.Time
-	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok || !next.IsZero() {
-		t.Errorf("NextPollAt(empty) = %v, %v, %v; want zero, false, nil", next, ok, err)
+	now := Epoch
+	if next, ok, err := s.NextDue(t.Context(), now); err != nil || ok || !next.IsZero() {
+		t.Errorf("NextDue(empty) = %v, %v, %v; want zero, false, nil", next, ok, err)
 	}
 	MustCreateVerification(t, s, NewVerification("done", "CA1", store.VerExpired, At(-time.Hour)))
-	if _, ok, err := s.NextPollAt(t.Context(), zero); err != nil || ok {
-		t.Errorf("NextPollAt(only finished) = %v, %v; want false, nil", ok, err)
+	if _, ok, err := s.NextDue(t.Context(), now); err != nil || ok {
+		t.Errorf("NextDue(only finished) = %v, %v; want false, nil", ok, err)
 	}
 	MustCreateVerification(t, s, NewVerification("b", "CA2", store.VerPending, At(10*time.Second)))
 	a := NewVerification("a", "CA3", store.VerPending, At(5*time.Second))
 	MustCreateVerification(t, s, a)
-	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(At(5*time.Second)) || next.Location() != time.UTC {
-		t.Errorf("NextPollAt = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, UTC(At(5*time.Second)))
+	if next, ok, err := s.NextDue(t.Context(), now); err != nil || !ok || !next.Equal(At(5*time.Second)) || next.Location() != time.UTC {
+		t.Errorf("NextDue = %v, %v, %v; want %v (UTC), true, nil", next, ok, err, UTC(At(5*time.Second)))
 	}
-	// Rows due at or before after are left out: the poller has them.
-	for _, tt := range []struct {
-		after  time.Time
-		want   time.Time
-		wantOK bool
-	}{
-		{At(4 * time.Second), At(5 * time.Second), true},
-		{At(5 * time.Second), At(10 * time.Second), true},
-		{At(7 * time.Second), At(10 * time.Second), true},
-		{At(10 * time.Second), time.Time{}, false},
-	} {
-		if next, ok, err := s.NextPollAt(t.Context(), tt.after); err != nil || ok != tt.wantOK || !next.Equal(tt.want) {
-			t.Errorf("NextPollAt(after %v) = %v, %v, %v; want %v, %v", tt.after, next, ok, err, tt.want, tt.wantOK)
-		}
+	// a is claimed at its time: its lease (8 s) ends after b is due.
+	if got, _ := s.ClaimDue(t.Context(), "p1", At(5*time.Second), 8*time.Second, 10); len(got) != 1 {
+		t.Fatalf("claim: %d rows", len(got))
 	}
-	a.Status = store.VerApproved
-	if err := s.UpdateVerification(t.Context(), a); err != nil {
-		t.Fatalf("UpdateVerification: %v", err)
+	if next, ok, err := s.NextDue(t.Context(), At(5*time.Second)); err != nil || !ok || !next.Equal(At(10*time.Second)) {
+		t.Errorf("NextDue with a leased = %v, %v, %v; want b at %v", next, ok, err, At(10*time.Second))
 	}
-	if next, ok, err := s.NextPollAt(t.Context(), zero); err != nil || !ok || !next.Equal(At(10*time.Second)) {
-		t.Errorf("NextPollAt after one finished = %v, %v, %v; want %v, true, nil", next, ok, err, At(10*time.Second))
+	b, _ := s.Verification(t.Context(), "b")
+	b.Status = store.VerApproved
+	if err := s.UpdateVerification(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok, err := s.NextDue(t.Context(), At(5*time.Second)); err != nil || !ok || !next.Equal(At(13*time.Second)) {
+		t.Errorf("NextDue with only a leased one = %v, %v, %v; want its lease's end %v", next, ok, err, At(13*time.Second))
 	}
 }
 
