@@ -23,7 +23,7 @@ import (
 
 const (
 	publicURL = "http://127.0.0.1:8080"
-	authToken = "test-auth-token"
+	authToken = "0123456789abcdeftesttoken"
 	// accountSID is the Twilio account of the tests' calls (ivrtest's default).
 	accountSID = "AC00000000000000000000000000000000"
 	issuer     = "http://127.0.0.1:9999"
@@ -126,17 +126,24 @@ func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.db.Close() })
+	e.tw = &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(e.front)}
+	// Interrupts reach the virtual Twilio through Twilio's REST API, as
+	// in production.
+	calls, err := ivr.NewTwilioCalls(accountSID, authToken, "https://api.twilio.test", ivrtest.HandlerClient(e.tw.RESTHandler()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.cfg = ivr.Config{
 		PublicURL:       publicURL,
 		TwilioAuthToken: authToken,
 		AccountSID:      accountSID,
 		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
+		Calls:           calls,
 	}
 	for _, m := range mod {
 		m(&e.cfg)
 	}
 	e.start()
-	e.tw = &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(e.front)}
 	return e
 }
 

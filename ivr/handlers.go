@@ -24,6 +24,9 @@ type request struct {
 	digits string
 	step   int // the ?s= the request answers; -1 when absent
 	hold   HoldState
+	// interrupt is true for a hold request made by the service's own
+	// interrupt (i=1), false for the loop's own hop.
+	interrupt bool
 }
 
 // parseRequest reads Twilio's form. A request whose CallSid is not shaped
@@ -56,6 +59,7 @@ func (s *Service) parseRequest(w http.ResponseWriter, r *http.Request) (request,
 		req.step = n
 	}
 	req.hold.Announced = q.Get("a") == "1"
+	req.interrupt = q.Get("i") == "1"
 	if n, err := strconv.Atoi(q.Get("n")); err == nil && n >= 0 && n < 1000 {
 		req.hold.Hops = n
 	}
@@ -241,7 +245,11 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 		in.RateLimited = le.Limit.Scope
 		next, d = Step(*c, in, s.lim, now)
 	}
-	return s.storeStep(ctx, next, d, v, kind, now)
+	doc, err := s.storeStep(ctx, next, d, v, kind, now)
+	if err == nil && kind == InHold && !req.interrupt && (d.Screen == ScreenHandOff || d.Screen == ScreenOfferRetry) && s.cfg.Observer != nil {
+		s.cfg.Observer.SafetyNet() // the interrupt did not come (first)
+	}
+	return doc, err
 }
 
 // storeStep stores one step of a call: the decision's TwiML as the call's

@@ -215,7 +215,7 @@ func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 			published = append(published, e)
 		}
 	}
-	s.publishVerification(ctx, got, published...)
+	s.settled(ctx, got, false, published...)
 	return true
 }
 

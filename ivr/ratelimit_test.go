@@ -265,6 +265,8 @@ func (o *countingObserver) RateLimited(scope store.LimitScope) {
 }
 
 func (o *countingObserver) VerificationEnded(*store.Verification) {}
+func (o *countingObserver) Interrupted(bool)                      {}
+func (o *countingObserver) SafetyNet()                            {}
 
 // TestGlobalCap: nothing capped the total before, and every request costs
 // the bank a broker fee.

@@ -14,7 +14,8 @@ import (
 const (
 	numberTimeout = "10" // seconds of silence that end the number Gather
 	retryTimeout  = "6"  // seconds to press 1 for a retry
-	holdTimeout   = "1"  // one hop of the hold loop: wait this long for a key, about 1 s a hop
+	holdPause     = "7"  // one hop of the hold loop: a pause (a key may be pressed meanwhile),
+	holdTimeout   = "1"  // then this long for a key: about 8 s a hop
 )
 
 // render turns a decision into the TwiML document the caller gets. c is the
@@ -100,14 +101,15 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 	return string(doc), err
 }
 
-// hold is one hop of the hold loop: whatever is said, inside a one-key
-// Gather so any key asks for a repeat; with no key Twilio comes back
-// (actionOnEmptyResult) a second after the speech ends. A one-second hop
-// means the caller hears an outcome within about a second of the poller
-// learning it; each hop costs one webhook that only reads the store.
+// hold is one hop of the hold loop: whatever is said and a pause, inside a
+// one-key Gather so any key asks for a repeat; with no key Twilio comes back
+// (actionOnEmptyResult) about eight seconds later. The hop is long and
+// cheap because the caller does not wait for it to hear what happened: the
+// poller interrupts the hold through Twilio's REST API the moment it learns
+// an outcome (see interrupt). The hop is the safety net when that fails.
 func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twiml.Element {
 	u := holdURL(c.Step, h)
-	inner := said
+	inner := append(said, twiml.VoicePause{Length: holdPause})
 	return []twiml.Element{
 		twiml.VoiceGather{
 			Input:               "dtmf",

@@ -72,9 +72,15 @@ type Config struct {
 	CallIdleLimit   time.Duration
 	MaxCallDuration time.Duration
 
-	// Observer is told of what operators count (limits that bite); nil
-	// means nobody is.
+	// Observer is told of what operators count (limits that bite,
+	// outcomes, interrupts); nil means nobody is.
 	Observer Observer
+
+	// Calls interrupts the hold loop the moment a verification ends (or
+	// the caller should hear what to do), so that the caller need not wait
+	// for the loop's next hop: Twilio's REST API in production. Nil leaves
+	// the hold loop on its own.
+	Calls CallUpdater
 
 	PollConcurrency   int // token requests in flight at once; default DefaultPollConcurrency
 	MaxNumberAttempts int // wrong numbers before a hand-off; default 3
@@ -107,6 +113,13 @@ type Observer interface {
 	// VerificationEnded is called once when a verification reaches a final
 	// status, with the verification as stored.
 	VerificationEnded(v *store.Verification)
+	// Interrupted is called for each hold the service asked Twilio to
+	// interrupt: ok false when Twilio could not be told (the caller then
+	// hears it at the next hop).
+	Interrupted(ok bool)
+	// SafetyNet is called when a hop of the hold loop, not an interrupt,
+	// brings the caller an outcome.
+	SafetyNet()
 }
 
 // DefaultPollConcurrency is how many token requests the poller keeps in
@@ -220,7 +233,7 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 			MaxVerifyAttempts: cfg.MaxVerifyAttempts,
 			StartTimeout:      cfg.StartTimeout,
 			ExpiryGrace:       5 * time.Second,
-			ReminderHops:      20, // about every 20 s
+			ReminderHops:      3, // about every 24 s
 		},
 		wake:  make(chan struct{}, 1),
 		owner: pollerName(),
@@ -257,25 +270,6 @@ func (s *Service) publish(ctx context.Context, c *store.Call, v *store.Verificat
 		ev.Call = &cv
 		s.pub.Publish(ctx, ev)
 	}
-}
-
-// publishVerification publishes a verification's events with its call.
-func (s *Service) publishVerification(ctx context.Context, v *store.Verification, events ...*store.Event) {
-	if s.pub == nil || s.feed != nil || len(events) == 0 {
-		return
-	}
-	c, err := s.store.Call(ctx, v.CallSID)
-	if err != nil {
-		s.log.Warn("publish: load call", "call_sid", v.CallSID, "verification_id", v.ID, "err", err)
-		return
-	}
-	if c.VerificationID != "" && c.VerificationID != v.ID {
-		// An older verification: show the call's current one.
-		if cur, err := s.store.Verification(ctx, c.VerificationID); err == nil {
-			v = cur
-		}
-	}
-	s.publish(ctx, c, v, events...)
 }
 
 func (s *Service) event(c *store.Call, verificationID string, kind store.EventKind, actor, detail string) *store.Event {

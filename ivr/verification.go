@@ -42,22 +42,22 @@ const (
 // context detached from the request (Twilio hangs up on slow webhooks; the
 // broker call must still land in the store) and bounded by its own timeout.
 // The stored verification arrives on the returned channel.
-func (s *Service) launchStart(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) <-chan *store.Verification {
-	out := make(chan *store.Verification, 1)
+func (s *Service) launchStart(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) *startWait {
+	w := &startWait{result: make(chan *store.Verification, 1)}
 	cp := *v
 	s.wg.Go(func() {
 		// Until the poller would fail it anyway: the broker call has
 		// startCallTimeout of it, storing the answer the rest.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StartTimeout)
 		defer cancel()
-		out <- s.authenticate(ctx, &cp, id, callInitiator)
+		s.authenticate(ctx, &cp, id, callInitiator, w)
 	})
-	return out
+	return w
 }
 
 // authenticate runs bc-authorize for v and stores the result. It returns
 // the verification as stored.
-func (s *Service) authenticate(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) *store.Verification {
+func (s *Service) authenticate(ctx context.Context, v *store.Verification, id NationalID, callInitiator string, w *startWait) {
 	in := ciba.RequestInput{NationalID: id.Digits()}
 	switch v.Country {
 	case store.Sweden:
@@ -118,7 +118,8 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Na
 	})
 	if werr != nil {
 		s.log.Error("store bc-authorize result", "call_sid", v.CallSID, "verification_id", v.ID, "err", werr)
-		return v
+		w.finish(v)
+		return
 	}
 	if err != nil {
 		s.log.Warn("bc-authorize failed", "call_sid", v.CallSID, "verification_id", v.ID, "state", got.Status, "err", err)
@@ -126,8 +127,8 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Na
 		s.log.Info("bc-authorize accepted", "call_sid", v.CallSID, "verification_id", v.ID, "state", got.Status)
 	}
 	s.notify()
-	s.publishVerification(ctx, got, evs...)
-	return got
+	gaveUp := w.finish(got)
+	s.settled(ctx, got, gaveUp && len(evs) > 0, evs...)
 }
 
 func (s *Service) verificationEvent(v *store.Verification, kind store.EventKind, detail string, now time.Time) *store.Event {
@@ -365,17 +366,22 @@ func (s *Service) record(ctx context.Context, ev *store.Event) {
 // startAndWait starts bc-authorize in the background and waits for its
 // result at most StartWait, so that a webhook stays well inside Twilio's
 // 15 s. It returns the verification as it then is; ok is false when ctx
-// ended first.
+// ended first. When it stops waiting first, the broker's answer
+// interrupts the caller's hold once it comes.
 func (s *Service) startAndWait(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) (_ *store.Verification, ok bool) {
-	result := s.launchStart(ctx, v, id, callInitiator)
+	w := s.launchStart(ctx, v, id, callInitiator)
 	timer := time.NewTimer(s.cfg.StartWait)
 	defer timer.Stop()
+	ok = true
 	select {
-	case got := <-result:
+	case got := <-w.result:
 		return got, true
 	case <-timer.C:
-		return v, true
 	case <-ctx.Done():
-		return v, false
+		ok = false
 	}
+	if !w.giveUp() {
+		return <-w.result, ok // it came just now
+	}
+	return v, ok // the caller holds; the answer interrupts the hold
 }

@@ -55,6 +55,9 @@ type Config struct {
 
 	TwilioAccountSID string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken  string // TWILIO_AUTH_TOKEN (secret)
+	// TwilioAPIURL is the base of Twilio's REST API (TWILIO_API_URL): ""
+	// for Twilio's own; a virtual Twilio's in tests and the demo.
+	TwilioAPIURL string
 
 	Broker BrokerConfig
 }
@@ -207,6 +210,7 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	pollConcurrency := fs.String("poll-concurrency", cmp.Or(getenv("IVR_POLL_CONCURRENCY"), strconv.Itoa(ivr.DefaultPollConcurrency)), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
 	proxies := fs.String("trusted-proxies", getenv("IVR_TRUSTED_PROXIES"), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8 (IVR_TRUSTED_PROXIES)")
 	fs.StringVar(&c.TwilioAccountSID, "account-sid", getenv("TWILIO_ACCOUNT_SID"), "Twilio account SID, AC… (TWILIO_ACCOUNT_SID)")
+	fs.StringVar(&c.TwilioAPIURL, "twilio-api-url", getenv("TWILIO_API_URL"), "base URL of Twilio's REST API, to interrupt holds; default Twilio's own (TWILIO_API_URL)")
 	broker := brokerFlags(fs, getenv, &errs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -264,8 +268,16 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	if !ivr.ValidAccountSID(c.TwilioAccountSID) {
 		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID, AC followed by 32 hex digits; webhooks naming another account are refused")
 	}
-	if c.TwilioAuthToken == "" {
+	switch {
+	case c.TwilioAuthToken == "":
 		errs.add("TWILIO_AUTH_TOKEN", "missing: needed to check the X-Twilio-Signature of every webhook")
+	case !alphanumeric(c.TwilioAuthToken):
+		errs.add("TWILIO_AUTH_TOKEN", "must be the account's auth token: letters and digits only")
+	}
+	if c.TwilioAPIURL != "" {
+		if err := checkBaseURL(c.TwilioAPIURL); err != nil {
+			errs.add("TWILIO_API_URL", "%v", err)
+		}
 	}
 	c.Broker.validate(&errs)
 	switch k := secret(getenv, "IVR_HASH_KEY", &errs); {
@@ -331,6 +343,15 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func alphanumeric(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func isE164(s string) bool {

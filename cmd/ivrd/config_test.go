@@ -15,7 +15,7 @@ func TestLoadServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("tok-from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("tokfromfile\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	good := map[string]string{
@@ -68,6 +68,9 @@ func TestLoadServe(t *testing.T) {
 		{name: "an unreadable secret file", env: with("TWILIO_AUTH_TOKEN", "", "IVR_HASH_KEY", "", "IVR_HASH_KEY_FILE", filepath.Join(dir, "nope")), wantErr: []string{"IVR_HASH_KEY_FILE", "TWILIO_AUTH_TOKEN"}},
 		{name: "bad rate limit", env: with("IVR_RATE_LIMIT_WITHHELD", "lots"), wantErr: []string{"IVR_RATE_LIMIT_WITHHELD", "N/DURATION"}},
 		{name: "bad log level", env: with("IVR_LOG_LEVEL", "loud"), wantErr: []string{"IVR_LOG_LEVEL"}},
+		{name: "an auth token twilio-go would refuse", env: with("TWILIO_AUTH_TOKEN", "tok-en"), wantErr: []string{"TWILIO_AUTH_TOKEN", "letters and digits"}},
+		{name: "a virtual Twilio's REST API", env: with("TWILIO_API_URL", "http://127.0.0.1:9999")},
+		{name: "a Twilio REST API over plain http elsewhere", env: with("TWILIO_API_URL", "http://twilio.example"), wantErr: []string{"TWILIO_API_URL"}},
 		{name: "bad trusted proxy", env: with("IVR_TRUSTED_PROXIES", "10.0.0.0/8,nginx"), wantErr: []string{"IVR_TRUSTED_PROXIES", "nginx"}},
 		{name: "admin listener on the public port", env: with("IVR_ADMIN_LISTEN", ":8080"), wantErr: []string{"IVR_ADMIN_LISTEN"}},
 		{name: "flags set rate limits", env: good, args: []string{"--rate-limit-global", "50/1m"}},

@@ -31,7 +31,7 @@ import (
 )
 
 const (
-	demoAuthToken  = "demo-auth-token-not-secret"
+	demoAuthToken  = "demo0auth0token0not0secret"         // letters and digits, as a real one
 	demoAccountSID = "AC00000000000000000000000000de7000" // shaped like a real one: webhooks are checked against it
 	demoClientID   = "ivr-demo"
 	demoAgent      = "demo"
@@ -99,9 +99,11 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		HashKey:          hashKey,
 		TwilioAuthToken:  demoAuthToken,
 		TwilioAccountSID: demoAccountSID,
+		TwilioAPIURL:     base + "/demo/twilio", // call updates reach the phone page or the terminal's call
 		Broker:           BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: "idura"},
 	}
 	broker := &lazyBroker{}
+	updates := newDemoCalls()
 	var running atomic.Pointer[app]
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -120,7 +122,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			}
 			broker.client.Store(c)
 		},
-		extra:     func(r chi.Router) { demoRoutes(r, cfg, sim, &running, password) },
+		extra:     func(r chi.Router) { demoRoutes(r, cfg, sim, updates, &running, password) },
 		demoLogin: "/demo/login",
 		wrap:      func(h http.Handler) http.Handler { return loopbackHostOnly(ln.Addr().String(), h) },
 		started: func(a *app) {
@@ -132,7 +134,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			}
 			if *call != "" {
 				go func() {
-					result = runDemoCall(ctx, a, cfg, *call, stdout)
+					result = runDemoCall(ctx, a, cfg, updates, *call, stdout)
 					cancel()
 				}()
 				return
@@ -192,8 +194,10 @@ func (a *app) addDemoAgent(ctx context.Context, password string) error {
 }
 
 // demoRoutes serves the simulator, the demo pages and their config.
-func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, running *atomic.Pointer[app], password string) {
+func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCalls, running *atomic.Pointer[app], password string) {
 	r.Handle("/broker/*", sim)
+	r.Handle("/demo/twilio/*", http.StripPrefix("/demo/twilio", ivrtest.RESTHandler(demoAccountSID, demoAuthToken, updates)))
+	r.Get("/demo/api/calls/{sid}/updates", updates.handleStream)
 	static, _ := fs.Sub(web.FS, "static/demo")
 	r.Handle("/demo/static/*", http.StripPrefix("/demo/static/", http.FileServerFS(static)))
 	page := func(name string) http.HandlerFunc {
@@ -252,8 +256,9 @@ in the BankID app page and watch the dashboard. Press Ctrl-C to stop; nothing is
 
 // runDemoCall plays one call through the real webhooks over HTTP and prints
 // the transcript.
-func runDemoCall(ctx context.Context, a *app, cfg *Config, number string, stdout io.Writer) error {
+func runDemoCall(ctx context.Context, a *app, cfg *Config, updates *demoCalls, number string, stdout io.Writer) error {
 	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, AccountSID: demoAccountSID, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
+	updates.terminal.Store(tw)
 	pressed := false
 	tr, err := tw.Call(ctx, ivrtest.Caller{
 		From: demoFrom, To: demoTo,

@@ -234,7 +234,7 @@ func TestKill9MidVerification(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	public := "http://" + addr
-	const token, password = "kill9-auth-token", "correct horse battery"
+	const token, password = "kill9authtoken", "correct horse battery"
 	env := []string{
 		"IVR_LISTEN=" + addr,
 		"IVR_PUBLIC_URL=" + public,

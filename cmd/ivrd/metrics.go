@@ -27,6 +27,8 @@ type metrics struct {
 	brokerErrors  *prometheus.CounterVec
 	storeErrors   prometheus.Counter
 	rateLimited   *prometheus.CounterVec
+	interrupts    *prometheus.CounterVec
+	safetyNet     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,7 +59,15 @@ func newMetrics() *metrics {
 		Name: "ivr_rate_limited_total",
 		Help: "Verifications a rate limit refused, by limit: number, caller, withheld, agent, global.",
 	}, []string{"limit"})
-	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors, m.rateLimited,
+	m.interrupts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ivr_hold_interrupts_total",
+		Help: "Holds interrupted through Twilio's REST API when an outcome was learnt, by result: sent, failed (the caller then hears it at the next hop).",
+	}, []string{"result"})
+	m.safetyNet = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ivr_safety_net_outcomes_total",
+		Help: "Outcomes a hop of the hold loop brought the caller because no interrupt did.",
+	})
+	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors, m.rateLimited, m.interrupts, m.safetyNet,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -66,6 +76,19 @@ func newMetrics() *metrics {
 func (m *metrics) RateLimited(scope store.LimitScope) {
 	m.rateLimited.WithLabelValues(string(scope)).Inc()
 }
+
+// Interrupted counts a hold interrupt (ivr.Observer).
+func (m *metrics) Interrupted(ok bool) {
+	result := "sent"
+	if !ok {
+		result = "failed"
+	}
+	m.interrupts.WithLabelValues(result).Inc()
+}
+
+// SafetyNet counts an outcome the hold loop's own hop delivered
+// (ivr.Observer).
+func (m *metrics) SafetyNet() { m.safetyNet.Inc() }
 
 // gauge registers a gauge read at scrape time.
 func (m *metrics) gauge(name, help string, f func() float64) {

@@ -129,6 +129,10 @@ func runServer(ctx context.Context, s server) error {
 		return float64(n)
 	})
 	m.gauge("ivr_dashboards_connected", "Agent dashboards connected over websockets.", func() float64 { return float64(hub.Clients()) })
+	rest, err := ivr.NewTwilioCalls(cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioAPIURL, nil)
+	if err != nil {
+		return err
+	}
 	calls, err := ivr.NewService(ivr.Config{
 		PublicURL:         cfg.PublicURL,
 		TwilioAuthToken:   cfg.TwilioAuthToken,
@@ -145,6 +149,7 @@ func runServer(ctx context.Context, s server) error {
 		MaxCallDuration:   cfg.MaxCallDuration,
 		PollConcurrency:   cfg.PollConcurrency,
 		Observer:          m,
+		Calls:             rest,
 	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, hub, log.With("component", "ivr"))
 	if err != nil {
 		return err

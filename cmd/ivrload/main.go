@@ -190,6 +190,7 @@ type env struct {
 	dir     string
 	sim     *sim
 	srv     *server
+	rest    *restAPI
 }
 
 func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
@@ -220,7 +221,11 @@ func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
 		e.tearDown(c)
 		return nil, err
 	}
-	if e.srv, err = startServer(ctx, bin, dir, c.Host, e.sim, c.Env); err != nil {
+	if e.rest, err = startREST(c.Host); err != nil {
+		e.tearDown(c)
+		return nil, err
+	}
+	if e.srv, err = startServer(ctx, bin, dir, c.Host, e.sim, append([]string{"TWILIO_API_URL=" + e.rest.url}, c.Env...)); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}
@@ -238,6 +243,9 @@ func (e *env) tearDown(c common) {
 	}
 	if e.sim != nil {
 		e.sim.close()
+	}
+	if e.rest != nil {
+		e.rest.close()
 	}
 	if c.Keep {
 		fmt.Fprintln(os.Stderr, "ivrload: kept", e.dir)

@@ -80,6 +80,7 @@ func runPending(ctx context.Context, cfg pendingConfig, stdout, stderr io.Writer
 		Timeout:   15 * time.Second,
 		Transport: timedTransport{next: newTransport(cfg.Concurrency + 16), stats: stats},
 	}}
+	e.rest.use(tw)
 	rep := pendingReport{Config: cfg}
 	before, _ := readProc(pid)
 	self0, _ := readProc(os.Getpid())

@@ -109,6 +109,7 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 		Timeout:   15 * time.Second, // Twilio's webhook timeout
 		Transport: timedTransport{next: transport, stats: stats},
 	}}
+	e.rest.use(tw)
 	cs := &callers{tw: tw, sim: e.sim, mix: cfg.Mix, total: cfg.Calls}
 
 	var rep runReport

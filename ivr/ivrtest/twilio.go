@@ -12,8 +12,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +44,9 @@ type Twilio struct {
 	VoicePath  string // default "/twilio/voice"
 	StatusPath string // default "/twilio/status"
 	AccountSID string // default "AC" followed by 32 zeros
+
+	mu   sync.Mutex
+	live map[string]*call // calls in progress, for UpdateCall
 }
 
 // Caller is the person on the phone.
@@ -74,9 +80,10 @@ type Transcript struct {
 type Line struct {
 	At time.Duration
 	// Kind is "say", "play", "pause", "gather", "redirect", "press",
-	// "enqueue", "dial" or "hangup".
+	// "update" (the call was redirected through the REST API), "enqueue",
+	// "dial" or "hangup".
 	Kind string
-	// Text: what was said; the URL played or redirected to; the pause length;
+	// Text: what was said; the URL played, redirected or updated to; the pause length;
 	// the Gather's prompt; the keys pressed (more than five keys are shown
 	// masked but for the last two, as they are likely a national identity
 	// number); the queue or number.
@@ -102,6 +109,15 @@ func (t *Transcript) String() string {
 // errHungUp ends the verb loop when the caller hangs up.
 var errHungUp = errors.New("caller hung up")
 
+// ErrNoSuchCall is UpdateCall's answer for a call that is not in
+// progress; RESTHandler answers it 404, code 20404, as Twilio does.
+var ErrNoSuchCall = errors.New("ivrtest: no such call in progress")
+
+// redirect is a call update: leave the current TwiML, fetch this URL.
+type redirect struct{ url, method string }
+
+func (r redirect) Error() string { return "call redirected to " + r.url }
+
 // call is the state of one call in progress.
 type call struct {
 	tw       *Twilio
@@ -111,6 +127,7 @@ type call struct {
 	heard    []string
 	status   string // CallStatus for the next request
 	deadline time.Time
+	updates  chan redirect // call updates (UpdateCall), newest wins
 }
 
 // Call places one inbound call: it requests the voice URL, follows the TwiML
@@ -130,11 +147,20 @@ func (tw *Twilio) Call(ctx context.Context, c Caller) (*Transcript, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &call{tw: tw, c: c, t: &Transcript{CallSID: sid}, start: time.Now(), status: "ringing"}
+	cl := &call{tw: tw, c: c, t: &Transcript{CallSID: sid}, start: time.Now(), status: "ringing", updates: make(chan redirect, 1)}
 	if c.HangUpAfter > 0 {
 		cl.deadline = cl.start.Add(c.HangUpAfter)
 	}
+	tw.mu.Lock()
+	if tw.live == nil {
+		tw.live = map[string]*call{}
+	}
+	tw.live[sid] = cl
+	tw.mu.Unlock()
 	runErr := cl.run(ctx)
+	tw.mu.Lock()
+	delete(tw.live, sid)
+	tw.mu.Unlock()
 	switch {
 	case errors.Is(runErr, errHungUp):
 		cl.t.Outcome, runErr = "caller-hung-up", nil
@@ -157,6 +183,18 @@ func (cl *call) run(ctx context.Context) error {
 	}
 	for {
 		next, method, extra, err := cl.execute(ctx, doc)
+		if r, ok := errors.AsType[redirect](err); ok {
+			if r.method == "HANGUP" {
+				cl.line("hangup", "", "", "")
+				cl.t.Outcome = "hangup"
+				return nil
+			}
+			// A call update: the TwiML in progress is abandoned for the
+			// new URL, as Twilio does.
+			cl.line("update", r.url, "", "")
+			next, method, extra, err = r.url, r.method, nil, nil
+			cl.heard = nil
+		}
 		if err != nil {
 			return err
 		}
@@ -316,6 +354,8 @@ func (cl *call) wait(ctx context.Context, d time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
+		case r := <-cl.updates:
+			return r
 		case <-t.C:
 		}
 	}
@@ -400,6 +440,89 @@ func (cl *call) params(status string) url.Values {
 		"Direction":  {"inbound"},
 		"ApiVersion": {"2010-04-01"},
 	}
+}
+
+// UpdateCall redirects the call sid in progress to url (method POST when
+// empty), as Twilio's REST API does (Calls/{Sid}.json with Url): the TwiML
+// it is executing is abandoned at the next wait (a pause or a gather's
+// timeout) and url fetched. ErrNoSuchCall when no such call is in
+// progress.
+func (tw *Twilio) UpdateCall(sid, url, method string) error {
+	tw.mu.Lock()
+	cl := tw.live[sid]
+	tw.mu.Unlock()
+	if cl == nil {
+		return ErrNoSuchCall
+	}
+	r := redirect{url: url, method: cmp.Or(strings.ToUpper(method), http.MethodPost)}
+	for {
+		select {
+		case cl.updates <- r:
+			return nil
+		default:
+		}
+		select { // replace an update not yet taken: the newest wins
+		case <-cl.updates:
+		default:
+		}
+	}
+}
+
+// RESTHandler serves the calls of tw through Twilio's REST API
+// (RESTHandler).
+func (tw *Twilio) RESTHandler() http.Handler {
+	return RESTHandler(tw.accountSID(), tw.AuthToken, tw)
+}
+
+// CallUpdater redirects calls in progress; *Twilio is one.
+type CallUpdater interface {
+	// UpdateCall redirects call sid to url with method ("HANGUP" ends
+	// it); ErrNoSuchCall when no such call is in progress.
+	UpdateCall(sid, url, method string) error
+}
+
+// RESTHandler serves the part of Twilio's REST API that updates a call in
+// progress: POST /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json with
+// Url (and Method), or Status=completed to hang up; HTTP Basic auth with
+// the account SID and auth token; errors as Twilio words them (20404 for a
+// call not in progress). Point twilio-go (or TWILIO_API_URL) at it.
+func RESTHandler(accountSID, authToken string, calls CallUpdater) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/Calls/{sid}", func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != accountSID || subtle.ConstantTimeCompare([]byte(pass), []byte(authToken)) != 1 || r.PathValue("account") != accountSID {
+			restError(w, http.StatusUnauthorized, 20003, "Authenticate")
+			return
+		}
+		sid, ok := strings.CutSuffix(r.PathValue("sid"), ".json")
+		if !ok || r.ParseForm() != nil {
+			restError(w, http.StatusNotFound, 20404, "The requested resource was not found")
+			return
+		}
+		var err error
+		switch {
+		case r.PostForm.Get("Status") == "completed":
+			err = calls.UpdateCall(sid, "", "HANGUP")
+		case r.PostForm.Get("Url") != "":
+			err = calls.UpdateCall(sid, r.PostForm.Get("Url"), r.PostForm.Get("Method"))
+		default:
+			restError(w, http.StatusBadRequest, 21201, "No 'Url', 'Twiml' or 'Status' provided")
+			return
+		}
+		if err != nil {
+			restError(w, http.StatusNotFound, 20404, "The requested resource /Calls/"+sid+".json was not found")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"sid": sid, "account_sid": accountSID, "status": "in-progress"})
+	})
+	return mux
+}
+
+func restError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg, "status": status})
 }
 
 // Post sends one signed webhook POST to path (relative to BaseURL, query
