@@ -21,7 +21,7 @@ type interruptObserver struct {
 	sent, failed, nets int
 }
 
-func (o *interruptObserver) RateLimited(store.LimitScope)           {}
+func (o *interruptObserver) RateLimited(store.LimitScope)          {}
 func (o *interruptObserver) VerificationEnded(*store.Verification) {}
 func (o *interruptObserver) Interrupted(ok bool) {
 	o.mu.Lock()
