@@ -25,6 +25,7 @@ import (
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 	"github.com/ivr/callerverify/web"
@@ -236,8 +237,67 @@ func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCa
 			"publicURL": cfg.PublicURL, "twilioAuthToken": demoAuthToken, "accountSid": demoAccountSID,
 			"voicePath": "/twilio/voice", "statusPath": "/twilio/status", "from": demoFrom, "to": demoTo,
 			"simURL": "/broker/sim", "dashboardURL": "/demo/login", "users": users,
+			"updatesPath": "/demo/api/calls/{sid}/updates", "requestsURL": "/demo/api/requests",
+			"profile": cfg.Broker.Profile,
 		})
 	})
+	r.Get("/demo/api/requests", func(w http.ResponseWriter, r *http.Request) {
+		a := running.Load()
+		if a == nil {
+			http.Error(w, "starting up; try again in a moment", http.StatusServiceUnavailable)
+			return
+		}
+		reqs, err := demoRequests(r.Context(), a, sim)
+		if err != nil {
+			http.Error(w, "could not list the requests", http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, reqs)
+	})
+}
+
+// demoRequest is a request of the simulated broker as the demo's approval
+// page shows it: linked to the call that asked for it.
+type demoRequest struct {
+	cibatest.Request
+	CallSID       string     `json:"callSid,omitempty"`
+	Caller        string     `json:"caller,omitempty"` // the demo call's caller id, in full: it is made up
+	CallStartedAt *time.Time `json:"callStartedAt,omitempty"`
+	Initiator     string     `json:"initiator,omitempty"` // "caller", or "agent:<name>"
+}
+
+// demoRequests lists the simulator's requests, newest first, each with the
+// call whose verification made it.
+func demoRequests(ctx context.Context, a *app, sim *cibatest.Broker) ([]demoRequest, error) {
+	bySimID := map[string]demoRequest{}
+	for _, f := range []store.CallFilter{{Live: true}, {EndedSince: time.Now().Add(-time.Hour)}} {
+		calls, err := a.db.Calls(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range calls {
+			if c.VerificationID == "" {
+				continue
+			}
+			v, err := a.db.Verification(ctx, c.VerificationID)
+			if err != nil || v.AuthReqID == "" {
+				continue
+			}
+			if sr, ok := sim.RequestForAuthReqID(v.AuthReqID); ok {
+				started := c.CreatedAt
+				bySimID[sr.ID] = demoRequest{Request: sr, CallSID: c.SID, Caller: c.From, CallStartedAt: &started, Initiator: v.Initiator}
+			}
+		}
+	}
+	out := []demoRequest{}
+	for _, sr := range sim.Requests() {
+		dr, ok := bySimID[sr.ID]
+		if !ok {
+			dr = demoRequest{Request: sr}
+		}
+		out = append(out, dr)
+	}
+	return out, nil
 }
 
 func printDemo(w io.Writer, base string) {
