@@ -99,8 +99,11 @@ type Profile struct {
 	// {"channel":…,"login_hint_type":…} when RequestInput.Channel is set or
 	// the hint is a phone number or e-mail address.
 	RequestContext bool
-	Methods        []Method
-	DefaultMethod  string // the Method used when RequestInput.Method is ""
+	// DeliveryModes are the CIBA token delivery modes the broker offers;
+	// nil means poll only.
+	DeliveryModes []string
+	Methods       []Method
+	DefaultMethod string // the Method used when RequestInput.Method is ""
 }
 
 // RequestInput is what the caller knows about one authentication; Profile.
@@ -189,9 +192,9 @@ var (
 	// phone number, e-mail or user id, request_context channel.
 	Transmit = &Profile{
 		Name:            "transmit",
-		BackchannelPath: "/oidc/backchannel",
-		TokenPath:       "/oidc/token",
-		JWKSPath:        "/oidc/jwks",
+		BackchannelPath: "/cis/oidc/backchannel",
+		TokenPath:       "/oidc/token", // as in Transmit's sample, without /cis
+		JWKSPath:        "/cis/oidc/jwks",
 		AuthMethods:     []AuthMethod{ClientSecretPost, ClientSecretBasic},
 		LoginHint:       HintPlain,
 		Scope:           []string{"openid"},
@@ -200,6 +203,9 @@ var (
 		Methods: []Method{{
 			Name:        "link",
 			Description: "Mosaic login link by SMS or e-mail",
+			// Transmit documents no limit; its login page shows the
+			// message, so keep it as short as Auth0's.
+			BindingMessage: BindingRule{MaxLen: 64},
 		}},
 	}
 
@@ -212,7 +218,8 @@ var (
 		LoginHint:       HintPlain,
 		Scope:           []string{"openid"},
 		DefaultMethod:   "default",
-		Methods:         []Method{{Name: "default", Description: "CIBA Core"}},
+		Methods:         []Method{{Name: "default", Description: "CIBA Core", BindingMessage: BindingRule{MaxLen: 64}}},
+		DeliveryModes:   []string{"poll", "ping"},
 	}
 )
 
@@ -240,6 +247,7 @@ func (p *Profile) Clone() *Profile {
 	q := *p
 	q.AuthMethods = slices.Clone(p.AuthMethods)
 	q.Scope = slices.Clone(p.Scope)
+	q.DeliveryModes = slices.Clone(p.DeliveryModes)
 	q.Methods = make([]Method, len(p.Methods))
 	for i, m := range p.Methods {
 		m.ACRValues = slices.Clone(m.ACRValues)
@@ -376,7 +384,7 @@ func (p *Profile) loginHint(m Method, in RequestInput, req *AuthRequest) (string
 		if strings.ContainsFunc(req.LoginHint, unicode.IsControl) {
 			return "", errors.New("login hint has control characters")
 		}
-		if set[0] == "phone" || set[0] == "email" {
+		if set[0] != "" { // phone, email, user_id: Transmit need not guess
 			return set[0], nil
 		}
 	default:

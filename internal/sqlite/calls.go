@@ -25,7 +25,7 @@ func (db *DB) CreateCall(ctx context.Context, c *store.Call, events ...*store.Ev
 	err := db.write(ctx, func(tx wtx) error {
 		res, err := tx.exec(ctx, qInsertCall,
 			c.SID, c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
-			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt),
+			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt), string(c.Identify),
 			ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt), c.Version)
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
@@ -73,7 +73,7 @@ func (db *DB) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Ev
 func updateCall(ctx context.Context, tx wtx, c *store.Call) error {
 	res, err := tx.exec(ctx, qUpdateCall,
 		c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
-		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt),
+		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), ms(c.HandedOffAt), string(c.Identify),
 		ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.EndedAt),
 		c.SID, c.Version)
 	if err != nil {
@@ -230,17 +230,17 @@ type scanner interface {
 func scanCall(s scanner) (*store.Call, error) {
 	var (
 		c                         store.Call
-		state, reason             string
+		state, reason, identify   string
 		created, updated, endedAt int64
 		handedOff                 int64
 	)
 	err := s.Scan(&c.SID, &c.From, &c.To, &c.Language, &state, &c.Step, &c.LastTwiML,
-		&c.NumberAttempts, &c.VerifyAttempts, &c.VerificationID, &c.Outcome, &reason, &handedOff,
+		&c.NumberAttempts, &c.VerifyAttempts, &c.VerificationID, &c.Outcome, &reason, &handedOff, &identify,
 		&created, &updated, &endedAt, &c.Version)
 	if err != nil {
 		return nil, err
 	}
-	c.State, c.Reason = store.CallState(state), store.Reason(reason)
+	c.State, c.Reason, c.Identify = store.CallState(state), store.Reason(reason), store.IDKind(identify)
 	c.CreatedAt, c.UpdatedAt, c.EndedAt, c.HandedOffAt = fromMS(created), fromMS(updated), fromMS(endedAt), fromMS(handedOff)
 	return &c, nil
 }

@@ -20,6 +20,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 		"0004_call_reason.sql": "b9e0806b9fe1b25f476b3643c895b6cba5ed6894550496778aaade88f8371d16",
 		"0005_abuse.sql":       "c9d5912d5abb1698685f94dcfc8fc19b38128c2e5193eb2748dd2d6781218705",
 		"0006_instances.sql":   "854c8308687874e54c455a7a0859d62832b126d1d3ae255cffcd9be9fdc461a4",
+		"0007_brokers.sql":     "f8498aac41363504818cc965963a1060794553295a01ee570bcde39aba8aad42",
 	}
 	files, err := filepath.Glob("migrations/*.sql")
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 // transactions on the write connection.
 const (
 	callColumns = `sid, from_number, to_number, language, state, step, last_twiml,
-	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at,
+	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at, identify,
 	created_at, updated_at, ended_at, version`
 
-	verificationColumns = `id, call_sid, country, sealed_id, masked_id, id_hash, caller,
+	verificationColumns = `id, call_sid, country, method, id_kind, sealed_id, masked_id, id_hash, caller,
 	initiator, status, pending, auth_req_id, binding_message,
 	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
 	subject, name, given_name, family_name, error,
@@ -68,19 +68,19 @@ const (
 	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail)
 		VALUES (?, ?, ?, ?, ?, ?)`
 	qInsertCall = `INSERT INTO calls (` + callColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (sid) DO NOTHING`
 	qUpdateCall = `UPDATE calls SET
 		from_number = ?, to_number = ?, language = ?, state = ?, step = ?, last_twiml = ?,
 		number_attempts = ?, verify_attempts = ?, verification_id = ?, outcome = ?,
-		reason = ?, handed_off_at = ?,
+		reason = ?, handed_off_at = ?, identify = ?,
 		created_at = ?, updated_at = ?, ended_at = ?, version = version + 1
 		WHERE sid = ? AND version = ?`
 	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
 	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0)`
 	qUpdateVerification = `UPDATE verifications SET
-		call_sid = ?, country = ?, sealed_id = ?, masked_id = ?, id_hash = ?, caller = ?,
+		call_sid = ?, country = ?, method = ?, id_kind = ?, sealed_id = ?, masked_id = ?, id_hash = ?, caller = ?,
 		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
 		interval_ms = ?, expires_at = ?, next_poll_at = ?, polls = ?, slow_downs = ?, failures = ?,
 		subject = ?, name = ?, given_name = ?, family_name = ?, error = ?,

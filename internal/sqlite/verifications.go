@@ -94,7 +94,7 @@ func limitFull(ctx context.Context, tx wtx, l store.Limit, now time.Time) (bool,
 
 // verificationArgs are v's values in verificationColumns order.
 func verificationArgs(v *store.Verification) []any {
-	return []any{v.ID, v.CallSID, string(v.Country), v.SealedID, v.MaskedID, v.IDHash, v.Caller,
+	return []any{v.ID, v.CallSID, string(v.Country), v.Method, string(v.IDKind), v.SealedID, v.MaskedID, v.IDHash, v.Caller,
 		v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
 		v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
 		v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
@@ -195,12 +195,12 @@ func (db *DB) InFlight(ctx context.Context) (int, error) {
 func scanVerification(s scanner) (*store.Verification, error) {
 	var (
 		v                           store.Verification
-		country, status             string
+		country, status, idKind     string
 		interval, expires, nextPoll int64
 		created, updated, completed int64
 		leaseUntil                  int64
 	)
-	err := s.Scan(&v.ID, &v.CallSID, &country, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
+	err := s.Scan(&v.ID, &v.CallSID, &country, &v.Method, &idKind, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
 		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
 		&interval, &expires, &nextPoll, &v.Polls, &v.SlowDowns, &v.Failures,
 		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
@@ -208,7 +208,7 @@ func scanVerification(s scanner) (*store.Verification, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.Country, v.Status = store.Country(country), store.VerificationStatus(status)
+	v.Country, v.Status, v.IDKind = store.Country(country), store.VerificationStatus(status), store.IDKind(idKind)
 	v.Interval = time.Duration(interval) * time.Millisecond
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)

@@ -59,6 +59,17 @@ func (s VerificationStatus) Done() bool {
 // Country of a national identity number.
 type Country string
 
+// IDKind says what identified a caller at the broker.
+type IDKind string
+
+const (
+	IDNationalID IDKind = "national_id"     // personnummer / fødselsnummer (Idura BankID)
+	IDCustomer   IDKind = "customer_number" // typed on the keypad, mapped to the broker's user id
+	IDCallerID   IDKind = "caller_id"       // the number the caller calls from
+	IDPhone      IDKind = "phone"           // a phone number an agent types
+	IDEmail      IDKind = "email"           // an e-mail address an agent types
+)
+
 const (
 	Sweden Country = "SE"
 	Norway Country = "NO"
@@ -85,6 +96,11 @@ type Call struct {
 	Step      int
 	LastTwiML string
 
+	// Identify is the way the caller chose to be identified, when the IVR
+	// offers more than one (IDCallerID, IDCustomer); "" before they chose
+	// or when there is one way.
+	Identify IDKind
+
 	NumberAttempts int    // wrong numbers entered so far
 	VerifyAttempts int    // verifications started by the IVR so far
 	VerificationID string // the current verification, if any
@@ -104,13 +120,18 @@ type Call struct {
 type Verification struct {
 	ID      string
 	CallSID string
-	Country Country
+	Country Country // of a national identity number; "" for other identifiers
+	// Method is the broker profile's method that ran it ("se-bankid",
+	// "no-bankid", "guardian", "link", "default").
+	Method string
+	IDKind IDKind // what identified the caller
 
-	// SealedID is the national identity number the caller gave, sealed
-	// (AES-GCM) by the IVR under a key the store never sees, so that the
-	// number never reaches the database in clear. It is kept only while
-	// the verification is in flight (to check the ID token against it) and
-	// emptied when it ends. MaskedID and IDHash (a keyed hash) stay.
+	// SealedID is the identifier the caller gave (a national identity
+	// number, a customer number, a phone number), sealed (AES-GCM) by the
+	// IVR under a key the store never sees, so that it never reaches the
+	// database in clear. It is kept only while the verification is in
+	// flight (to check the ID token against it) and emptied when it ends.
+	// MaskedID and IDHash (a keyed hash) stay.
 	SealedID string
 	MaskedID string
 	IDHash   string
@@ -158,6 +179,7 @@ const (
 	EventCallStarted       EventKind = "call_started"
 	EventNumberInvalid     EventKind = "number_invalid"
 	EventNumberAccepted    EventKind = "number_accepted"
+	EventIdentifyChosen    EventKind = "identification_chosen" // the caller chose how to be identified
 	EventVerification      EventKind = "verification_started"  // a verification was created (starting)
 	EventPending           EventKind = "verification_pending"  // bc-authorize answered; waiting for the user
 	EventPendingUpdate     EventKind = "verification_progress" // a new Swedish pending sub-state
@@ -216,7 +238,8 @@ type CallView struct {
 type VerificationView struct {
 	ID          string     `json:"id"`
 	Country     string     `json:"country"`
-	Method      string     `json:"method"` // "Swedish BankID", "Norwegian BankID"
+	Method      string     `json:"method"` // "Swedish BankID", "Norwegian BankID", "Auth0 Guardian", "Mosaic"
+	IDKind      string     `json:"idKind"` // national_id, customer_number, caller_id, phone, email
 	MaskedID    string     `json:"maskedId"`
 	Status      string     `json:"status"`
 	Pending     string     `json:"pending,omitempty"`
@@ -429,4 +452,5 @@ const (
 	ReasonRateLimited       Reason = "rate_limited"       // too many verifications recently; none was started
 	ReasonInvalidNumber     Reason = "invalid_number"     // the caller did not enter a valid number
 	ReasonHungUp            Reason = "hung_up"            // the caller hung up before the end
+	ReasonWithheld          Reason = "withheld"           // the only way offered was the caller id, and it was withheld
 )

@@ -61,7 +61,7 @@ func NewCall(sid string, created time.Time) *store.Call {
 // next.
 func NewVerification(id, sid string, status store.VerificationStatus, next time.Time) *store.Verification {
 	return &store.Verification{
-		ID: id, CallSID: sid, Country: store.Sweden,
+		ID: id, CallSID: sid, Country: store.Sweden, Method: "se-bankid", IDKind: store.IDNationalID,
 		SealedID: "c2VhbGVkIG51bWJlcg", MaskedID: "********-**39", IDHash: "hmac-abc", Caller: "+46701234567",
 		Initiator: "caller", Status: status, AuthReqID: "auth-req-" + id,
 		BindingMessage: "Support call", Interval: 5 * time.Second,
@@ -134,7 +134,7 @@ func testCalls(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s := newStore(t)
 		c := NewCall("CA1", Epoch.Add(123456*time.Nanosecond)) // sub-millisecond part is dropped
 		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome = 2, 1, "v1", "unverified"
-		c.Reason, c.HandedOffAt = store.ReasonDeclined, At(30*time.Second)
+		c.Reason, c.HandedOffAt, c.Identify = store.ReasonDeclined, At(30*time.Second), store.IDCustomer
 		c.EndedAt = At(time.Minute)
 		orig := *c
 		MustCreateCall(t, s, c)
