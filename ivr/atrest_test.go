@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
@@ -27,7 +28,7 @@ func TestNationalIDsNeverReachTheDatabaseFiles(t *testing.T) {
 		e.call(&caller{numbers: []string{cibatest.NODecline}})
 		e.call(&caller{numbers: []string{cibatest.SEManual}}, func(c *ivrtest.Caller) { c.HangUpAfter = 20 * time.Second })
 		sid := agentCall(e, "at rest")
-		if _, err := e.svc.StartAgentVerification(t.Context(), sid, cibatest.SEApprove, "alice"); err != nil {
+		if _, err := e.svc.StartAgentVerification(t.Context(), sid, store.IDNationalID, cibatest.SEApprove, "alice"); err != nil {
 			t.Fatal(err)
 		}
 		<-time.After(10 * time.Second)

@@ -107,15 +107,27 @@ type env struct {
 
 func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
 	t.Helper()
+	return newEnvFor(t, ciba.Idura, mod...)
+}
+
+// newEnvFor is newEnv with a broker of profile p: the simulator speaks it,
+// and the service is configured for it (Auth0's user ids are
+// "auth0|<customer number>"; customer numbers end in a Luhn check digit).
+func newEnvFor(t testing.TB, p *ciba.Profile, mod ...func(*ivr.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
-	b, err := cibatest.New(cibatest.Config{Issuer: issuer, SigningKey: signingKey(t)})
+	iss := issuer
+	if p.Name == "auth0" {
+		iss += "/" // Auth0's issuers end with a slash
+	}
+	b, err := cibatest.New(cibatest.Config{Issuer: iss, SigningKey: signingKey(t), Profile: p.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.RegisterClient(cibatest.Client{ID: "ivr", Secret: "ivr-secret"}); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := ciba.New(ctx, ciba.Config{Issuer: issuer, ClientID: "ivr", Secret: "ivr-secret", HTTPClient: b.HTTPClient()})
+	cl, err := ciba.New(ctx, ciba.Config{Issuer: iss, ClientID: "ivr", Secret: "ivr-secret", HTTPClient: b.HTTPClient(), Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +151,14 @@ func newEnv(t testing.TB, mod ...func(*ivr.Config)) *env {
 		AccountSID:      accountSID,
 		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
 		Calls:           calls,
+		Profile:         p,
+		Issuer:          cl.Issuer(),
+	}
+	if p.Name != "idura" {
+		e.cfg.Customer = ivr.CustomerRules{MinDigits: 8, MaxDigits: 8, Check: "luhn"}
+		if p.Name == "auth0" {
+			e.cfg.Customer.Template = cibatest.Auth0UserIDPrefix + "{digits}"
+		}
 	}
 	for _, m := range mod {
 		m(&e.cfg)
@@ -192,12 +212,20 @@ func (e *env) restart() {
 type caller struct {
 	numbers []string // what to type at each "enter your number", "" for silence
 	retries []string // keys at each retry offer
+	menu    []string // keys at each identification menu
 	heard   []string
 }
 
 func (c *caller) keys(heard string) string {
 	c.heard = append(c.heard, heard)
 	switch {
+	case containsAny(heard, "telefonen du ringer från", "telefonen du ringer fra", "phone you're calling from"):
+		if len(c.menu) == 0 {
+			return ""
+		}
+		k := c.menu[0]
+		c.menu = c.menu[1:]
+		return k
 	case containsAny(heard, "avsluta med fyrkant", "avslutt med firkant", "followed by the pound key"):
 		if len(c.numbers) == 0 {
 			return ""

@@ -115,7 +115,8 @@ func (s *Service) handleVoice(w http.ResponseWriter, r *http.Request) {
 func (s *Service) greet(w http.ResponseWriter, ctx context.Context, req request) {
 	now := s.now()
 	c := store.Call{SID: req.sid, From: req.from, To: req.to, Language: s.cfg.Language, Step: 1, CreatedAt: now, UpdatedAt: now}
-	c, d := Step(c, Input{Kind: InIncoming}, s.lim, now)
+	_, usable := CallerIdentity(req.from)
+	c, d := Step(c, Input{Kind: InIncoming, CallerIDUsable: usable}, s.lim, now)
 	doc, err := s.render(&c, d, nil)
 	if err != nil {
 		s.apologise(w, req.sid, err)
@@ -162,6 +163,10 @@ func (s *Service) handleHold(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
 	s.advance(w, r, InRetryChoice)
+}
+
+func (s *Service) handleMenu(w http.ResponseWriter, r *http.Request) {
+	s.advance(w, r, InMenu)
 }
 
 // advance runs one step of a call: load, Step, store, effect, answer. A
@@ -212,12 +217,13 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 	if err != nil {
 		return "", err
 	}
-	in := Input{Kind: kind, Verification: v, Hold: req.hold}
-	var id NationalID
+	_, usable := CallerIdentity(c.From)
+	in := Input{Kind: kind, Verification: v, Hold: req.hold, CallerIDUsable: usable}
+	var id Identity
 	switch kind {
 	case InNumber:
 		var perr error
-		id, perr = ParseNationalID(req.digits, now)
+		id, perr = s.parseTyped(req.digits, now)
 		in.NumberOK = perr == nil
 		if perr != nil {
 			in.NumberReason = ReasonLength
@@ -225,7 +231,7 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 				in.NumberReason = e.Reason
 			}
 		}
-	case InHold, InRetryChoice:
+	case InHold, InRetryChoice, InMenu:
 		in.Key = firstKey(req.digits)
 	}
 	next, d := Step(*c, in, s.lim, now)
@@ -234,6 +240,9 @@ func (s *Service) apply(ctx context.Context, c *store.Call, kind InputKind, req 
 		return s.render(c, d, v)
 	}
 	if d.Effect == EffectStart {
+		if d.Identify == store.IDCallerID {
+			id, _ = CallerIdentity(c.From)
+		}
 		doc, err := s.startFromCall(ctx, next, d, id)
 		var le *store.LimitError
 		if !errors.As(err, &le) {
@@ -333,7 +342,7 @@ func firstKey(digits string) string {
 // pair), the failure, or "one moment" and the hold loop. A limit that
 // refuses the start is returned as a *store.LimitError, with nothing
 // stored.
-func (s *Service) startFromCall(ctx context.Context, c store.Call, d Decision, id NationalID) (string, error) {
+func (s *Service) startFromCall(ctx context.Context, c store.Call, d Decision, id Identity) (string, error) {
 	now := s.now()
 	c.Step++
 	c.UpdatedAt = now
@@ -344,7 +353,7 @@ func (s *Service) startFromCall(ctx context.Context, c store.Call, d Decision, i
 		return "", err
 	}
 	c.LastTwiML = doc
-	evAccepted := s.event(&c, v.ID, store.EventNumberAccepted, "caller", "number accepted: "+string(id.Country()))
+	evAccepted := s.event(&c, v.ID, store.EventNumberAccepted, "caller", acceptedDetail(id))
 	evStarted := s.event(&c, v.ID, store.EventVerification, "caller", verificationDetail(v))
 	if _, err := s.store.StartVerification(ctx, &c, v, s.limits(v.IDHash, v.Caller, v.Initiator), evAccepted, evStarted); err != nil {
 		return "", err
@@ -380,8 +389,32 @@ func (s *Service) startFromCall(ctx context.Context, c store.Call, d Decision, i
 	return doc2, nil
 }
 
+// parseTyped reads what the caller typed as the IVR's typed way: a
+// national identity number or a customer number.
+func (s *Service) parseTyped(digits string, now time.Time) (Identity, error) {
+	if s.lim.Typed == store.IDCustomer {
+		return s.cfg.Customer.Parse(digits)
+	}
+	n, err := ParseNationalID(digits, now)
+	if err != nil {
+		return Identity{}, err
+	}
+	return NationalIdentity(n), nil
+}
+
+// acceptedDetail says what identifies the caller, for the timeline.
+func acceptedDetail(id Identity) string {
+	switch id.Kind() {
+	case store.IDNationalID:
+		return "number accepted: " + string(id.Country())
+	case store.IDCallerID:
+		return "identified by the number they call from"
+	}
+	return KindName(id.Kind()) + " accepted"
+}
+
 func verificationDetail(v *store.Verification) string {
-	return method(v.Country) + " " + v.MaskedID + " (" + v.Initiator + ")"
+	return MethodName(v.Method, v.Country) + " " + v.MaskedID + " (" + v.Initiator + ")"
 }
 
 // handleStatus records the end of a call: its verification is cancelled so

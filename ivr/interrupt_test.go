@@ -69,6 +69,7 @@ func TestOutcomeInterruptsTheHold(t *testing.T) {
 				e := newEnv(t, func(c *ivr.Config) { c.Observer = obs })
 				start := time.Now()
 				tr := e.call(&caller{numbers: []string{tc.number}})
+				synctest.Wait() // the interrupt's goroutine has counted it
 				learnt := completedAt(e, tr.CallSID).Sub(start)
 				heard := saidAt(tr, tc.said)
 				if heard < 0 || heard-learnt > 500*time.Millisecond {
@@ -106,6 +107,7 @@ func TestSafetyNetWhenTwilioCannotBeReached(t *testing.T) {
 		e := newEnv(t, func(c *ivr.Config) { c.Observer, c.Calls = obs, failingCalls{} })
 		start := time.Now()
 		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}})
+		synctest.Wait()
 		learnt := completedAt(e, tr.CallSID).Sub(start)
 		if heard := saidAt(tr, "Tack, Astrid"); heard < 0 || heard-learnt > 9*time.Second {
 			t.Errorf("outcome learnt at %v, heard at %v: want within a hop (8 s) and a second", learnt, heard)

@@ -1,6 +1,7 @@
 package ivr
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,17 +63,20 @@ func (r IDReason) String() string {
 	}
 }
 
-// InvalidIDError reports a rejected national identity number. Its text never
-// contains the digits entered.
+// InvalidIDError reports a rejected identifier: a national identity
+// number, a customer number, a phone number or an e-mail address. Its text
+// never contains what was entered.
 //
 // ParseNationalID returns a *InvalidIDError; errors.As works with a target of
 // type **InvalidIDError or *InvalidIDError.
 type InvalidIDError struct {
+	// Kind is what was being read; "" means a national identity number.
+	Kind   store.IDKind
 	Reason IDReason
 }
 
 func (e InvalidIDError) Error() string {
-	return "ivr: national identity number: " + e.Reason.String()
+	return "ivr: " + KindName(cmp.Or(e.Kind, store.IDNationalID)) + ": " + e.Reason.String()
 }
 
 // As lets errors.As fill a value target (var e InvalidIDError; errors.As(err, &e)).
@@ -85,6 +89,8 @@ func (e *InvalidIDError) As(target any) bool {
 }
 
 func invalid(r IDReason) error { return &InvalidIDError{Reason: r} }
+
+func invalidKind(k store.IDKind, r IDReason) error { return &InvalidIDError{Kind: k, Reason: r} }
 
 // ParseNationalID parses what a caller typed by DTMF. Spaces, '-', '*', '+'
 // and '#' are ignored. 12 and 10 digits are read as a Swedish personnummer

@@ -263,7 +263,7 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				finish(v, store.VerFailed, "no ID token", now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, "no ID token", now)}
 			}
-			digits, oerr := s.seal.open(v.SealedID, v.ID)
+			value, oerr := s.seal.open(v.SealedID, v.ID)
 			if oerr != nil {
 				// IVR_HASH_KEY changed while it was in flight, or the
 				// row was tampered with: nothing to check the token
@@ -271,11 +271,8 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				finish(v, store.VerFailed, errUnsealable, now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, errUnsealable, now)}
 			}
-			if merr := tok.Claims.MatchNationalID(digits); merr != nil {
-				reason := "verified number differs from the one entered"
-				if errors.Is(merr, ciba.ErrNationalIDMissing) {
-					reason = "ID token carries no national identity number"
-				}
+			if merr := matchToken(tok.Claims, v.IDKind, value, s.cfg.Customer); merr != nil {
+				reason := merr.Error()
 				finish(v, store.VerFailed, reason, now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
 			}

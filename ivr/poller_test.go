@@ -134,7 +134,7 @@ func TestAgentVerification(t *testing.T) {
 		// The caller stays silent three times and reaches an agent unverified.
 		sid := testSID("agent000000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallInIVR) {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallInIVR) {
 			t.Errorf("call still in the IVR: %v, want ErrCallInIVR", err)
 		}
 		for s := 1; s <= 3; s++ {
@@ -144,16 +144,16 @@ func TestAgentVerification(t *testing.T) {
 			t.Fatalf("call %s, want handed off", c.State)
 		}
 
-		if _, err := e.svc.StartAgentVerification(ctx, sid, "12345", "alice"); err == nil {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, "12345", "alice"); err == nil {
 			t.Error("a bad number was accepted")
 		} else if _, ok := errors.AsType[*ivr.InvalidIDError](err); !ok {
 			t.Errorf("bad number: %v, want *InvalidIDError", err)
 		}
-		if _, err := e.svc.StartAgentVerification(ctx, testSID("nosuchcall"), cibatest.SEApprove, "alice"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.svc.StartAgentVerification(ctx, testSID("nosuchcall"), store.IDNationalID, cibatest.SEApprove, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown call: %v, want ErrNotFound", err)
 		}
 
-		v, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice")
+		v, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEApprove, "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func TestAgentVerification(t *testing.T) {
 		}
 
 		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallEnded) || !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEApprove, "alice"); !errors.Is(err, ivr.ErrCallEnded) || !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ended call: %v, want ErrCallEnded (matching ErrNotFound)", err)
 		}
 		recent, err := e.svc.RecentCalls(ctx, time.Now().Add(-time.Hour))

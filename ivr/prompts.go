@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/internal/store"
 )
 
@@ -50,6 +51,7 @@ const (
 	pWordPairRepeat = "word_pair_repeat"
 	pWordPairHint   = "word_pair_hint"
 	pStillWaitingSE = "still_waiting_se"
+	pStillWaiting   = pStillWaitingSE // the same wait, in neutral words at other brokers
 	pStillWaitingNO = "still_waiting_no"
 	pRepeatHintSE   = "repeat_hint_se"
 	pVerified       = "verified"
@@ -68,6 +70,18 @@ const (
 	pBinding        = "binding_message"
 	pRateLimited    = "rate_limited"
 	pGoodbye        = "goodbye"
+	pBindingCode    = "binding_code"
+	pAskCustomer    = "ask_customer"
+	pLengthCustomer = "length_customer"
+	pCheckCustomer  = "checksum_customer"
+	pMenuCallerID   = "menu_caller_id"
+	pMenuCustomer   = "menu_customer"
+	pMenuAgain      = "menu_again"
+	pGuardian       = "guardian"
+	pMosaicLink     = "mosaic_link"
+	pApproveCode    = "approve_code"
+	pStillCode      = "still_waiting_code"
+	pWithheld       = "withheld"
 )
 
 // prompts holds every sentence the IVR says, per language. "{name}" is
@@ -106,6 +120,18 @@ var prompts = map[string]map[string]string{
 		pBinding:        "Samtal med kundtjänst",
 		pRateLimited:    "Vi har redan skickat flera BankID-förfrågningar på kort tid, så vi skickar ingen ny just nu. En medarbetare hjälper dig i stället.",
 		pGoodbye:        "Det här samtalet är avslutat. Hej då.",
+		pBindingCode:    "Kod",
+		pAskCustomer:    "Knappa in ditt kundnummer och avsluta med fyrkant.",
+		pLengthCustomer: "Kundnumret har fel antal siffror.",
+		pCheckCustomer:  "Kundnumret stämmer inte. Kontrollera att du knappade rätt.",
+		pMenuCallerID:   "Tryck [1] så skickar vi en förfrågan till telefonen du ringer från.",
+		pMenuCustomer:   "Tryck [2] för att knappa in ditt kundnummer i stället.",
+		pMenuAgain:      "Jag uppfattade inget val.",
+		pGuardian:       "Vi har skickat en förfrågan till Guardian-appen i din telefon. Kontrollera att den visar koden [{code}] och godkänn den. Stanna kvar i samtalet så länge.",
+		pMosaicLink:     "Vi har skickat ett sms med en länk. Öppna länken, logga in och godkänn förfrågan. Sidan visar koden [{code}]. Stanna kvar i samtalet så länge.",
+		pApproveCode:    "Godkänn förfrågan i din telefon. Den visar koden [{code}]. Stanna kvar i samtalet så länge.",
+		pStillCode:      "Vi väntar fortfarande på att du godkänner förfrågan med koden [{code}].",
+		pWithheld:       "Vi ser inte numret du ringer från, så vi kan inte skicka någon förfrågan.",
 	},
 	Norwegian: {
 		pGreeting:       "Velkommen til kundeservice. Før vi setter deg over, vil vi bekrefte hvem du er med BankID.",
@@ -140,6 +166,18 @@ var prompts = map[string]map[string]string{
 		pBinding:        "Samtale med kundeservice",
 		pRateLimited:    "Vi har allerede sendt flere BankID-forespørsler på kort tid, så vi sender ingen ny akkurat nå. En medarbeider hjelper deg i stedet.",
 		pGoodbye:        "Denne samtalen er avsluttet. Ha det bra.",
+		pBindingCode:    "Kode",
+		pAskCustomer:    "Tast inn kundenummeret ditt, og avslutt med firkant.",
+		pLengthCustomer: "Kundenummeret har feil antall siffer.",
+		pCheckCustomer:  "Kundenummeret stemmer ikke. Sjekk at du tastet riktig.",
+		pMenuCallerID:   "Trykk [1], så sender vi en forespørsel til telefonen du ringer fra.",
+		pMenuCustomer:   "Trykk [2] for å taste inn kundenummeret ditt i stedet.",
+		pMenuAgain:      "Jeg fikk ikke med meg noe valg.",
+		pGuardian:       "Vi har sendt en forespørsel til Guardian-appen på telefonen din. Sjekk at den viser koden [{code}], og godkjenn den. Bli værende i samtalen så lenge.",
+		pMosaicLink:     "Vi har sendt en tekstmelding med en lenke. Åpne lenken, logg inn og godkjenn forespørselen. Siden viser koden [{code}]. Bli værende i samtalen så lenge.",
+		pApproveCode:    "Godkjenn forespørselen på telefonen din. Den viser koden [{code}]. Bli værende i samtalen så lenge.",
+		pStillCode:      "Vi venter fortsatt på at du godkjenner forespørselen med koden [{code}].",
+		pWithheld:       "Vi ser ikke nummeret du ringer fra, så vi kan ikke sende noen forespørsel.",
 	},
 	English: {
 		pGreeting:       "Welcome to customer service. Before we put you through, we'd like to confirm who you are with BankID.",
@@ -174,7 +212,63 @@ var prompts = map[string]map[string]string{
 		pBinding:        "Call with customer service",
 		pRateLimited:    "We've already sent several BankID requests in a short time, so we won't send another one right now. An agent will help you instead.",
 		pGoodbye:        "This call has ended. Goodbye.",
+		pBindingCode:    "Code",
+		pAskCustomer:    "Please enter your customer number, followed by the pound key.",
+		pLengthCustomer: "That customer number has the wrong number of digits.",
+		pCheckCustomer:  "That customer number doesn't add up. Please check that you typed it correctly.",
+		pMenuCallerID:   "To get an approval request on the phone you're calling from, press [1].",
+		pMenuCustomer:   "To type your customer number instead, press [2].",
+		pMenuAgain:      "I didn't catch a choice.",
+		pGuardian:       "We've sent a request to the Guardian app on your phone. Check that it shows the code [{code}], and approve it. Stay on the line while you do.",
+		pMosaicLink:     "We've sent you a text message with a link. Open it, sign in and approve the request; the page shows the code [{code}]. Stay on the line while you do.",
+		pApproveCode:    "Please approve the request on your phone. It shows the code [{code}]. Stay on the line while you do.",
+		pStillCode:      "We're still waiting for you to approve the request with the code [{code}].",
+		pWithheld:       "We can't see the number you're calling from, so we can't send you a request.",
 	},
+}
+
+// neutral are the sentences that name BankID, as they are said for other
+// brokers (Auth0, Transmit, generic CIBA), where the caller approves a
+// request of ours in some other app or page.
+var neutral = map[string]map[string]string{
+	Swedish: {
+		pGreeting:     "Välkommen till kundtjänst. Innan vi kopplar dig vidare vill vi bekräfta vem du är.",
+		pStarting:     "Ett ögonblick, vi skickar en förfrågan.",
+		pDeclined:     "Förfrågan godkändes inte.",
+		pUnknownUser:  "Vi hittar ingen användare med det numret.",
+		pFailed:       "Vi når tyvärr inte inloggningstjänsten just nu.",
+		pRateLimited:  "Vi har redan skickat flera förfrågningar på kort tid, så vi skickar ingen ny just nu. En medarbetare hjälper dig i stället.",
+		pStillWaiting: "Vi väntar fortfarande på att du godkänner förfrågan.",
+	},
+	Norwegian: {
+		pGreeting:     "Velkommen til kundeservice. Før vi setter deg over, vil vi bekrefte hvem du er.",
+		pStarting:     "Et øyeblikk, vi sender en forespørsel.",
+		pDeclined:     "Forespørselen ble ikke godkjent.",
+		pUnknownUser:  "Vi finner ingen bruker med det nummeret.",
+		pFailed:       "Vi får dessverre ikke kontakt med innloggingstjenesten akkurat nå.",
+		pRateLimited:  "Vi har allerede sendt flere forespørsler på kort tid, så vi sender ingen ny akkurat nå. En medarbeider hjelper deg i stedet.",
+		pStillWaiting: "Vi venter fortsatt på at du godkjenner forespørselen.",
+	},
+	English: {
+		pGreeting:     "Welcome to customer service. Before we put you through, we'd like to confirm who you are.",
+		pStarting:     "One moment, we're sending you a request.",
+		pDeclined:     "The request wasn't approved.",
+		pUnknownUser:  "We couldn't find you with that number.",
+		pFailed:       "Sorry, we can't reach the sign-in service right now.",
+		pRateLimited:  "We've already sent several requests in a short time, so we won't send another one right now. An agent will help you instead.",
+		pStillWaiting: "We're still waiting for you to approve the request.",
+	},
+}
+
+// p is the sentence key in lang as this service says it: BankID's words at
+// Idura, neutral ones elsewhere.
+func (s *Service) p(lang, key string) string {
+	if s.cfg.Profile != nil && s.cfg.Profile.LoginHint != ciba.HintSubSSN {
+		if t, ok := neutral[lang][key]; ok {
+			return t
+		}
+	}
+	return prompt(lang, key, "")
 }
 
 // prompt returns the sentence key in lang, with {name} filled in.
@@ -203,6 +297,8 @@ func failureKey(r store.Reason) string {
 		return pTooMany
 	case store.ReasonRateLimited:
 		return pRateLimited
+	case store.ReasonWithheld:
+		return pWithheld
 	}
 	return ""
 }

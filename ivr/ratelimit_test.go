@@ -152,7 +152,7 @@ func TestPushBombingCannotLockThePersonOut(t *testing.T) {
 			t.Fatalf("the victim's own call was not refused by the per-number limit: %s", body)
 		}
 		// An agent is talking to them now.
-		v, err := e.svc.StartAgentVerification(ctx, sid, victim, "alice")
+		v, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, victim, "alice")
 		if err != nil {
 			t.Fatalf("the agent's start for the locked-out person: %v", err)
 		}
@@ -195,11 +195,11 @@ func TestAgentVerifyRefusesASecondStartInFlight(t *testing.T) {
 		e := newEnv(t)
 		sid := agentCall(e, "clicks")
 		ctx := t.Context()
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEDecline, "alice"); err != nil {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEDecline, "alice"); err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEDecline, "alice"); !errors.Is(err, ivr.ErrVerificationInFlight) {
+			if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEDecline, "alice"); !errors.Is(err, ivr.ErrVerificationInFlight) {
 				t.Errorf("a click while BankID runs: %v, want ErrVerificationInFlight", err)
 			}
 		}
@@ -207,7 +207,7 @@ func TestAgentVerifyRefusesASecondStartInFlight(t *testing.T) {
 			t.Errorf("%d BankID requests from three clicks, want 1", n)
 		}
 		<-time.After(10 * time.Second) // the person declines; the agent may try again
-		if _, err := e.svc.StartAgentVerification(ctx, sid, cibatest.SEApprove, "alice"); err != nil {
+		if _, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, cibatest.SEApprove, "alice"); err != nil {
 			t.Errorf("a new start after the first ended: %v", err)
 		}
 		e.post("/twilio/status", params(sid, "CallStatus", "completed"))
@@ -224,7 +224,7 @@ func TestAgentsHaveTheirOwnLimit(t *testing.T) {
 		numbers := []string{cibatest.SEDecline, cibatest.NODecline, cibatest.SEApprove}
 		for i, n := range numbers {
 			sid := agentCall(e, "spray"+strconv.Itoa(i))
-			_, err := e.svc.StartAgentVerification(ctx, sid, n, "mallory")
+			_, err := e.svc.StartAgentVerification(ctx, sid, store.IDNationalID, n, "mallory")
 			if i < 2 {
 				if err != nil {
 					t.Fatalf("start %d: %v", i, err)
@@ -246,7 +246,7 @@ func TestAgentsHaveTheirOwnLimit(t *testing.T) {
 			t.Errorf("%d BankID requests, want 2", n)
 		}
 		// Another agent is not affected.
-		if _, err := e.svc.StartAgentVerification(ctx, testSID("spray2"), cibatest.SEApprove, "alice"); err != nil {
+		if _, err := e.svc.StartAgentVerification(ctx, testSID("spray2"), store.IDNationalID, cibatest.SEApprove, "alice"); err != nil {
 			t.Errorf("another agent: %v", err)
 		}
 	})

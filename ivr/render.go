@@ -31,12 +31,17 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 	case ScreenAskNumber:
 		var lines []string
 		if d.First {
-			lines = append(lines, prompt(lang, pGreeting, ""))
+			lines = append(lines, s.p(lang, pGreeting))
 		}
-		if r := problemPrompt(d.Problem); r != "" {
-			lines = append(lines, prompt(lang, r, ""), prompt(lang, pTryAgain, ""))
+		customer := s.lim.Typed == store.IDCustomer
+		if r := problemPrompt(d.Problem, customer); r != "" {
+			lines = append(lines, s.p(lang, r), s.p(lang, pTryAgain))
 		}
-		lines = append(lines, prompt(lang, pAskNumber, ""))
+		if customer {
+			lines = append(lines, s.p(lang, pAskCustomer))
+		} else {
+			lines = append(lines, s.p(lang, pAskNumber))
+		}
 		verbs = append(verbs, twiml.VoiceGather{
 			Input:               "dtmf",
 			FinishOnKey:         "#",
@@ -46,24 +51,48 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 			Method:              "POST",
 			InnerElements:       []twiml.Element{say(lang, lines...)},
 		})
+	case ScreenMenu:
+		var lines []string
+		if d.First {
+			lines = append(lines, s.p(lang, pGreeting))
+		}
+		if d.Problem != 0 {
+			lines = append(lines, s.p(lang, pMenuAgain))
+		}
+		lines = append(lines, s.p(lang, pMenuCallerID))
+		if s.lim.Typed == store.IDCustomer {
+			lines = append(lines, s.p(lang, pMenuCustomer))
+		}
+		verbs = append(verbs, twiml.VoiceGather{
+			Input:               "dtmf",
+			NumDigits:           "1",
+			Timeout:             retryTimeout,
+			ActionOnEmptyResult: "true",
+			Action:              stepURL("/twilio/menu", c.Step),
+			Method:              "POST",
+			InnerElements:       []twiml.Element{say(lang, lines...)},
+		})
 	case ScreenStarting:
-		verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStarting, "")))
+		verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStarting)))
 	case ScreenHold:
 		verbs = s.hold(c, d.Hold)
 	case ScreenInstruct, ScreenRepeat:
 		verbs = s.hold(c, d.Hold, instructions(lang, d.Country, v)...)
 	case ScreenReminder:
-		if d.Country == store.Norway && v != nil && v.BindingMessage != "" {
-			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingNO, "")), wordPair(v.BindingMessage), say(lang, prompt(lang, pWordPairHint, "")))
-		} else {
-			verbs = s.hold(c, d.Hold, say(lang, prompt(lang, pStillWaitingSE, ""), prompt(lang, pRepeatHintSE, "")))
+		switch code := bindingCode(v); {
+		case d.Country == store.Norway && v != nil && v.BindingMessage != "":
+			verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStillWaitingNO)), wordPair(v.BindingMessage), say(lang, s.p(lang, pWordPairHint)))
+		case code != "":
+			verbs = s.hold(c, d.Hold, say(lang, withCode(s.p(lang, pStillCode), code), s.p(lang, pRepeatHintSE)))
+		default:
+			verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStillWaitingSE), s.p(lang, pRepeatHintSE)))
 		}
 	case ScreenOfferRetry:
 		var lines []string
 		if k := failureKey(d.Reason); k != "" {
-			lines = append(lines, prompt(lang, k, ""))
+			lines = append(lines, s.p(lang, k))
 		}
-		lines = append(lines, prompt(lang, pOfferRetry, ""))
+		lines = append(lines, s.p(lang, pOfferRetry))
 		verbs = append(verbs, twiml.VoiceGather{
 			Input:               "dtmf",
 			NumDigits:           "1",
@@ -86,16 +115,16 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 			if name != "" {
 				lines = append(lines, prompt(lang, pVerified, name))
 			} else {
-				lines = append(lines, prompt(lang, pVerifiedNoName, ""))
+				lines = append(lines, s.p(lang, pVerifiedNoName))
 			}
 		} else if k := failureKey(d.Reason); k != "" && !d.Told {
-			lines = append(lines, prompt(lang, k, ""))
+			lines = append(lines, s.p(lang, k))
 		}
-		lines = append(lines, prompt(lang, pConnecting, ""))
+		lines = append(lines, s.p(lang, pConnecting))
 		verbs = append(verbs, say(lang, lines...))
 		verbs = append(verbs, s.handOffVerbs(c.SID, v, d.Verified)...)
 	default: // ScreenGoodbye
-		verbs = append(verbs, say(lang, prompt(lang, pGoodbye, "")), twiml.VoiceHangup{})
+		verbs = append(verbs, say(lang, s.p(lang, pGoodbye)), twiml.VoiceHangup{})
 	}
 	doc, err := Render(verbs...)
 	return string(doc), err
@@ -124,9 +153,21 @@ func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twim
 	}
 }
 
-// instructions tell the caller what to do in the BankID app: Sweden,
-// confirm the call; Norway, pick the word pair, read twice.
+// instructions tell the caller what to do: in the BankID app, confirm the
+// call (Sweden) or pick the word pair, read twice (Norway); elsewhere,
+// approve the request in the broker's app or link, which shows the code
+// read out here.
 func instructions(lang string, country store.Country, v *store.Verification) []twiml.Element {
+	if code := bindingCode(v); code != "" {
+		key := pApproveCode
+		switch v.Method {
+		case "guardian":
+			key = pGuardian
+		case "link":
+			key = pMosaicLink
+		}
+		return []twiml.Element{say(lang, withCode(prompt(lang, key, ""), code), prompt(lang, pRepeatHintSE, ""))}
+	}
 	if country == store.Norway && v != nil && v.BindingMessage != "" {
 		return []twiml.Element{
 			say(lang, prompt(lang, pWordPairIntro, "")),
@@ -192,20 +233,30 @@ func keys(text string) []twiml.Element {
 	return out
 }
 
-// problemPrompt is what the caller hears about a refused number.
-func problemPrompt(r IDReason) string {
+// problemPrompt is what the caller hears about a refused number (a
+// customer number when customer).
+func problemPrompt(r IDReason, customer bool) string {
 	switch r {
 	case ReasonEmpty:
 		return pEmpty
 	case ReasonLength:
+		if customer {
+			return pLengthCustomer
+		}
 		return pLength
 	case ReasonDate:
 		return pDate
 	case ReasonChecksum:
+		if customer {
+			return pCheckCustomer
+		}
 		return pChecksum
 	}
 	return ""
 }
+
+// withCode fills a prompt's {code} with the code's digits, read one by one.
+func withCode(text, code string) string { return strings.ReplaceAll(text, "{code}", code) }
 
 func stepURL(path string, step int) string {
 	return path + "?s=" + strconv.Itoa(step)
@@ -258,7 +309,7 @@ func taskJSON(sid string, v *store.Verification, verified bool) string {
 	}{CallSID: sid, Verified: verified}
 	if v != nil {
 		t.VerificationID = v.ID
-		t.Method = method(v.Country)
+		t.Method = MethodName(v.Method, v.Country)
 		t.MaskedID = v.MaskedID
 		if verified {
 			t.Name = v.Name

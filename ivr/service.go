@@ -41,6 +41,17 @@ type Config struct {
 	// that seals numbers in flight is derived. Required.
 	HashKey []byte
 	Profile *ciba.Profile // broker profile; default ciba.Idura
+	// Issuer is the broker's issuer, for login hints that name it (Auth0's
+	// iss_sub). Default: the Authenticator's Issuer(), as discovered.
+	Issuer string
+	// Identify are the ways callers are identified in the IVR
+	// (IVR_IDENTIFY): a national identity number or a customer number
+	// typed on the keypad, and the number they call from. Default
+	// DefaultIdentify(Profile); CheckIdentify says what a profile serves.
+	Identify []store.IDKind
+	// Customer says what customer numbers look like and which broker user
+	// they name.
+	Customer CustomerRules
 
 	// StartWait is how long a webhook waits for bc-authorize before it
 	// answers with the hold loop; default 6 s (Twilio waits 15 s in all).
@@ -177,6 +188,15 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if cfg.Profile == nil {
 		cfg.Profile = ciba.Idura
 	}
+	if cfg.Identify == nil {
+		cfg.Identify = DefaultIdentify(cfg.Profile)
+	}
+	if err := CheckIdentify(cfg.Profile, cfg.Identify); err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
+	}
+	if err := cfg.Customer.Validate(); err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
+	}
 	if cfg.StartWait <= 0 {
 		cfg.StartWait = 6 * time.Second
 	}
@@ -229,6 +249,8 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 		sig:   sig,
 		seal:  seal,
 		lim: Limits{
+			Typed:             typedWay(cfg.Identify),
+			CallerID:          contains(cfg.Identify, store.IDCallerID),
 			MaxNumberAttempts: cfg.MaxNumberAttempts,
 			MaxVerifyAttempts: cfg.MaxVerifyAttempts,
 			StartTimeout:      cfg.StartTimeout,
@@ -327,6 +349,16 @@ func (s *Service) Timeline(ctx context.Context, callSID string) ([]store.Event, 
 	return evs, nil
 }
 
+// typedWay is the way of ways callers type, "" when none is.
+func typedWay(ways []store.IDKind) store.IDKind {
+	for _, w := range ways {
+		if w != store.IDCallerID {
+			return w
+		}
+	}
+	return ""
+}
+
 // pollerName names this process's poller in the leases it takes: host,
 // process and a random part (a restarted process is another poller).
 func pollerName() string {
@@ -352,6 +384,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /twilio/gather", s.handleGather)
 	mux.HandleFunc("POST /twilio/hold", s.handleHold)
 	mux.HandleFunc("POST /twilio/retry", s.handleRetry)
+	mux.HandleFunc("POST /twilio/menu", s.handleMenu)
 	mux.HandleFunc("POST /twilio/status", s.handleStatus)
 	mux.HandleFunc("POST /twilio/fallback", s.handleFallback)
 	mux.HandleFunc("POST /twilio/whisper", s.handleWhisper)

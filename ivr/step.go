@@ -24,6 +24,9 @@ const (
 	InHold
 	// InRetryChoice: the answer to "press 1 to try again".
 	InRetryChoice
+	// InMenu: the answer to the identification menu ("press 1 to get the
+	// request on this phone, 2 to type your customer number").
+	InMenu
 )
 
 // Input is one thing that happened on a call, as Step sees it. It carries
@@ -39,6 +42,9 @@ type Input struct {
 	// RateLimited (InNumber) names the limit that starting a verification
 	// for the number would break; "" when none does.
 	RateLimited store.LimitScope
+	// CallerIDUsable is true when the caller id identifies the caller (not
+	// withheld): only then is identifying them by it offered.
+	CallerIDUsable bool
 }
 
 // HoldState is the hold loop's position, carried in the hold URL: whether
@@ -54,6 +60,7 @@ type Screen int
 
 const (
 	ScreenAskNumber  Screen = iota + 1 // greeting or "try again": gather the number
+	ScreenMenu                         // how to identify: by this phone (1) or by a typed number (2)
 	ScreenStarting                     // "one moment": BankID is being contacted
 	ScreenHold                         // keep holding, silently
 	ScreenInstruct                     // what to do in the app (NO: the word pair)
@@ -98,6 +105,9 @@ type Decision struct {
 	Hold HoldState
 	// Event names the state change, "" when nothing changed.
 	Event store.EventKind
+	// Identify is what the verification to start (EffectStart) identifies
+	// the caller by: the typed way, or the number they call from.
+	Identify store.IDKind
 }
 
 // Limits are the bounds Step enforces.
@@ -107,6 +117,12 @@ type Limits struct {
 	StartTimeout      time.Duration // a verification still starting after this has failed
 	ExpiryGrace       time.Duration // how long past ExpiresAt a pending one is still waited for
 	ReminderHops      int           // silent hops between reminders
+	// Typed is the way callers type who they are (a national identity
+	// number or a customer number); "" when none is offered.
+	Typed store.IDKind
+	// CallerID is true when callers may be identified by the number they
+	// call from.
+	CallerID bool
 }
 
 // Step decides what happens next on a call. It is pure: it reads c, in and
@@ -120,7 +136,24 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 	case InIncoming:
 		c.State = store.CallGathering
 		c.NumberAttempts = 0
-		return c, Decision{Screen: ScreenAskNumber, First: true}
+		return first(c, in, lim, now, Decision{First: true})
+
+	case InMenu:
+		if c.State != store.CallGathering || c.Identify != "" || !menu(in, lim) {
+			return resume(c, in, lim, now)
+		}
+		switch {
+		case in.Key == "1":
+			return start(c, store.IDCallerID)
+		case in.Key == "2" && lim.Typed != "":
+			c.Identify = lim.Typed
+			return c, Decision{Screen: ScreenAskNumber, Event: store.EventIdentifyChosen}
+		}
+		c.NumberAttempts++
+		if c.NumberAttempts >= lim.MaxNumberAttempts {
+			return handOff(c, now, Decision{Reason: store.ReasonInvalidNumber, Event: store.EventNumberInvalid})
+		}
+		return c, Decision{Screen: ScreenMenu, Problem: ReasonEmpty, Event: store.EventNumberInvalid}
 
 	case InNumber:
 		if c.State != store.CallGathering {
@@ -136,9 +169,7 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 		if in.RateLimited != "" {
 			return handOff(c, now, Decision{Reason: store.ReasonRateLimited, Limit: in.RateLimited, Event: store.EventRateLimited})
 		}
-		c.State = store.CallVerifying
-		c.VerifyAttempts++
-		return c, Decision{Screen: ScreenStarting, Effect: EffectStart, Event: store.EventNumberAccepted, Hold: HoldState{Hops: 1}}
+		return start(c, lim.Typed)
 
 	case InHold:
 		if c.State != store.CallVerifying {
@@ -153,7 +184,8 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 		if in.Key == "1" {
 			c.State = store.CallGathering
 			c.NumberAttempts = 0
-			return c, Decision{Screen: ScreenAskNumber, Event: store.EventRetryAccepted}
+			c.Identify = ""
+			return first(c, in, lim, now, Decision{Event: store.EventRetryAccepted})
 		}
 		return handOff(c, now, Decision{Reason: failure(in.Verification, lim, now), Told: true, Event: store.EventRetryRefused})
 	}
@@ -165,6 +197,9 @@ func Step(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decisi
 func resume(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {
 	switch c.State {
 	case store.CallGathering:
+		if c.Identify == "" && menu(in, lim) {
+			return c, Decision{Screen: ScreenMenu}
+		}
 		return c, Decision{Screen: ScreenAskNumber}
 	case store.CallVerifying:
 		return hold(c, Input{Kind: InHold, Verification: in.Verification, Hold: in.Hold}, lim, now)
@@ -174,6 +209,34 @@ func resume(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Deci
 		return c, Decision{Screen: ScreenHandOff, Verified: c.Outcome == store.OutcomeVerified}
 	}
 	return c, Decision{Screen: ScreenGoodbye}
+}
+
+// first is what a caller hears first (d says why: the greeting, a retry):
+// the identification menu when they may be identified by the number they
+// call from, else the prompt for the typed way. When the caller id is the
+// only way and it is withheld, there is nothing to verify them by.
+func first(c store.Call, in Input, lim Limits, now time.Time, d Decision) (store.Call, Decision) {
+	switch {
+	case menu(in, lim):
+		d.Screen = ScreenMenu
+		return c, d
+	case lim.Typed != "":
+		d.Screen = ScreenAskNumber
+		return c, d
+	}
+	return handOff(c, now, Decision{Reason: store.ReasonWithheld, Event: store.EventHandedOff})
+}
+
+// menu reports whether the caller gets the identification menu: they can
+// be identified by the number they call from.
+func menu(in Input, lim Limits) bool { return lim.CallerID && in.CallerIDUsable }
+
+// start starts a verification identifying the caller by way.
+func start(c store.Call, way store.IDKind) (store.Call, Decision) {
+	c.State = store.CallVerifying
+	c.Identify = way
+	c.VerifyAttempts++
+	return c, Decision{Screen: ScreenStarting, Effect: EffectStart, Event: store.EventNumberAccepted, Hold: HoldState{Hops: 1}, Identify: way}
 }
 
 func hold(c store.Call, in Input, lim Limits, now time.Time) (store.Call, Decision) {

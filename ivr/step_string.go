@@ -12,11 +12,12 @@ func _() {
 	_ = x[InNumber-2]
 	_ = x[InHold-3]
 	_ = x[InRetryChoice-4]
+	_ = x[InMenu-5]
 }
 
-const _InputKind_name = "InIncomingInNumberInHoldInRetryChoice"
+const _InputKind_name = "InIncomingInNumberInHoldInRetryChoiceInMenu"
 
-var _InputKind_index = [...]uint8{0, 10, 18, 24, 37}
+var _InputKind_index = [...]uint8{0, 10, 18, 24, 37, 43}
 
 func (i InputKind) String() string {
 	idx := int(i) - 1
@@ -30,19 +31,20 @@ func _() {
 	// Re-run the stringer command to generate them again.
 	var x [1]struct{}
 	_ = x[ScreenAskNumber-1]
-	_ = x[ScreenStarting-2]
-	_ = x[ScreenHold-3]
-	_ = x[ScreenInstruct-4]
-	_ = x[ScreenReminder-5]
-	_ = x[ScreenRepeat-6]
-	_ = x[ScreenOfferRetry-7]
-	_ = x[ScreenHandOff-8]
-	_ = x[ScreenGoodbye-9]
+	_ = x[ScreenMenu-2]
+	_ = x[ScreenStarting-3]
+	_ = x[ScreenHold-4]
+	_ = x[ScreenInstruct-5]
+	_ = x[ScreenReminder-6]
+	_ = x[ScreenRepeat-7]
+	_ = x[ScreenOfferRetry-8]
+	_ = x[ScreenHandOff-9]
+	_ = x[ScreenGoodbye-10]
 }
 
-const _Screen_name = "ScreenAskNumberScreenStartingScreenHoldScreenInstructScreenReminderScreenRepeatScreenOfferRetryScreenHandOffScreenGoodbye"
+const _Screen_name = "ScreenAskNumberScreenMenuScreenStartingScreenHoldScreenInstructScreenReminderScreenRepeatScreenOfferRetryScreenHandOffScreenGoodbye"
 
-var _Screen_index = [...]uint8{0, 15, 29, 39, 53, 67, 79, 95, 108, 121}
+var _Screen_index = [...]uint8{0, 15, 25, 39, 49, 63, 77, 89, 105, 118, 131}
 
 func (i Screen) String() string {
 	idx := int(i) - 1

@@ -10,7 +10,7 @@ import (
 
 var (
 	t0  = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	lim = ivr.Limits{MaxNumberAttempts: 3, MaxVerifyAttempts: 2, StartTimeout: 30 * time.Second, ExpiryGrace: 5 * time.Second, ReminderHops: 10}
+	lim = ivr.Limits{MaxNumberAttempts: 3, MaxVerifyAttempts: 2, StartTimeout: 30 * time.Second, ExpiryGrace: 5 * time.Second, ReminderHops: 10, Typed: store.IDNationalID}
 )
 
 func call(st store.CallState, mod ...func(*store.Call)) store.Call {
@@ -48,7 +48,7 @@ func TestStep(t *testing.T) {
 		{name: "an incoming call is greeted", from: store.Call{}, in: ivr.Input{Kind: ivr.InIncoming},
 			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, First: true}},
 		{name: "a valid number starts a verification", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberOK: true},
-			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenStarting, Effect: ivr.EffectStart, Event: store.EventNumberAccepted, Hold: ivr.HoldState{Hops: 1}}},
+			state: store.CallVerifying, want: ivr.Decision{Screen: ivr.ScreenStarting, Effect: ivr.EffectStart, Event: store.EventNumberAccepted, Hold: ivr.HoldState{Hops: 1}, Identify: store.IDNationalID}},
 		{name: "silence is a wrong try with its reason", from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonEmpty},
 			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Problem: ivr.ReasonEmpty, Event: store.EventNumberInvalid}},
 		{name: "a bad check digit says so", from: call(store.CallGathering, numberTries(1)), in: ivr.Input{Kind: ivr.InNumber, NumberReason: ivr.ReasonChecksum},
@@ -119,6 +119,61 @@ func TestStep(t *testing.T) {
 			}
 			if got.Step != tt.from.Step || got.LastTwiML != tt.from.LastTwiML {
 				t.Errorf("Step changed Step/LastTwiML; the handler owns them")
+			}
+		})
+	}
+}
+
+// TestStepIdentificationMenu: at a broker that can reach the caller by the
+// number they call from, they are offered that (press 1) beside typing a
+// customer number (press 2); never when the caller id is withheld.
+func TestStepIdentificationMenu(t *testing.T) {
+	both := lim
+	both.Typed, both.CallerID = store.IDCustomer, true
+	onlyCallerID := lim
+	onlyCallerID.Typed, onlyCallerID.CallerID = "", true
+	chose := func(k store.IDKind) func(*store.Call) { return func(c *store.Call) { c.Identify = k } }
+	tests := []struct {
+		name     string
+		lim      ivr.Limits
+		from     store.Call
+		in       ivr.Input
+		state    store.CallState
+		identify store.IDKind
+		reason   store.Reason
+		want     ivr.Decision
+	}{
+		{name: "a caller with a usable caller id gets the menu", lim: both, from: store.Call{}, in: ivr.Input{Kind: ivr.InIncoming, CallerIDUsable: true},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenMenu, First: true}},
+		{name: "a withheld caller is asked for the customer number at once", lim: both, from: store.Call{}, in: ivr.Input{Kind: ivr.InIncoming},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenAskNumber, First: true}},
+		{name: "a withheld caller when the caller id is the only way goes to an agent", lim: onlyCallerID, from: store.Call{}, in: ivr.Input{Kind: ivr.InIncoming},
+			state: store.CallHandedOff, reason: store.ReasonWithheld, want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonWithheld, Event: store.EventHandedOff}},
+		{name: "1 starts a request to the phone they call from", lim: both, from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InMenu, Key: "1", CallerIDUsable: true},
+			state: store.CallVerifying, identify: store.IDCallerID, want: ivr.Decision{Screen: ivr.ScreenStarting, Effect: ivr.EffectStart, Event: store.EventNumberAccepted, Hold: ivr.HoldState{Hops: 1}, Identify: store.IDCallerID}},
+		{name: "2 asks for the customer number", lim: both, from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InMenu, Key: "2", CallerIDUsable: true},
+			state: store.CallGathering, identify: store.IDCustomer, want: ivr.Decision{Screen: ivr.ScreenAskNumber, Event: store.EventIdentifyChosen}},
+		{name: "2 with the caller id the only way is no choice", lim: onlyCallerID, from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InMenu, Key: "2", CallerIDUsable: true},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenMenu, Problem: ivr.ReasonEmpty, Event: store.EventNumberInvalid}},
+		{name: "silence at the menu asks again", lim: both, from: call(store.CallGathering), in: ivr.Input{Kind: ivr.InMenu, CallerIDUsable: true},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenMenu, Problem: ivr.ReasonEmpty, Event: store.EventNumberInvalid}},
+		{name: "the third silence goes to an agent", lim: both, from: call(store.CallGathering, numberTries(2)), in: ivr.Input{Kind: ivr.InMenu, CallerIDUsable: true},
+			state: store.CallHandedOff, reason: store.ReasonInvalidNumber, want: ivr.Decision{Screen: ivr.ScreenHandOff, Reason: store.ReasonInvalidNumber, Event: store.EventNumberInvalid}},
+		{name: "a customer number after the menu starts with it", lim: both, from: call(store.CallGathering, chose(store.IDCustomer)), in: ivr.Input{Kind: ivr.InNumber, NumberOK: true, CallerIDUsable: true},
+			state: store.CallVerifying, identify: store.IDCustomer, want: ivr.Decision{Screen: ivr.ScreenStarting, Effect: ivr.EffectStart, Event: store.EventNumberAccepted, Hold: ivr.HoldState{Hops: 1}, Identify: store.IDCustomer}},
+		{name: "a retry offers the menu again", lim: both, from: call(store.CallRetry, chose(store.IDCallerID), verifyTries(1)), in: ivr.Input{Kind: ivr.InRetryChoice, Key: "1", CallerIDUsable: true},
+			state: store.CallGathering, want: ivr.Decision{Screen: ivr.ScreenMenu, Event: store.EventRetryAccepted}},
+		{name: "a stale menu answer after the choice changes nothing", lim: both, from: call(store.CallGathering, chose(store.IDCustomer)), in: ivr.Input{Kind: ivr.InMenu, Key: "1", CallerIDUsable: true},
+			state: store.CallGathering, identify: store.IDCustomer, want: ivr.Decision{Screen: ivr.ScreenAskNumber}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, d := ivr.Step(tt.from, tt.in, tt.lim, t0)
+			if d != tt.want {
+				t.Errorf("Step decision =\n%+v\nwant\n%+v", d, tt.want)
+			}
+			if got.State != tt.state || got.Identify != tt.identify || got.Reason != tt.reason {
+				t.Errorf("Step call = %s/%q/%q, want %s/%q/%q", got.State, got.Identify, got.Reason, tt.state, tt.identify, tt.reason)
 			}
 		})
 	}

@@ -13,13 +13,14 @@ import (
 
 // newVerification makes a verification in VerStarting for id. NextPollAt is
 // the start timeout, so the poller fails it if bc-authorize never answers.
-func (s *Service) newVerification(callSID string, id NationalID, caller, initiator string, now time.Time) *store.Verification {
+func (s *Service) newVerification(callSID string, id Identity, caller, initiator string, now time.Time) *store.Verification {
 	vid := newID()
 	return &store.Verification{
 		ID:         vid,
 		CallSID:    callSID,
 		Country:    id.Country(),
-		SealedID:   s.seal.seal(id.Digits(), vid),
+		IDKind:     id.Kind(),
+		SealedID:   s.seal.seal(id.Value(), vid),
 		MaskedID:   id.Masked(),
 		IDHash:     id.Hash(s.cfg.HashKey),
 		Caller:     caller,
@@ -42,7 +43,7 @@ const (
 // context detached from the request (Twilio hangs up on slow webhooks; the
 // broker call must still land in the store) and bounded by its own timeout.
 // The stored verification arrives on the returned channel.
-func (s *Service) launchStart(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) *startWait {
+func (s *Service) launchStart(ctx context.Context, v *store.Verification, id Identity, callInitiator string) *startWait {
 	w := &startWait{result: make(chan *store.Verification, 1)}
 	cp := *v
 	s.wg.Go(func() {
@@ -57,21 +58,16 @@ func (s *Service) launchStart(ctx context.Context, v *store.Verification, id Nat
 
 // authenticate runs bc-authorize for v and stores the result. It returns
 // the verification as stored.
-func (s *Service) authenticate(ctx context.Context, v *store.Verification, id NationalID, callInitiator string, w *startWait) {
-	in := ciba.RequestInput{NationalID: id.Digits()}
-	switch v.Country {
-	case store.Sweden:
-		in.Method = "se-bankid"
-		in.CallInitiator = callInitiator
-		in.BindingMessage = prompt(s.cfg.Language, pBinding, "")
-	case store.Norway:
-		in.Method = "no-bankid"
-		// Idura releases socialno only with the ssn scope; without it the
-		// token cannot be matched to the number entered.
-		in.Scopes = []string{"ssn"}
+func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Identity, callInitiator string, w *startWait) {
+	in, err := BuildRequest(s.cfg.Profile, id, s.cfg.Customer, RequestOptions{Language: s.cfg.Language, CallInitiator: callInitiator, Code: NewCode()})
+	in.Issuer = s.issuer()
+	var (
+		resp *ciba.AuthResponse
+		req  ciba.AuthRequest
+	)
+	if err == nil {
+		req, err = s.cfg.Profile.Request(in)
 	}
-	var resp *ciba.AuthResponse
-	req, err := s.cfg.Profile.Request(in)
 	if err == nil {
 		actx, cancel := context.WithTimeout(ctx, startCallTimeout)
 		resp, err = s.auth.Authenticate(actx, req)
@@ -82,6 +78,7 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Na
 		if v.Status != store.VerStarting {
 			return nil // cancelled or timed out meanwhile
 		}
+		v.Method = in.Method
 		if err != nil {
 			st, reason := classify(err)
 			if st == "" { // a transport failure: nothing to retry at start
@@ -103,10 +100,9 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Na
 		}
 		// Nobody holds longer than this, whatever the broker allows.
 		v.ExpiresAt = minTime(v.ExpiresAt, now.Add(maxExpiry))
-		if v.Country == store.Norway {
-			v.BindingMessage = resp.BindingMessage
-		} else {
-			v.BindingMessage = in.BindingMessage
+		v.BindingMessage = in.BindingMessage
+		if in.BindingMessage == "" {
+			v.BindingMessage = resp.BindingMessage // Norwegian BankID's word pair
 		}
 		v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
 		v.UpdatedAt = now
@@ -269,6 +265,36 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// ErrKindNotOffered is returned by ParseIdentity for an identifier the
+// broker cannot take.
+var ErrKindNotOffered = errors.New("ivr: the broker cannot identify a caller by that")
+
+// AgentKinds are the identifiers agents may verify callers with at the
+// configured broker.
+func (s *Service) AgentKinds() []store.IDKind { return AgentKinds(s.cfg.Profile) }
+
+// ParseIdentity reads an identifier of kind an agent typed for a caller:
+// *InvalidIDError when it is malformed, ErrKindNotOffered when the broker
+// cannot take that kind.
+func (s *Service) ParseIdentity(kind store.IDKind, value string, now time.Time) (Identity, error) {
+	if !contains(s.AgentKinds(), kind) {
+		return Identity{}, ErrKindNotOffered
+	}
+	switch kind {
+	case store.IDNationalID:
+		n, err := ParseNationalID(value, now)
+		if err != nil {
+			return Identity{}, err
+		}
+		return NationalIdentity(n), nil
+	case store.IDCustomer:
+		return s.cfg.Customer.Parse(value)
+	case store.IDPhone:
+		return ParsePhone(value)
+	}
+	return ParseEmail(value)
+}
+
 // ErrVerificationInFlight is returned by StartAgentVerification while the
 // call's verification is still starting or pending: a second BankID request
 // would only confuse the caller.
@@ -285,9 +311,9 @@ var ErrVerificationInFlight = errors.New("ivr: a verification is already in flig
 // that ended, ErrCallInIVR for a call that has not reached an agent yet,
 // ErrVerificationInFlight while one is starting or pending, and
 // *RateLimitError (ErrRateLimited) when a limit refuses it.
-func (s *Service) StartAgentVerification(ctx context.Context, callSID, number, agent string) (*store.Verification, error) {
+func (s *Service) StartAgentVerification(ctx context.Context, callSID string, kind store.IDKind, value, agent string) (*store.Verification, error) {
 	now := s.now()
-	id, err := ParseNationalID(number, now)
+	id, err := s.ParseIdentity(kind, value, now)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +394,7 @@ func (s *Service) record(ctx context.Context, ev *store.Event) {
 // 15 s. It returns the verification as it then is; ok is false when ctx
 // ended first. When it stops waiting first, the broker's answer
 // interrupts the caller's hold once it comes.
-func (s *Service) startAndWait(ctx context.Context, v *store.Verification, id NationalID, callInitiator string) (_ *store.Verification, ok bool) {
+func (s *Service) startAndWait(ctx context.Context, v *store.Verification, id Identity, callInitiator string) (_ *store.Verification, ok bool) {
 	w := s.launchStart(ctx, v, id, callInitiator)
 	timer := time.NewTimer(s.cfg.StartWait)
 	defer timer.Stop()
@@ -384,4 +410,17 @@ func (s *Service) startAndWait(ctx context.Context, v *store.Verification, id Na
 		return <-w.result, ok // it came just now
 	}
 	return v, ok // the caller holds; the answer interrupts the hold
+}
+
+// issuer is the broker's issuer for login hints that name it:
+// Config.Issuer, else the one the Authenticator discovered (its Issuer
+// method, as *ciba.Client has), "" before discovery.
+func (s *Service) issuer() string {
+	if s.cfg.Issuer != "" {
+		return s.cfg.Issuer
+	}
+	if i, ok := s.auth.(interface{ Issuer() string }); ok {
+		return i.Issuer()
+	}
+	return ""
 }

@@ -1,7 +1,11 @@
 package ivr
 
 import (
+	"cmp"
+
 	"strings"
+
+	"github.com/ivr/callerverify/ciba"
 
 	"github.com/ivr/callerverify/internal/store"
 )
@@ -31,7 +35,8 @@ func View(c *store.Call, v *store.Verification) store.CallView {
 		vv := &store.VerificationView{
 			ID:        v.ID,
 			Country:   string(v.Country),
-			Method:    method(v.Country),
+			Method:    MethodName(v.Method, v.Country),
+			IDKind:    string(cmp.Or(v.IDKind, store.IDNationalID)),
 			MaskedID:  v.MaskedID,
 			Status:    string(v.Status),
 			Initiator: v.Initiator,
@@ -122,12 +127,35 @@ func verificationState(v *store.Verification) string {
 	return store.ViewFailed
 }
 
-func method(c store.Country) string {
-	switch c {
-	case store.Sweden:
+// MethodName names, for agents, what the caller approves with: the broker
+// profile's method (store.Verification.Method), or for rows from before
+// methods were stored, the country's BankID.
+func MethodName(method string, c store.Country) string {
+	switch method {
+	case "se-bankid":
 		return "Swedish BankID"
-	case store.Norway:
+	case "no-bankid":
 		return "Norwegian BankID"
+	case "guardian":
+		return "Auth0 Guardian"
+	case "link":
+		return "Mosaic"
+	case "":
+		switch c {
+		case store.Sweden:
+			return "Swedish BankID"
+		case store.Norway:
+			return "Norwegian BankID"
+		}
 	}
-	return string(c)
+	return "the identity broker"
+}
+
+// Approver names, for agents, what callers approve with at profile p:
+// "BankID" at Idura, "Auth0 Guardian", "Mosaic", or "the identity broker".
+func Approver(p *ciba.Profile) string {
+	if p == nil || p.LoginHint == ciba.HintSubSSN {
+		return "BankID"
+	}
+	return MethodName(p.DefaultMethod, "")
 }
