@@ -139,7 +139,12 @@ type fakeCalls struct {
 	started  []startCall
 }
 
-type startCall struct{ sid, number, agent string }
+type startCall struct {
+	sid   string
+	kind  store.IDKind
+	value string // as parsed
+	agent string
+}
 
 func (f *fakeCalls) LiveCalls(context.Context) ([]store.CallView, error) {
 	f.mu.Lock()
@@ -163,10 +168,30 @@ func (f *fakeCalls) Timeline(_ context.Context, sid string) ([]store.Event, erro
 	return ev, nil
 }
 
-func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, agent string) (*store.Verification, error) {
+// parseAs reads value as the real service does, before anything is stored.
+func parseAs(kind store.IDKind, value string) (ivr.Identity, error) {
+	switch kind {
+	case store.IDNationalID:
+		n, err := ivr.ParseNationalID(value, time.Now())
+		return ivr.NationalIdentity(n), err
+	case store.IDCustomer:
+		return ivr.CustomerRules{Check: "luhn"}.Parse(value)
+	case store.IDPhone:
+		return ivr.ParsePhone(value)
+	case store.IDEmail:
+		return ivr.ParseEmail(value)
+	}
+	return ivr.Identity{}, ivr.ErrKindNotOffered
+}
+
+func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid string, kind store.IDKind, value, agent string) (*store.Verification, error) {
+	id, err := parseAs(kind, value)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
-	f.started = append(f.started, startCall{sid, number, agent})
-	err := f.err
+	f.started = append(f.started, startCall{sid, kind, id.Value(), agent})
+	err = f.err
 	var cv *store.CallView
 	for i := range f.live {
 		if f.live[i].CallSID == sid {
@@ -182,7 +207,7 @@ func (f *fakeCalls) StartAgentVerification(ctx context.Context, sid, number, age
 		return nil, store.ErrNotFound
 	}
 	v := &store.Verification{ID: "ver-1", CallSID: sid, Country: store.Sweden,
-		MaskedID: "••••••••••" + number[len(number)-2:], Initiator: "agent:" + agent, Status: cmp.Or(f.status, store.VerStarting)}
+		MaskedID: id.Masked(), Initiator: "agent:" + agent, Status: cmp.Or(f.status, store.VerStarting)}
 	if f.pub != nil {
 		cv.State = store.ViewStarting
 		cv.Verification = &store.VerificationView{ID: v.ID, Country: "SE", Method: "Swedish BankID",

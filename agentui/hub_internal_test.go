@@ -135,7 +135,7 @@ func (s *stubCalls) RecentCalls(context.Context, time.Time) ([]store.CallView, e
 	return nil, nil
 }
 func (s *stubCalls) Timeline(context.Context, string) ([]store.Event, error) { return nil, nil }
-func (s *stubCalls) StartAgentVerification(context.Context, string, string, string) (*store.Verification, error) {
+func (s *stubCalls) StartAgentVerification(context.Context, string, store.IDKind, string, string) (*store.Verification, error) {
 	return nil, store.ErrNotFound
 }
 

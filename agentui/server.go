@@ -27,14 +27,15 @@ import (
 // Calls is what the dashboard needs from the IVR; *ivr.Service satisfies it.
 //
 // StartAgentVerification starts a verification for a live call on behalf of
-// the named agent; number is what the caller read out. It returns an error
-// matching *ivr.InvalidIDError for a number that does not parse, and
+// the named agent; value is the identifier of kind kind the caller read out.
+// It returns an error matching *ivr.InvalidIDError for a value that does not
+// parse, ivr.ErrKindNotOffered for a kind the broker does not take, and
 // store.ErrNotFound for an unknown call.
 type Calls interface {
 	LiveCalls(ctx context.Context) ([]store.CallView, error)
 	RecentCalls(ctx context.Context, since time.Time) ([]store.CallView, error)
 	Timeline(ctx context.Context, callSID string) ([]store.Event, error)
-	StartAgentVerification(ctx context.Context, callSID, number, agent string) (*store.Verification, error)
+	StartAgentVerification(ctx context.Context, callSID string, kind store.IDKind, value, agent string) (*store.Verification, error)
 }
 
 // Config configures a Server. Zero fields get defaults.
@@ -71,6 +72,13 @@ type Config struct {
 	// DemoLoginURL, in `ivrd demo` only, is where the login page sends
 	// someone who has no password: the demo's one-click login.
 	DemoLoginURL string
+	// VerifyWith are the identifiers an agent can verify a caller with, in
+	// the order the form offers them (default: national identity number).
+	// ivr.AgentKinds says which the broker takes.
+	VerifyWith []store.IDKind
+	// Approver names what the caller approves with, in the agent's words
+	// (default "BankID"; ivr.Approver).
+	Approver string
 }
 
 // Server serves the agent dashboard under /agent/.
@@ -104,6 +112,15 @@ func NewServer(cfg Config, agents store.AgentStore, calls Calls, hub *Hub, log *
 	cfg.RecentWindow = cmp.Or(cfg.RecentWindow, 24*time.Hour)
 	cfg.LoginWindow = cmp.Or(cfg.LoginWindow, 15*time.Minute)
 	cfg.MaxConcurrentHashes = cmp.Or(cfg.MaxConcurrentHashes, 4)
+	cfg.Approver = cmp.Or(cfg.Approver, "BankID")
+	if len(cfg.VerifyWith) == 0 {
+		cfg.VerifyWith = []store.IDKind{store.IDNationalID}
+	}
+	for _, k := range cfg.VerifyWith {
+		if _, ok := kindFieldOf[k]; !ok {
+			return nil, fmt.Errorf("agentui: new server: agents cannot verify with %q", k)
+		}
+	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleepCtx
 	}
@@ -203,7 +220,11 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.board.Execute(w, map[string]string{"Agent": sess.Agent, "CSRF": sess.CSRFToken}); err != nil {
+	data := struct {
+		Agent, CSRF, Approver string
+		VerifyWith            []kindField
+	}{sess.Agent, sess.CSRFToken, s.cfg.Approver, kindFields(s.cfg.VerifyWith)}
+	if err := s.board.Execute(w, data); err != nil {
 		s.log.Error("render dashboard", "err", err)
 	}
 }

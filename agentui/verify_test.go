@@ -33,6 +33,9 @@ func TestAgentStartsVerification(t *testing.T) {
 		{"spaces and a dash are fine", "CA1", `{"number":"19900101-2385"}`, true, "", nil, "", http.StatusAccepted, "", true},
 		{"missing CSRF token is refused", "CA1", `{"number":"` + validSE + `"}`, false, "", nil, "", http.StatusForbidden, "CSRF", false},
 		{"foreign origin is refused", "CA1", `{"number":"` + validSE + `"}`, true, "https://evil.example", nil, "", http.StatusForbidden, "CSRF", false},
+		{"the kind and value form works as the number did", "CA1", `{"kind":"national_id","value":"` + validSE + `"}`, true, "", nil, "", http.StatusAccepted, "", true},
+		{"a kind the broker does not take is refused before anything starts", "CA1", `{"kind":"email","value":"a@b.se"}`, true, "", nil, "", http.StatusUnprocessableEntity, "national identity number", false},
+		{"an unknown kind is refused", "CA1", `{"kind":"shoe_size","value":"42"}`, true, "", nil, "", http.StatusUnprocessableEntity, "Verify with", false},
 		{"too short a number is explained", "CA1", `{"number":"12345"}`, true, "", nil, "", http.StatusUnprocessableEntity, "12 (or 10) digits", false},
 		{"wrong check digit is explained", "CA1", `{"number":"199001012384"}`, true, "", nil, "", http.StatusUnprocessableEntity, "check digit", false},
 		{"letters are refused", "CA1", `{"number":"abc"}`, true, "", nil, "", http.StatusUnprocessableEntity, "digits", false},
@@ -91,7 +94,7 @@ func TestAgentStartsVerification(t *testing.T) {
 			if !tt.started || tt.want != http.StatusAccepted {
 				return
 			}
-			if s := started[0]; s.sid != "CA1" || s.agent != testAgent || !strings.Contains(tt.body, s.number) {
+			if s := started[0]; s.sid != "CA1" || s.agent != testAgent || s.kind != store.IDNationalID || s.value != validSE {
 				t.Errorf("started %+v, want CA1 by %s with the number typed", s, testAgent)
 			}
 			// Dashboards see the agent-started verification, attributed to the agent.
@@ -102,4 +105,94 @@ func TestAgentStartsVerification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentVerifiesWithTheBrokersKinds: at a broker that takes customer
+// numbers, phone numbers and e-mail addresses, the agent picks one; what
+// each refuses is said in words for that kind, and the form offers exactly
+// the kinds configured.
+func TestAgentVerifiesWithTheBrokersKinds(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	kinds := []store.IDKind{store.IDCustomer, store.IDPhone, store.IDEmail}
+	tests := []struct {
+		name      string
+		body      string
+		want      int
+		wantInErr string
+		kind      store.IDKind // started with; "" = nothing started
+		value     string
+	}{
+		{"a customer number", `{"kind":"customer_number","value":"3100 1019"}`, http.StatusAccepted, "", store.IDCustomer, "31001019"},
+		{"a customer number with a wrong check digit", `{"kind":"customer_number","value":"31001018"}`, http.StatusUnprocessableEntity, "check digit", "", ""},
+		{"a customer number too short", `{"kind":"customer_number","value":"12"}`, http.StatusUnprocessableEntity, "number of digits", "", ""},
+		{"a phone number", `{"kind":"phone","value":"+46 70-174 06 11"}`, http.StatusAccepted, "", store.IDPhone, "+46701740611"},
+		{"a phone number without a country code", `{"kind":"phone","value":"070 174 06 11"}`, http.StatusUnprocessableEntity, "international form", "", ""},
+		{"an e-mail address", `{"kind":"email","value":" Johan@Example.COM "}`, http.StatusAccepted, "", store.IDEmail, "johan@example.com"},
+		{"not an e-mail address", `{"kind":"email","value":"johan at example"}`, http.StatusUnprocessableEntity, "not an e-mail address", "", ""},
+		{"no kind: the first offered", `{"value":"31001019"}`, http.StatusAccepted, "", store.IDCustomer, "31001019"},
+		{"a national identity number is not offered here", `{"number":"` + validSE + `"}`, http.StatusUnprocessableEntity, "a customer number, a phone number or an e-mail address", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := &fakeCalls{live: []store.CallView{*callView("CA1", store.ViewUnverified, t0)}}
+			e := newEnv(t, agentui.Config{VerifyWith: kinds, Approver: "Mosaic"}, calls)
+			c := e.client(t)
+			csrf := e.login(t, c)
+
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/agent/api/calls/CA1/verify", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Origin", e.origin)
+			req.Header.Set("X-CSRF-Token", csrf)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.want)
+			}
+			var out struct {
+				Error string `json:"error"`
+			}
+			_ = json.Unmarshal(body, &out)
+			if !strings.Contains(out.Error, tt.wantInErr) {
+				t.Errorf("error %q, want it to mention %q", out.Error, tt.wantInErr)
+			}
+			started := calls.startedCalls()
+			switch {
+			case tt.kind == "" && len(started) > 0:
+				t.Errorf("started %+v, want nothing started", started)
+			case tt.kind != "" && (len(started) != 1 || started[0].kind != tt.kind || started[0].value != tt.value):
+				t.Errorf("started %+v, want one %s %q", started, tt.kind, tt.value)
+			}
+		})
+	}
+
+	t.Run("the form offers the kinds configured", func(t *testing.T) {
+		e := newEnv(t, agentui.Config{VerifyWith: kinds, Approver: "Mosaic"}, &fakeCalls{})
+		c := e.client(t)
+		e.login(t, c)
+		resp, err := c.Get(e.srv.URL + "/agent/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`value="customer_number"`, `value="phone"`, `value="email"`, `data-approver="Mosaic"`, "Customer number", "E-mail address"} {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("dashboard has no %s", want)
+			}
+		}
+		if strings.Contains(string(page), `value="national_id"`) {
+			t.Error("dashboard offers a national identity number the broker does not take")
+		}
+	})
+
+	t.Run("a kind agents cannot verify with is a start-up error", func(t *testing.T) {
+		_, err := agentui.NewServer(agentui.Config{VerifyWith: []store.IDKind{store.IDCallerID}}, newMemStore(), &fakeCalls{}, agentui.NewHub(discardLog()), discardLog())
+		if err == nil || !strings.Contains(err.Error(), "caller_id") {
+			t.Errorf("NewServer = %v, want an error naming caller_id", err)
+		}
+	})
 }

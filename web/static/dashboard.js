@@ -34,29 +34,35 @@ const conn = { ws: null, attempt: 0, retryAt: 0, retryTimer: 0, countdownTimer: 
 
 // ---- words ----
 
+// APPROVER is what callers approve with at this service's broker: "BankID",
+// "Auth0 Guardian", "Mosaic" or "the identity app".
+const APPROVER = document.body.dataset.approver || 'BankID';
+const IS_BANKID = APPROVER === 'BankID';
+
 const STATES = {
   ringing: 'Ringing',
   gathering: 'Entering number',
-  starting: 'Starting BankID',
-  awaiting_bankid: 'Waiting for BankID',
+  starting: `Starting ${APPROVER}`,
+  awaiting_bankid: `Waiting for ${APPROVER}`,
   word_pair: 'Choosing word pair',
   verified: 'Verified',
   declined: 'Declined',
   expired: 'Expired',
-  unknown_user: 'Not known to BankID',
+  unknown_user: `Not known to ${APPROVER}`,
   failed: 'Verification failed',
   unverified: 'Unverified',
   ended: 'Ended',
 };
 
 const REASONS = {
-  declined: 'Declined in BankID',
+  declined: `Declined in ${APPROVER}`,
   expired: 'No answer in time',
-  unknown_user: 'No BankID for that number',
-  broker_unreachable: 'BankID could not be reached',
+  unknown_user: IS_BANKID ? 'No BankID for that number' : `Not known to ${APPROVER}`,
+  broker_unreachable: `${APPROVER} could not be reached`,
   failed: 'Verification failed',
-  rate_limited: 'Too many BankID requests recently',
+  rate_limited: IS_BANKID ? 'Too many BankID requests recently' : 'Too many verification requests recently',
   invalid_number: 'No valid number entered',
+  withheld: 'Caller id withheld',
   hung_up: 'Hung up',
 };
 
@@ -71,7 +77,7 @@ const stateLabel = (s) => STATES[s] || capitalize(humanize(s));
 // reasonText says in plain words why the caller is not verified, or ''.
 const reasonText = (c) => {
   if (!c.reason) return '';
-  if (c.reason === 'declined' && c.verification?.country === 'NO') {
+  if (c.reason === 'declined' && c.verification?.method === 'Norwegian BankID') {
     return 'Declined in BankID or picked the wrong word pair';
   }
   return REASONS[c.reason] || capitalize(humanize(c.reason));
@@ -249,7 +255,7 @@ const identity = (c, large) => {
       el('p', { class: large ? 'wordpair wordpair-xl' : 'wordpair', lang: 'nb', text: v.wordPair }),
     );
   }
-  if (v.pending && live) box.append(el('p', { class: 'substate', text: `BankID: ${v.pending}` }));
+  if (v.pending && live) box.append(el('p', { class: 'substate', text: `${APPROVER}: ${v.pending}` }));
   if (v.status === 'approved') {
     box.append(el('p', { class: 'verified-name' }, [el('strong', { text: v.name || '(no name)' })]));
   }
@@ -452,7 +458,7 @@ const alertsFor = (prev, c) => {
     const v = c.verification;
     out.push(v.status === 'approved'
       ? { sid, kind: 'verified', text: `Caller ${who} verified as ${v.name || 'an unnamed person'}` }
-      : { sid, kind: 'failed', text: `BankID ended for caller ${who}: ${lowerFirst(why || stateLabel(v.status))}` });
+      : { sid, kind: 'failed', text: `${APPROVER} ended for caller ${who}: ${lowerFirst(why || stateLabel(v.status))}` });
   }
   return out;
 };
@@ -615,11 +621,11 @@ const renderDetails = () => {
   $('verify-form').hidden = isEnded(c) || c.state === 'verified' || inMenu;
   if (inMenu) {
     $('details-summary').append(el('p', {
-      class: 'muted', text: 'The caller is still in the phone menu. You can start BankID for them once they reach you.',
+      class: 'muted', text: `The caller is still in the phone menu. You can start ${APPROVER} for them once they reach you.`,
     }));
   }
   $('verify-submit').disabled = busy;
-  $('verify-submit').textContent = busy ? 'BankID in progress…' : 'Start BankID';
+  $('verify-submit').textContent = busy ? `${APPROVER} in progress…` : `Start ${APPROVER}`;
 };
 
 const facts = (c) => {
@@ -682,9 +688,14 @@ const onVerify = async (ev) => {
   $('verify-error').hidden = true;
   ok.hidden = true;
   input.removeAttribute('aria-invalid');
-  const number = input.value.trim();
-  if (!/^[0-9 \-+]{10,16}$/.test(number)) {
+  const value = input.value.trim();
+  const kind = verifyKind();
+  if (kind === 'national_id' && !/^[0-9 \-+]{10,16}$/.test(value)) {
     verifyError('Enter 12 (or 10) digits for a Swedish personnummer, or 11 for a Norwegian fødselsnummer.');
+    return;
+  }
+  if (!value) {
+    verifyError(`Enter the caller's ${$('verify-label').textContent.toLowerCase()}.`);
     return;
   }
   $('verify-submit').disabled = true;
@@ -692,7 +703,7 @@ const onVerify = async (ev) => {
     const r = await fetch(`/agent/api/calls/${encodeURIComponent(sid)}/verify`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
-      body: JSON.stringify({ number }),
+      body: JSON.stringify({ kind, value }),
     });
     const body = await r.json().catch(() => ({}));
     $('verify-submit').disabled = false;
@@ -701,17 +712,35 @@ const onVerify = async (ev) => {
       return;
     }
     if (!r.ok) {
-      verifyError(body.error || `Could not start BankID (HTTP ${r.status}).`);
+      verifyError(body.error || `Could not start ${APPROVER} (HTTP ${r.status}).`);
       return;
     }
     input.value = '';
-    ok.textContent = `BankID started for ${body.maskedId || 'the caller'}. Ask the caller to open the BankID app.`;
+    ok.textContent = IS_BANKID
+      ? `BankID started for ${body.maskedId || 'the caller'}. Ask the caller to open the BankID app.`
+      : `${APPROVER} request sent for ${body.maskedId || 'the caller'}. Ask the caller to approve it on their phone.`;
     ok.hidden = false;
     renderDetails();
   } catch {
     $('verify-submit').disabled = false;
     verifyError('Network error: could not reach the server. Try again.');
   }
+};
+
+// verifyKind is the identifier the agent chose to verify with.
+const verifyKind = () => document.querySelector('#verify-form input[name="kind"]:checked, #verify-form input[type="hidden"][name="kind"]')?.value || 'national_id';
+
+// onKind relabels the value field for the kind just picked.
+const onKind = (ev) => {
+  const k = ev.target.dataset;
+  const input = $('verify-number');
+  $('verify-label').textContent = k.label;
+  input.placeholder = k.placeholder;
+  input.inputMode = k.inputmode;
+  input.maxLength = Number(k.maxlength);
+  input.value = '';
+  input.removeAttribute('aria-invalid');
+  $('verify-error').hidden = true;
 };
 
 const verifyError = (msg) => {
@@ -912,6 +941,7 @@ const start = () => {
     $('details-heading').focus();
   });
   $('verify-form').addEventListener('submit', onVerify);
+  for (const r of document.querySelectorAll('#verify-form input[name="kind"][type="radio"]')) r.addEventListener('change', onKind);
   $('find').addEventListener('submit', (e) => e.preventDefault());
   $('find').addEventListener('change', onViewChange);
   $('search').addEventListener('input', onViewChange);
