@@ -22,16 +22,20 @@ import (
 // cmdAgents manages dashboard accounts: add NAME, list, remove NAME.
 func cmdAgents(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
 	const use = "usage: ivrd agents add NAME | list | remove NAME   (database: IVR_DB or --db)"
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		fmt.Fprintln(stderr, use)
 		return exitCode(2)
+	case isHelp(args[0]):
+		fmt.Fprintln(stdout, use)
+		return nil
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("agents "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dbPath := fs.String("db", getenv("IVR_DB"), "sqlite database file (IVR_DB)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	if *dbPath == "" {
 		return errors.New("IVR_DB: missing: the sqlite database file the service uses")

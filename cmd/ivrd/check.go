@@ -13,8 +13,8 @@ import (
 // discovery, its JWKS, and a signed client assertion it accepts — without
 // starting an authentication.
 func cmdCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	cfg, err := loadServe(getenv, args)
-	if err != nil {
+	cfg, err := loadServe(getenv, args, stderr)
+	if err != nil || cfg == nil {
 		return err
 	}
 	ok := true

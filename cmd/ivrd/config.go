@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -52,6 +54,13 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
 	// (IVR_TRUSTED_PROXIES), for the agents' client address.
 	TrustedProxies []netip.Prefix
+	// Identify are the ways callers identify themselves in the IVR
+	// (IVR_IDENTIFY); default by broker profile.
+	Identify []store.IDKind
+	// Customer says what a customer number looks like and which broker
+	// user it names (IVR_CUSTOMER_DIGITS, IVR_CUSTOMER_CHECK,
+	// IVR_CUSTOMER_USER_ID).
+	Customer ivr.CustomerRules
 
 	TwilioAccountSID string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken  string // TWILIO_AUTH_TOKEN (secret)
@@ -188,8 +197,10 @@ func (b *BrokerConfig) validate(errs *settingErrors) {
 }
 
 // loadServe reads the serve configuration from the environment and flags.
-func loadServe(getenv env, args []string) (*Config, error) {
+// Usage and flag errors go to out.
+func loadServe(getenv env, args []string, out io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
 	c := &Config{}
 	var errs settingErrors
 	fs.StringVar(&c.Listen, "listen", cmp.Or(getenv("IVR_LISTEN"), ":8080"), "listen address (IVR_LISTEN)")
@@ -209,11 +220,15 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	textSetting(fs, &errs, getenv, &c.RateLimitGlobal, "IVR_RATE_LIMIT_GLOBAL", "rate-limit-global", ivr.DefaultRateLimitGlobal, "verifications in all, sized to the broker contract, N/DURATION or off")
 	pollConcurrency := fs.String("poll-concurrency", cmp.Or(getenv("IVR_POLL_CONCURRENCY"), strconv.Itoa(ivr.DefaultPollConcurrency)), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
 	proxies := fs.String("trusted-proxies", getenv("IVR_TRUSTED_PROXIES"), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8 (IVR_TRUSTED_PROXIES)")
+	identify := fs.String("identify", getenv("IVR_IDENTIFY"), "how callers identify themselves, comma-separated: national_id, customer_number, caller_id; default by CIBA_PROFILE (IVR_IDENTIFY)")
+	customerDigits := fs.String("customer-digits", cmp.Or(getenv("IVR_CUSTOMER_DIGITS"), "6-12"), "length of a customer number: N or MIN-MAX digits (IVR_CUSTOMER_DIGITS)")
+	fs.StringVar(&c.Customer.Check, "customer-check", cmp.Or(getenv("IVR_CUSTOMER_CHECK"), "none"), "check digit of a customer number: luhn, mod11 or none (IVR_CUSTOMER_CHECK)")
+	fs.StringVar(&c.Customer.Template, "customer-user-id", cmp.Or(getenv("IVR_CUSTOMER_USER_ID"), "{digits}"), "the broker user id a customer number names, {digits} being the number, e.g. auth0|{digits} (IVR_CUSTOMER_USER_ID)")
 	fs.StringVar(&c.TwilioAccountSID, "account-sid", getenv("TWILIO_ACCOUNT_SID"), "Twilio account SID, AC… (TWILIO_ACCOUNT_SID)")
 	fs.StringVar(&c.TwilioAPIURL, "twilio-api-url", getenv("TWILIO_API_URL"), "base URL of Twilio's REST API, to interrupt holds; default Twilio's own (TWILIO_API_URL)")
 	broker := brokerFlags(fs, getenv, &errs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, flagError(err) // nil after -h: nothing to run
 	}
 	c.Broker = *broker
 	c.TwilioAuthToken = secret(getenv, "TWILIO_AUTH_TOKEN", &errs)
@@ -265,6 +280,7 @@ func loadServe(getenv env, args []string) (*Config, error) {
 	} else {
 		c.TrustedProxies = ps
 	}
+	c.Identify, c.Customer = identifySettings(&errs, c.Broker.Profile, *identify, *customerDigits, c.Customer)
 	if !ivr.ValidAccountSID(c.TwilioAccountSID) {
 		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID, AC followed by 32 hex digits; webhooks naming another account are refused")
 	}
@@ -294,6 +310,47 @@ func loadServe(getenv env, args []string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// identifySettings reads IVR_IDENTIFY and the customer number rules, and
+// checks that the broker profile can serve them.
+func identifySettings(errs *settingErrors, profileName, identify, digits string, rules ivr.CustomerRules) ([]store.IDKind, ivr.CustomerRules) {
+	lo, hi, ok := strings.Cut(digits, "-")
+	if !ok {
+		hi = lo
+	}
+	min, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	max, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || min < 1 || max < min || max > 32 {
+		errs.add("IVR_CUSTOMER_DIGITS", "must be N or MIN-MAX digits, at most 32, such as 8 or 6-12: %q", digits)
+	} else {
+		rules.MinDigits, rules.MaxDigits = min, max
+	}
+	if err := rules.Validate(); err != nil {
+		switch {
+		case !strings.Contains(rules.Template, "{digits}"):
+			errs.add("IVR_CUSTOMER_USER_ID", "must contain {digits}, where the customer number goes: %q", rules.Template)
+		default:
+			errs.add("IVR_CUSTOMER_CHECK", "%v", err)
+		}
+	}
+	profile, err := ciba.ProfileByName(profileName)
+	if err != nil {
+		return nil, rules // reported under CIBA_PROFILE
+	}
+	if identify == "" {
+		return ivr.DefaultIdentify(profile), rules
+	}
+	var ways []store.IDKind
+	for _, f := range strings.Split(identify, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			ways = append(ways, store.IDKind(f))
+		}
+	}
+	if err := ivr.CheckIdentify(profile, ways); err != nil {
+		errs.add("IVR_IDENTIFY", "%v", err)
+	}
+	return ways, rules
 }
 
 // parsePrefixes reads a comma-separated list of addresses and CIDR

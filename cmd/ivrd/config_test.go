@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,13 +75,22 @@ func TestLoadServe(t *testing.T) {
 		{name: "bad trusted proxy", env: with("IVR_TRUSTED_PROXIES", "10.0.0.0/8,nginx"), wantErr: []string{"IVR_TRUSTED_PROXIES", "nginx"}},
 		{name: "admin listener on the public port", env: with("IVR_ADMIN_LISTEN", ":8080"), wantErr: []string{"IVR_ADMIN_LISTEN"}},
 		{name: "flags set rate limits", env: good, args: []string{"--rate-limit-global", "50/1m"}},
+		{name: "Auth0 with customer numbers", env: with("CIBA_PROFILE", "auth0", "IVR_CUSTOMER_DIGITS", "8", "IVR_CUSTOMER_CHECK", "luhn", "IVR_CUSTOMER_USER_ID", "auth0|{digits}")},
+		{name: "Transmit by caller id and customer number", env: with("CIBA_PROFILE", "transmit", "CIBA_CLIENT_KEY", "", "CIBA_CLIENT_SECRET", "s", "IVR_IDENTIFY", "caller_id, customer_number")},
+		{name: "Idura cannot identify by caller id", env: with("IVR_IDENTIFY", "caller_id"), wantErr: []string{"IVR_IDENTIFY", "idura", "national_id"}},
+		{name: "Auth0 cannot take national identity numbers", env: with("CIBA_PROFILE", "auth0", "IVR_IDENTIFY", "national_id"), wantErr: []string{"IVR_IDENTIFY", "auth0", "customer_number"}},
+		{name: "an unknown way to identify", env: with("CIBA_PROFILE", "transmit", "IVR_IDENTIFY", "voiceprint"), wantErr: []string{"IVR_IDENTIFY", "voiceprint"}},
+		{name: "two typed ways at once", env: with("CIBA_PROFILE", "generic", "IVR_IDENTIFY", "national_id,customer_number"), wantErr: []string{"IVR_IDENTIFY"}},
+		{name: "bad customer number length", env: with("IVR_CUSTOMER_DIGITS", "12-6"), wantErr: []string{"IVR_CUSTOMER_DIGITS"}},
+		{name: "bad check digit scheme", env: with("IVR_CUSTOMER_CHECK", "crc32"), wantErr: []string{"IVR_CUSTOMER_CHECK", "luhn"}},
+		{name: "a user id template without the number", env: with("IVR_CUSTOMER_USER_ID", "auth0|"), wantErr: []string{"IVR_CUSTOMER_USER_ID", "{digits}"}},
 		{name: "bad poll concurrency", env: with("IVR_POLL_CONCURRENCY", "0"), wantErr: []string{"IVR_POLL_CONCURRENCY"}},
 		{name: "bad retention", env: with("IVR_RETENTION", "soon"), wantErr: []string{"IVR_RETENTION"}},
 		{name: "flags override the environment", env: with("IVR_LANGUAGE", "xx"), args: []string{"--language", "nb-NO"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := loadServe(mapEnv(tt.env), tt.args)
+			cfg, err := loadServe(mapEnv(tt.env), tt.args, io.Discard)
 			if len(tt.wantErr) == 0 {
 				if err != nil {
 					t.Fatalf("loadServe: %v", err)

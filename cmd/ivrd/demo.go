@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,14 +49,19 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	listen := fset.String("listen", "127.0.0.1:8080", "listen address (loopback); falls back to a free port if taken")
-	call := fset.String("call", "", "run one scripted call to this national identity number in the terminal, print the transcript, and exit (0 when verified)")
+	call := fset.String("call", "", "run one scripted call in the terminal with this test user's national identity number (idura), customer number or phone number (transmit: calls from it), print the transcript, and exit (0 when verified)")
+	profileName := fset.String("profile", "idura", "the broker the demo simulates: idura (BankID), auth0 (Guardian push), transmit (Mosaic link by SMS), generic (CIBA Core)")
 	language := fset.String("language", cmp.Or(getenv("IVR_LANGUAGE"), ivr.English), "caller language: "+strings.Join(ivr.Languages, ", "))
 	verbose := fset.Bool("v", false, "log at info level (default: warnings only)")
 	if err := fset.Parse(args); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	if err := ivr.CheckLanguage(*language); err != nil {
 		return fmt.Errorf("--language: %w", err)
+	}
+	profile, err := ciba.ProfileByName(*profileName)
+	if err != nil {
+		return fmt.Errorf("--profile: %w", err)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -82,7 +88,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	defer os.RemoveAll(dir)
 
 	base := "http://" + ln.Addr().String()
-	sim, key, err := demoBroker(base + "/broker")
+	sim, creds, err := demoBroker(base+"/broker", profile)
 	if err != nil {
 		ln.Close()
 		return err
@@ -101,7 +107,9 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		TwilioAuthToken:  demoAuthToken,
 		TwilioAccountSID: demoAccountSID,
 		TwilioAPIURL:     base + "/demo/twilio", // call updates reach the phone page or the terminal's call
-		Broker:           BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: "idura"},
+		Broker:           BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: profile.Name, Secret: creds.secret},
+		Identify:         ivr.DefaultIdentify(profile),
+		Customer:         demoCustomerRules(profile),
 	}
 	broker := &lazyBroker{}
 	updates := newDemoCalls()
@@ -114,9 +122,9 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		log:      log,
 		listener: ln,
 		broker:   broker,
-		jwks:     []jwkKey{key},
+		jwks:     creds.jwks(),
 		discover: func(ctx context.Context) {
-			c, err := ciba.New(ctx, ciba.Config{Issuer: sim.Issuer(), ClientID: demoClientID, Key: key, HTTPClient: sim.HTTPClient()})
+			c, err := ciba.New(ctx, ciba.Config{Issuer: sim.Issuer(), ClientID: demoClientID, Key: creds.key, Secret: creds.secret, Profile: profile, HTTPClient: sim.HTTPClient()})
 			if err != nil {
 				log.Error("demo broker discovery", "err", err)
 				return
@@ -135,12 +143,12 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			}
 			if *call != "" {
 				go func() {
-					result = runDemoCall(ctx, a, cfg, updates, *call, stdout)
+					result = runDemoCall(ctx, a, cfg, profile, updates, *call, stdout)
 					cancel()
 				}()
 				return
 			}
-			printDemo(stdout, base)
+			printDemo(stdout, base, profile)
 		},
 	}), result)
 }
@@ -161,24 +169,55 @@ func loopbackHostOnly(addr string, next http.Handler) http.Handler {
 	})
 }
 
-// demoBroker starts the in-process simulator and registers a fresh client key.
-func demoBroker(issuer string) (*cibatest.Broker, jwk.Key, error) {
-	sim, err := cibatest.New(cibatest.Config{Issuer: issuer})
+// demoCreds are how the demo authenticates to its simulated broker: a
+// fresh private_key_jwt key where the profile takes one, a client secret
+// where it does not (Transmit).
+type demoCreds struct {
+	key    jwk.Key
+	secret string
+}
+
+func (c demoCreds) jwks() []jwkKey {
+	if c.key == nil {
+		return nil
+	}
+	return []jwkKey{c.key}
+}
+
+// demoBroker starts the in-process simulator speaking profile's broker and
+// registers the demo's client with it.
+func demoBroker(issuer string, profile *ciba.Profile) (*cibatest.Broker, demoCreds, error) {
+	var creds demoCreds
+	sim, err := cibatest.New(cibatest.Config{Issuer: issuer, Profile: profile.Name})
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo: simulator: %w", err)
+		return nil, creds, fmt.Errorf("demo: simulator: %w", err)
 	}
-	key, err := ciba.GenerateKey("RS256")
-	if err != nil {
-		return nil, nil, fmt.Errorf("demo: signing key: %w", err)
+	client := cibatest.Client{ID: demoClientID}
+	if slices.Contains(profile.AuthMethods, ciba.PrivateKeyJWT) {
+		if creds.key, err = ciba.GenerateKey("RS256"); err != nil {
+			return nil, creds, fmt.Errorf("demo: signing key: %w", err)
+		}
+		if client.JWKS, err = jwk.PublicSetOf(mustSet(creds.key)); err != nil {
+			return nil, creds, fmt.Errorf("demo: public key: %w", err)
+		}
+	} else {
+		creds.secret = randomHex(24)
+		client.Secret = creds.secret
 	}
-	pub, err := jwk.PublicSetOf(mustSet(key))
-	if err != nil {
-		return nil, nil, fmt.Errorf("demo: public key: %w", err)
+	if err := sim.RegisterClient(client); err != nil {
+		return nil, creds, fmt.Errorf("demo: register client: %w", err)
 	}
-	if err := sim.RegisterClient(cibatest.Client{ID: demoClientID, JWKS: pub}); err != nil {
-		return nil, nil, fmt.Errorf("demo: register client: %w", err)
+	return sim, creds, nil
+}
+
+// demoCustomerRules are the simulator's customer numbers: 8 digits with a
+// Luhn check digit; at Auth0 they name "auth0|" users.
+func demoCustomerRules(p *ciba.Profile) ivr.CustomerRules {
+	r := ivr.CustomerRules{MinDigits: 8, MaxDigits: 8, Check: "luhn"}
+	if p.Name == cibatest.ProfileAuth0 {
+		r.Template = cibatest.Auth0UserIDPrefix + "{digits}"
 	}
-	return sim, key, nil
+	return r
 }
 
 func mustSet(k jwk.Key) jwk.Set {
@@ -226,19 +265,16 @@ func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCa
 	})
 	r.Get("/demo/api/config", func(w http.ResponseWriter, r *http.Request) {
 		var users []map[string]string
-		for _, u := range cibatest.Users() {
-			country := "SE"
-			if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil {
-				country = string(id.Country())
-			}
-			users = append(users, map[string]string{"name": u.GivenName + " " + u.FamilyName, "number": u.NationalID, "country": country, "script": fmt.Sprint(u.Script)})
+		for _, u := range demoUsers(cfg.Broker.Profile) {
+			users = append(users, map[string]string{"name": u.name, "number": u.number, "country": u.country,
+				"phone": u.phone, "email": u.email, "script": u.script})
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"publicURL": cfg.PublicURL, "twilioAuthToken": demoAuthToken, "accountSid": demoAccountSID,
 			"voicePath": "/twilio/voice", "statusPath": "/twilio/status", "from": demoFrom, "to": demoTo,
 			"simURL": "/broker/sim", "dashboardURL": "/demo/login", "users": users,
 			"updatesPath": "/demo/api/calls/{sid}/updates", "requestsURL": "/demo/api/requests",
-			"profile": cfg.Broker.Profile,
+			"profile": cfg.Broker.Profile, "approver": ivr.Approver(profileOf(cfg)), "identify": cfg.Identify,
 		})
 	})
 	r.Get("/demo/api/requests", func(w http.ResponseWriter, r *http.Request) {
@@ -300,34 +336,98 @@ func demoRequests(ctx context.Context, a *app, sim *cibatest.Broker) ([]demoRequ
 	return out, nil
 }
 
-func printDemo(w io.Writer, base string) {
-	fmt.Fprintf(w, `ivrd demo is running (everything in-process; Twilio signatures checked with a demo token).
+// profileOf is the broker profile cfg names (checked at start).
+func profileOf(cfg *Config) *ciba.Profile {
+	p, _ := ciba.ProfileByName(cfg.Broker.Profile)
+	return p
+}
 
-  Phone (you are the caller):   %[1]s/demo/phone
-  BankID app on that phone:     %[1]s/demo/bankid
-  Agent dashboard (logged in):  %[1]s/demo/login
+// demoUser is a simulator test user as the demo lists it.
+type demoUser struct {
+	name    string
+	number  string // what the caller types: national identity number or customer number
+	country string // SE or NO for a national identity number
+	phone   string // Transmit: the phone a request can go to
+	email   string
+	script  string
+}
 
-Call from the phone page, type one of the test numbers it lists and #, then approve
-in the BankID app page and watch the dashboard. Press Ctrl-C to stop; nothing is kept.
+func demoUsers(profile string) []demoUser {
+	var out []demoUser
+	for _, u := range cibatest.UsersFor(profile) {
+		d := demoUser{name: u.GivenName + " " + u.FamilyName, phone: u.Phone, email: u.Email, script: u.Script.String()}
+		if u.NationalID != "" {
+			d.number, d.country = u.NationalID, string(store.Sweden)
+			if id, err := ivr.ParseNationalID(u.NationalID, time.Now()); err == nil {
+				d.country = string(id.Country())
+			}
+		} else {
+			d.number = strings.TrimPrefix(u.UserID, cibatest.Auth0UserIDPrefix)
+		}
+		if profile != cibatest.ProfileTransmit {
+			d.phone, d.email = "", "" // only Transmit takes them as login hints
+		}
+		out = append(out, d)
+	}
+	return out
+}
 
-`, base)
-	printTestUsers(w)
+func printDemo(w io.Writer, base string, p *ciba.Profile) {
+	app := ivr.Approver(p)
+	how := "type one of the test numbers below and #, then approve"
+	switch p.Name {
+	case cibatest.ProfileAuth0:
+		how = "type one of the customer numbers below and #, then approve the Guardian push"
+	case cibatest.ProfileTransmit:
+		how = "call from one of the phones below and press 1 (or press 2 and type a customer number and #), then approve"
+	case cibatest.ProfileGeneric:
+		how = "press 2, type one of the customer numbers below and #, then approve"
+	}
+	fmt.Fprintf(w, `ivrd demo is running with the %[2]s broker (everything in-process; Twilio signatures checked with a demo token).
+
+  Phone (you are the caller):    %[1]s/demo/phone
+  %-30[3]s %[1]s/demo/bankid
+  Agent dashboard (logged in):   %[1]s/demo/login
+
+Call from the phone page, %[4]s
+in the app page and watch the dashboard. Press Ctrl-C to stop; nothing is kept.
+
+`, base, p.Name, app+" on that phone:", how)
+	printTestUsers(w, p.Name)
 }
 
 // runDemoCall plays one call through the real webhooks over HTTP and prints
 // the transcript.
-func runDemoCall(ctx context.Context, a *app, cfg *Config, updates *demoCalls, number string, stdout io.Writer) error {
+//
+// who is the test user: the number to type, or at a broker that takes the
+// caller id, a phone number (+…) to call from; the caller then chooses it
+// in the menu. One attempt; silence afterwards.
+func runDemoCall(ctx context.Context, a *app, cfg *Config, p *ciba.Profile, updates *demoCalls, who string, stdout io.Writer) error {
 	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, AccountSID: demoAccountSID, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
 	updates.terminal.Store(tw)
-	pressed := false
+	from, byPhone := demoFrom, strings.HasPrefix(who, "+")
+	if byPhone {
+		if !slices.Contains(cfg.Identify, store.IDCallerID) {
+			return fmt.Errorf("--call %s: the %s broker does not identify callers by the number they call from; give a number to type", who, p.Name)
+		}
+		from = who
+	}
+	menu, typed := false, false
 	tr, err := tw.Call(ctx, ivrtest.Caller{
-		From: demoFrom, To: demoTo,
+		From: from, To: demoTo,
 		Keys: func(heard string) string {
-			if pressed {
-				return "" // one attempt; silence afterwards
+			switch {
+			case !menu && containsAny(heard, "telefonen du ringer från", "telefonen du ringer fra", "phone you're calling from"):
+				menu = true
+				if byPhone {
+					return "1"
+				}
+				return "2"
+			case !typed && !byPhone && containsAny(heard, "avsluta med fyrkant", "avslutt med firkant", "followed by the pound key"):
+				typed = true
+				return who + "#"
 			}
-			pressed = true
-			return number + "#"
+			return ""
 		},
 	})
 	if tr != nil {
@@ -375,4 +475,13 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,14 +20,20 @@ func TestDemoCall(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
+		profile  string
 		number   string
 		language string
 		wantCode int
 		want     []string
 	}{
-		{"Swedish caller approves", cibatest.SEApprove, "sv-SE", 0, []string{"BankID", "Astrid", "Outcome: verified"}},
-		{"Norwegian caller hears the word pair and approves", cibatest.NOApprove, "nb-NO", 0, []string{"Kari", "Outcome: verified"}},
-		{"Swedish caller declines", cibatest.SEDecline, "en-US", 1, []string{"Outcome: unverified"}},
+		{"Swedish caller approves", "idura", cibatest.SEApprove, "sv-SE", 0, []string{"BankID", "Astrid", "Outcome: verified"}},
+		{"Norwegian caller hears the word pair and approves", "idura", cibatest.NOApprove, "nb-NO", 0, []string{"Kari", "Outcome: verified"}},
+		{"Swedish caller declines", "idura", cibatest.SEDecline, "en-US", 1, []string{"Outcome: unverified"}},
+		{"Auth0: a customer number, approved in Guardian", "auth0", cibatest.Auth0Approve, "en-US", 0, []string{"customer number", "Guardian app", "Maria", "Outcome: verified"}},
+		{"Auth0: declined in Guardian", "auth0", cibatest.Auth0Decline, "en-US", 1, []string{"wasn't approved", "Outcome: unverified"}},
+		{"Transmit: the phone they call from", "transmit", cibatest.TransmitApprovePhone, "en-US", 0, []string{"press 1", "text message with a link", "Johan", "Outcome: verified"}},
+		{"Transmit: a customer number", "transmit", cibatest.TransmitApprove, "sv-SE", 0, []string{"kundnummer", "Johan", "Outcome: verified"}},
+		{"generic CIBA: a customer number", "generic", cibatest.GenericApprove, "en-US", 0, []string{"customer number", "Anna", "Outcome: verified"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +41,7 @@ func TestDemoCall(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
 			var out, errOut bytes.Buffer
-			err := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--language", tt.language, "--call", tt.number}, mapEnv(nil), strings.NewReader(""), &out, &errOut)
+			err := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--profile", tt.profile, "--language", tt.language, "--call", tt.number}, mapEnv(nil), strings.NewReader(""), &out, &errOut)
 			code := 0
 			if err != nil {
 				var ec exitCode
@@ -52,7 +58,7 @@ func TestDemoCall(t *testing.T) {
 					t.Errorf("transcript lacks %q:\n%s", w, out.String())
 				}
 			}
-			if strings.Contains(out.String()+errOut.String(), tt.number) {
+			if !strings.HasPrefix(tt.number, "+") && strings.Contains(out.String()+errOut.String(), tt.number) {
 				t.Errorf("the full number appears in the output")
 			}
 		})

@@ -15,6 +15,7 @@ import (
 // HEALTHCHECK runs it (the image has no shell and no curl).
 func cmdHealthcheck(ctx context.Context, args []string, getenv env, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	listen := cmp.Or(getenv("IVR_LISTEN"), ":8080")
 	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -22,7 +23,7 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv env, stdout io.Wr
 	}
 	url := fs.String("url", "http://127.0.0.1:"+port+"/healthz", "health URL")
 	if err := fs.Parse(args); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

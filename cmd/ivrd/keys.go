@@ -13,8 +13,13 @@ import (
 
 // cmdKeys: ivrd keys generate [--alg RS256] [--out FILE] [--force]
 func cmdKeys(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		fmt.Fprintln(stderr, "usage: ivrd keys generate [--alg RS256|PS256|ES256] [--out FILE] [--force]")
+	const use = "usage: ivrd keys generate [--alg RS256|PS256|ES256] [--out FILE] [--force]"
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprintln(stdout, use)
+		return nil
+	case len(args) == 0 || args[0] != "generate":
+		fmt.Fprintln(stderr, use)
 		return exitCode(2)
 	}
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
@@ -23,7 +28,7 @@ func cmdKeys(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "ivrd-signing-key.pem", "where to write the private key (mode 0600)")
 	force := fs.Bool("force", false, "overwrite an existing key file")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	key, err := ciba.GenerateKey(*alg)
 	if err != nil {

@@ -28,6 +28,14 @@ func (l *lazyBroker) get() (*ciba.Client, error) {
 	return c, nil
 }
 
+// Issuer is the issuer discovery found, "" before it has succeeded.
+func (l *lazyBroker) Issuer() string {
+	if c := l.client.Load(); c != nil {
+		return c.Issuer()
+	}
+	return ""
+}
+
 // Ready reports whether discovery has succeeded.
 func (l *lazyBroker) Ready() bool { return l.client.Load() != nil }
 

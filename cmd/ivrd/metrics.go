@@ -146,6 +146,14 @@ func (b instrumentedBroker) Authenticate(ctx context.Context, req ciba.AuthReque
 	return res, err
 }
 
+// Issuer forwards the discovered issuer, for login hints that name it.
+func (b instrumentedBroker) Issuer() string {
+	if i, ok := b.next.(interface{ Issuer() string }); ok {
+		return i.Issuer()
+	}
+	return ""
+}
+
 func (b instrumentedBroker) Token(ctx context.Context, id string) (*ciba.TokenResponse, error) {
 	start := time.Now()
 	res, err := b.next.Token(ctx, id)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,11 +33,8 @@ var (
 )
 
 func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	cfg, err := loadServe(getenv, args)
-	if err == flag.ErrHelp {
-		return nil
-	}
-	if err != nil {
+	cfg, err := loadServe(getenv, args, stderr)
+	if err != nil || cfg == nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
@@ -133,7 +129,14 @@ func runServer(ctx context.Context, s server) error {
 	if err != nil {
 		return err
 	}
+	profile, err := ciba.ProfileByName(cfg.Broker.Profile)
+	if err != nil {
+		return fmt.Errorf("CIBA_PROFILE: %w", err)
+	}
 	calls, err := ivr.NewService(ivr.Config{
+		Profile:           profile,
+		Identify:          cfg.Identify,
+		Customer:          cfg.Customer,
 		PublicURL:         cfg.PublicURL,
 		TwilioAuthToken:   cfg.TwilioAuthToken,
 		AccountSID:        cfg.TwilioAccountSID,
@@ -155,7 +158,13 @@ func runServer(ctx context.Context, s server) error {
 		return err
 	}
 	defer calls.Close()
-	ui, err := agentui.NewServer(agentui.Config{PublicURL: cfg.PublicURL, DemoLoginURL: s.demoLogin, TrustedProxies: cfg.TrustedProxies},
+	ui, err := agentui.NewServer(agentui.Config{
+		PublicURL:      cfg.PublicURL,
+		DemoLoginURL:   s.demoLogin,
+		TrustedProxies: cfg.TrustedProxies,
+		VerifyWith:     ivr.AgentKinds(profile),
+		Approver:       ivr.Approver(profile),
+	},
 		db, calls, hub, log.With("component", "agentui"))
 	if err != nil {
 		return err

@@ -20,8 +20,13 @@ import (
 
 // cmdTwilio: ivrd twilio configure --number +46… [--dry-run] [--unbind]
 func cmdTwilio(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer, hc *http.Client) error {
-	if len(args) == 0 || args[0] != "configure" {
-		fmt.Fprintln(stderr, "usage: ivrd twilio configure --number +46... [--dry-run] [--unbind]")
+	const use = "usage: ivrd twilio configure --number +46... [--dry-run] [--unbind]"
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprintln(stdout, use)
+		return nil
+	case len(args) == 0 || args[0] != "configure":
+		fmt.Fprintln(stderr, use)
 		return exitCode(2)
 	}
 	fs := flag.NewFlagSet("twilio configure", flag.ContinueOnError)
@@ -31,7 +36,7 @@ func cmdTwilio(ctx context.Context, args []string, getenv env, stdout, stderr io
 	dryRun := fs.Bool("dry-run", false, "show what would change, change nothing")
 	unbind := fs.Bool("unbind", false, "also detach a TwiML app or SIP trunk bound to the number (Twilio ignores the voice URLs while one is)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	sid, token := getenv("TWILIO_ACCOUNT_SID"), getenv("TWILIO_AUTH_TOKEN")
 	var errs settingErrors

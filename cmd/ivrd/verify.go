@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
@@ -26,8 +29,9 @@ const (
 // verifyResult is what ivrd verify prints. It holds no full national
 // identity number and no token.
 type verifyResult struct {
-	Status         string            `json:"status"` // approved, declined, expired, unknown_user, error
-	Country        string            `json:"country"`
+	Status         string            `json:"status"`            // approved, declined, expired, unknown_user, error
+	Kind           string            `json:"kind"`              // national_id, customer_number (--user), phone, email
+	Country        string            `json:"country,omitempty"` // of a national identity number
 	MaskedID       string            `json:"maskedId"`
 	PendingStates  []string          `json:"pendingStates"`
 	WordPair       string            `json:"wordPair,omitempty"`
@@ -47,34 +51,93 @@ type verifyTimings struct {
 func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ssn := fs.String("ssn", "", "national identity number: Swedish personnummer (10 or 12 digits) or Norwegian fødselsnummer (11 digits)")
-	message := fs.String("binding-message", "Identifiering från kundtjänst", "Swedish BankID: the text shown in the app")
+	ssn := fs.String("ssn", "", "national identity number (Idura): Swedish personnummer (10 or 12 digits) or Norwegian fødselsnummer (11 digits)")
+	user := fs.String("user", "", "the broker's user id (Auth0, Transmit, generic), e.g. auth0|31001019")
+	phone := fs.String("phone", "", "the user's phone number, E.164 (Transmit, generic)")
+	email := fs.String("email", "", "the user's e-mail address (Transmit, generic)")
+	message := fs.String("binding-message", "", "the text the user's app shows; default: ours for Swedish BankID, \"Kod NNNN\" at brokers that show one, none for Norwegian BankID")
 	initiator := fs.String("call-initiator", "RP", "Swedish BankID phoneAuth callInitiator: RP (we called) or user (they called)")
 	var errs settingErrors
 	b := brokerFlags(fs, getenv, &errs)
 	if err := fs.Parse(args); err != nil {
-		return exitCode(2)
+		return flagError(err)
 	}
 	b.validate(&errs)
-	if *ssn == "" {
-		errs.add("--ssn", "missing: the national identity number to verify")
+	target := verifyTarget{message: *message, initiator: *initiator, language: cmp.Or(getenv("IVR_LANGUAGE"), ivr.Swedish)}
+	given := 0
+	for _, f := range []struct {
+		flag, value string
+		parse       func(string) (ivr.Identity, error)
+	}{
+		{"--ssn", *ssn, func(s string) (ivr.Identity, error) {
+			n, err := ivr.ParseNationalID(s, time.Now())
+			return ivr.NationalIdentity(n), err
+		}},
+		{"--user", *user, ivr.ParseUserID},
+		{"--phone", *phone, ivr.ParsePhone},
+		{"--email", *email, ivr.ParseEmail},
+	} {
+		if f.value == "" {
+			continue
+		}
+		given++
+		id, err := f.parse(f.value)
+		if err != nil {
+			errs.add(f.flag, "%v", err)
+			continue
+		}
+		target.id, target.flag = id, f.flag
+	}
+	profile, perr := ciba.ProfileByName(b.Profile)
+	switch {
+	case given == 0:
+		errs.add("--ssn", "missing: who to verify: --ssn at Idura; --user, --phone or --email at Auth0, Transmit and generic brokers")
+	case given > 1:
+		errs.add(target.flag, "give one of --ssn, --user, --phone and --email")
+	case perr == nil && !target.id.IsZero() && !slices.Contains(ivr.ProfileKinds(profile), target.id.Kind()):
+		errs.add(target.flag, "the %s broker cannot identify a user by %s: use %s", profile.Name, ivr.KindName(target.id.Kind()), verifyFlags(profile))
 	}
 	if err := errs.err(); err != nil {
 		return err
-	}
-	id, err := ivr.ParseNationalID(*ssn, time.Now())
-	if err != nil {
-		return fmt.Errorf("--ssn: %w", err)
 	}
 	client, err := newBrokerClient(ctx, *b, nil)
 	if err != nil {
 		return err
 	}
-	profile, err := ciba.ProfileByName(b.Profile)
-	if err != nil {
-		return fmt.Errorf("CIBA_PROFILE: %w", err)
+	return runVerify(ctx, client, profile, target, stdout, stderr)
+}
+
+// verifyFlags names the flags of ivrd verify that profile p takes.
+func verifyFlags(p *ciba.Profile) string {
+	var out []string
+	for _, k := range ivr.ProfileKinds(p) {
+		switch k {
+		case store.IDNationalID:
+			out = append(out, "--ssn")
+		case store.IDCustomer:
+			out = append(out, "--user")
+		case store.IDPhone:
+			out = append(out, "--phone")
+		case store.IDEmail:
+			out = append(out, "--email")
+		}
 	}
-	res, code := verifyOnce(ctx, client, profile, id, *message, *initiator)
+	return strings.Join(out, ", ")
+}
+
+// verifyTarget is who ivrd verify authenticates, and how.
+type verifyTarget struct {
+	id        ivr.Identity
+	flag      string // the flag that named them
+	message   string // binding message; "" for the default
+	initiator string
+	language  string
+}
+
+// runVerify runs one authentication, tells the operator on stderr what is
+// happening while the user decides, and prints the outcome as JSON.
+func runVerify(ctx context.Context, client *ciba.Client, profile *ciba.Profile, t verifyTarget, stdout, stderr io.Writer) error {
+	res, code := verifyOnce(ctx, client, profile, t, stderr)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(res); err != nil {
@@ -86,15 +149,24 @@ func cmdVerify(ctx context.Context, args []string, getenv env, stdout, stderr io
 	return nil
 }
 
-func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile, id ivr.NationalID, message, initiator string) (verifyResult, int) {
+func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile, t verifyTarget, progress io.Writer) (verifyResult, int) {
 	start := time.Now()
-	res := verifyResult{Country: string(id.Country()), MaskedID: id.Masked(), PendingStates: []string{}}
-	in := ciba.RequestInput{NationalID: id.Digits(), Method: "no-bankid"}
-	if id.Country() == store.Sweden {
-		in.Method, in.BindingMessage, in.CallInitiator = "se-bankid", message, initiator
-		res.BindingMessage = message
+	id := t.id
+	res := verifyResult{Kind: string(id.Kind()), MaskedID: id.Masked(), PendingStates: []string{}}
+	if id.Kind() == store.IDNationalID {
+		res.Country = string(id.Country())
 	}
-	req, err := profile.Request(in)
+	in, err := ivr.BuildRequest(profile, id, ivr.CustomerRules{}, ivr.RequestOptions{
+		Language: t.language, CallInitiator: t.initiator, Code: ivr.NewCode(),
+	})
+	if err != nil {
+		return fail(res, start, err)
+	}
+	if t.message != "" && in.BindingMessage != "" {
+		in.BindingMessage = t.message
+	}
+	res.BindingMessage = in.BindingMessage
+	req, err := client.Request(in)
 	if err != nil {
 		return fail(res, start, err)
 	}
@@ -104,17 +176,26 @@ func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile,
 		return fail(res, start, err)
 	}
 	res.WordPair = ar.BindingMessage
+	fmt.Fprintf(progress, "Sent to %s for %s; waiting up to %s for the user to answer in %s.\n",
+		client.Issuer(), id.Masked(), time.Duration(ar.ExpiresIn)*time.Second, ivr.MethodName(in.Method, id.Country()))
+	switch {
+	case ar.BindingMessage != "":
+		fmt.Fprintf(progress, "The user picks this word pair in the app: %s\n", ar.BindingMessage)
+	case in.BindingMessage != "":
+		fmt.Fprintf(progress, "The app shows: %s\n", in.BindingMessage)
+	}
 	tok, err := client.Poll(ctx, ar, func(desc string) {
 		if desc == "" {
 			desc = "authorization_pending"
 		}
 		if n := len(res.PendingStates); n == 0 || res.PendingStates[n-1] != desc {
 			res.PendingStates = append(res.PendingStates, desc)
+			fmt.Fprintf(progress, "  %5.1fs  %s\n", time.Since(start).Seconds(), desc)
 		}
 	})
 	res.Timings.DecisionMS = time.Since(start).Milliseconds()
 	if err == nil {
-		err = tok.Claims.MatchNationalID(id.Digits())
+		err = ivr.MatchToken(tok.Claims, id, ivr.CustomerRules{})
 	}
 	if err != nil {
 		return fail(res, start, err)
@@ -124,7 +205,19 @@ func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile,
 	res.Claims = map[string]string{
 		"sub": c.Subject, "name": c.Name, "given_name": c.GivenName, "family_name": c.FamilyName,
 		"country": c.Country, "identityscheme": c.IdentityScheme, "birthdate": c.BirthDate,
-		"national_id": id.Masked(),
+	}
+	if id.Kind() == store.IDNationalID {
+		res.Claims["national_id"] = id.Masked()
+	}
+	for _, k := range []string{"email", "phone_number"} {
+		if v, ok := c.Raw[k].(string); ok {
+			res.Claims[k] = v
+		}
+	}
+	for k, v := range res.Claims {
+		if v == "" {
+			delete(res.Claims, k)
+		}
 	}
 	res.Timings.TotalMS = time.Since(start).Milliseconds()
 	return res, exitApproved
