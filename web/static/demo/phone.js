@@ -1,7 +1,8 @@
 // phone.js — the demo phone. It plays Twilio and the caller at once: it
 // calls the IVR's real voice webhooks with real X-Twilio-Signature headers
 // (webhooks.js, signature.js), runs the TwiML it gets back (twiml.js) and
-// speaks the prompts with the browser's speech synthesis (speech.js).
+// speaks the prompts with the browser's speech synthesis (speech.js). Each
+// call comes from a new caller id (callerid.js).
 //
 // Config comes from GET /demo/api/config. An optional "fallbackPath" there
 // makes it act like a number with a Voice Fallback URL: after an HTTP error,
@@ -11,6 +12,7 @@
 // Test knob: ?timescale=0.1 shortens every pause, hold, reading time and
 // Gather timeout tenfold (for automated browser tests).
 
+import { formatNumber, newCallerID } from './callerid.js';
 import { Speech, Tones, playAudio } from './speech.js';
 import { sleep, timeScale } from './timing.js';
 import { Transcript } from './transcript.js';
@@ -19,7 +21,7 @@ import { Webhooks } from './webhooks.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  timer: $('timer'), status: $('status'), entered: $('entered'), sid: $('call-sid'),
+  timer: $('timer'), status: $('status'), entered: $('entered'), sid: $('call-sid'), callerId: $('caller-id'),
   keypad: $('keypad'), call: $('call'), hangup: $('hangup'),
   transcript: $('transcript'), clear: $('clear'),
   users: $('users'), usersNote: $('users-note'),
@@ -156,18 +158,24 @@ const setInCall = (on) => {
   for (const b of ui.users.querySelectorAll('button[data-number]')) b.disabled = !on;
 };
 
+const showCallerId = (call) => {
+  ui.callerId.dataset.e164 = call?.from ?? '';
+  ui.callerId.textContent = call ? `Calling from ${formatNumber(call.from)}` : 'A new caller id for each call';
+};
+
 const startCall = () => {
   if (current || !config) return;
-  const call = new Call(config.from || '', config.to || '');
+  const call = new Call(newCallerID(), config.to || '+46812345678');
   current = call;
   lastCall = call;
   setInCall(true);
   ui.sid.textContent = `CallSid ${call.sid}`;
   ui.sid.dataset.sid = call.sid;
+  showCallerId(call);
   ui.timer.textContent = '00:00';
   ui.entered.textContent = '';
-  setStatus(`Calling ${call.to || 'the support line'}…`);
-  log('sys', 'Phone', `New call ${call.sid} from ${call.from || '?'} to ${call.to || '?'}.`);
+  setStatus(`Calling ${formatNumber(call.to)}…`);
+  log('sys', 'Phone', `New call ${call.sid} from ${formatNumber(call.from)} (a new number each call) to ${formatNumber(call.to)}.`);
   speech.cancel();
   tick = setInterval(renderTimer, 250);
   ui.hangup.focus();
@@ -349,6 +357,7 @@ const loadConfig = async () => {
   if (config.dashboardURL) {
     for (const id of ['dashboard-link', 'dashboard-link-2']) $(id).href = config.dashboardURL;
   }
+  showCallerId(null);
   setInCall(false);
   setStatus('Ready. Press “Call the support line”.');
 };
