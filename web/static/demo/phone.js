@@ -4,6 +4,12 @@
 // speaks the prompts with the browser's speech synthesis (speech.js). Each
 // call comes from a new caller id (callerid.js).
 //
+// Call updates: the service interrupts the hold loop through Twilio's REST
+// API the moment a verification ends. The demo delivers those updates to
+// this page on an event stream per call (config.updatesPath); the page then
+// does what Twilio does: it drops the TwiML it is running (speech, waits,
+// the pending <Gather>, the request in flight) and requests the new URL.
+//
 // Config comes from GET /demo/api/config. An optional "fallbackPath" there
 // makes it act like a number with a Voice Fallback URL: after an HTTP error,
 // a timeout or bad TwiML it requests that path once with ErrorCode and
@@ -31,8 +37,12 @@ const ui = {
 const scale = timeScale();
 const APP_ERROR = 'We are sorry, an application error has occurred. Goodbye.';
 
-// ENDED is why the TwiML being run is abandoned when the call ends.
+// Why the TwiML being run was abandoned: the call ended, or a call update
+// redirected it (the request to make next is then in call.pending).
 const ENDED = new Error('call ended');
+class Redirected extends Error {
+  constructor() { super('call redirected'); }
+}
 
 const mmss = (ms) => {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -61,6 +71,8 @@ class Call {
   requests = 0;
   gather = null; // the <Gather> listening for keys
   after = null; // the <Enqueue>/<Dial> action to request on hang-up
+  pending = null; // the request a call update asked for, not yet made
+  updates = null; // the EventSource of call updates
   #run = null; // aborts the TwiML being run (and its request)
 
   constructor(from, to) {
@@ -69,7 +81,7 @@ class Call {
   }
 
   // begin starts running a new document (or request); its signal aborts
-  // when the call ends.
+  // when the call ends or an update redirects it.
   begin() {
     this.#run = new AbortController();
     if (this.ended) this.#run.abort(ENDED);
@@ -78,6 +90,13 @@ class Call {
 
   abort(reason) {
     this.#run?.abort(reason);
+  }
+
+  // next is the request to make: the one a call update asked for, if any.
+  next(req) {
+    const p = this.pending;
+    this.pending = null;
+    return p ?? req;
   }
 }
 
@@ -109,12 +128,14 @@ const hostFor = (call, signal) => ({
 });
 
 // runCall requests the voice webhook and follows the TwiML until the call
-// ends: each answer's document, then the request it leads to.
+// ends: each answer's document, then the request it leads to, or the one
+// a call update asks for.
 const runCall = async (call) => {
   let next = { url: config.voicePath || '/twilio/voice', method: 'POST', extra: [] };
   let fellBack = false;
   while (next) {
     const signal = call.begin();
+    next = call.next(next);
     try {
       const { text, url } = await webhooks.request(call, next, signal);
       if (!call.answeredAt) {
@@ -124,6 +145,7 @@ const runCall = async (call) => {
       next = await runDocument(parseTwiML(text, url), url, hostFor(call, signal));
     } catch (e) {
       if (call.ended) return;
+      if (e instanceof Redirected) continue; // call.next takes the update's request
       const why = e?.message || String(e);
       // With a Voice Fallback URL configured, Twilio asks it once.
       if (e instanceof AppError && config.fallbackPath && !fellBack) {
@@ -135,7 +157,8 @@ const runCall = async (call) => {
       log('err', 'Twilio', `Twilio would say: an application error has occurred (${why}).`);
       try {
         await speech.speak(APP_ERROR, 'en-US', 1, { signal });
-      } catch {
+      } catch (e2) {
+        if (e2 instanceof Redirected) continue;
         return; // hung up meanwhile
       }
       endCall(call, 'Call ended after an application error.');
@@ -143,6 +166,60 @@ const runCall = async (call) => {
     }
   }
   endCall(call, 'The IVR ended the call.');
+};
+
+// ---------------- call updates ----------------
+
+// onUpdate is a call update ({url, method}) for call: Twilio abandons the
+// TwiML in progress at once and requests url, or hangs up ("HANGUP").
+const onUpdate = (call, data) => {
+  if (call.ended) return;
+  let u = null;
+  try {
+    u = JSON.parse(data);
+  } catch {
+    u = null;
+  }
+  const method = String(u?.method || 'POST').toUpperCase();
+  if (method === 'HANGUP') {
+    log('update', 'Twilio', 'Call update: the service hung up the call.');
+    endCall(call, 'The service hung up.');
+    return;
+  }
+  let url = null;
+  try {
+    url = webhooks.url(u.url);
+  } catch {
+    url = null;
+  }
+  if (!url) {
+    log('err', 'Twilio', 'A call update without a usable URL was ignored.');
+    return;
+  }
+  log('update', 'Twilio', `Call redirected by the service: Twilio drops the TwiML in progress and requests ${url.pathname} now.`);
+  call.after = null; // left an <Enqueue> or <Dial>: no action on hang-up
+  call.pending = { url: url.href, method: method === 'GET' ? 'GET' : 'POST', extra: [] };
+  call.abort(new Redirected());
+};
+
+const listenForUpdates = (call) => {
+  if (!config.updatesPath || typeof EventSource === 'undefined') {
+    transcript.note('no-updates', 'This page cannot receive call updates: a verification’s outcome is heard at the next hold hop.');
+    return;
+  }
+  const es = new EventSource(config.updatesPath.replace('{sid}', encodeURIComponent(call.sid)));
+  call.updates = es;
+  let lost = false;
+  es.addEventListener('open', () => {
+    log('sys', 'Twilio', lost ? 'Call updates: reconnected.' : 'Listening for call updates (Twilio’s REST API) for this call.', { detail: true });
+    lost = false;
+  });
+  es.addEventListener('error', () => {
+    if (call.ended || lost) return;
+    lost = true;
+    log('sys', 'Twilio', 'Call updates: connection lost, reconnecting. An update sent meanwhile is heard at the next hold hop.', { detail: true });
+  });
+  es.addEventListener('update', (e) => onUpdate(call, e.data));
 };
 
 // ---------------- the call ----------------
@@ -179,6 +256,7 @@ const startCall = () => {
   speech.cancel();
   tick = setInterval(renderTimer, 250);
   ui.hangup.focus();
+  listenForUpdates(call);
   runCall(call);
 };
 
@@ -187,7 +265,9 @@ const endCall = (call, reason, unloading = false) => {
   call.ended = true;
   call.endedAt = performance.now();
   call.gather = null;
+  call.pending = null;
   call.abort(ENDED); // rejects every wait, aborts the request in flight, stops speech and audio
+  call.updates?.close();
   speech.cancel();
   if (current === call) current = null;
   clearInterval(tick);
