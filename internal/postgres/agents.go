@@ -8,6 +8,7 @@ import (
 
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // CreateAgent stores a; store.ErrExists when the name is taken.
@@ -56,19 +57,16 @@ func (db *DB) Agents(ctx context.Context) ([]store.Agent, error) {
 // DeleteAgent deletes the named agent and its sessions; store.ErrNotFound
 // when there is no such agent.
 func (db *DB) DeleteAgent(ctx context.Context, name string) error {
-	err := db.write(ctx, func(tx pgx.Tx) error {
+	err := db.write(ctx, func(b *pgx.Batch) error {
 		// The foreign key cascades too; this keeps the promise whatever
 		// the constraint becomes.
-		if _, err := tx.Exec(ctx, qDeleteAgentSessions, name); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, qDeleteAgent, name)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
+		b.Queue(qDeleteAgentSessions, name)
+		b.Queue(qDeleteAgent, name).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return store.ErrNotFound
+			}
+			return nil
+		})
 		return nil
 	}, nil)
 	if err != nil {
@@ -170,12 +168,11 @@ func (db *DB) AddLoginFailure(ctx context.Context, keys []string, since, now tim
 	if len(keys) == 0 {
 		return nil
 	}
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		var b pgx.Batch
+	err := db.write(ctx, func(b *pgx.Batch) error {
 		for _, k := range keys {
 			b.Queue(qAddLoginFailure, k, stamp(since), stamp(now))
 		}
-		return tx.SendBatch(ctx, &b).Close()
+		return nil
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("postgres: add login failure: %w", err)

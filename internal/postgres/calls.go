@@ -8,6 +8,7 @@ import (
 
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // defaultCallsLimit is the number of calls Calls and StaleCalls return when
@@ -25,17 +26,17 @@ var errExists = errors.New("exists")
 // exists already it returns false and stores nothing, not even the events.
 // c.Version is stored as given.
 func (db *DB) CreateCall(ctx context.Context, c *store.Call, events ...*store.Event) (bool, error) {
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, qInsertCall,
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		b.Queue(qInsertCall,
 			c.SID, c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
 			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), stamp(c.HandedOffAt),
-			stamp(c.CreatedAt), stamp(c.UpdatedAt), stamp(c.EndedAt), c.Version)
-		if err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return errExists
-		}
+			stamp(c.CreatedAt), stamp(c.UpdatedAt), stamp(c.EndedAt), c.Version,
+		).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return errExists
+			}
+			return nil
+		})
 		return nil
 	}, events)
 	switch {
@@ -61,8 +62,9 @@ func (db *DB) Call(ctx context.Context, sid string) (*store.Call, error) {
 // store.ErrConflict, a missing call store.ErrNotFound; either way nothing
 // changes.
 func (db *DB) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Event) error {
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		return versionCheck(tx.QueryRow(ctx, qUpdateCall, updateCallArgs(c)...))
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		b.Queue(qUpdateCall, updateCallArgs(c)...).QueryRow(versionCheck)
+		return nil
 	}, events)
 	if err != nil {
 		return fmt.Errorf("postgres: update call: %w", err)
@@ -212,12 +214,12 @@ func (db *DB) PurgeEnded(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for {
 		n, locked := 0, false
-		err := db.write(ctx, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 			if err := tx.QueryRow(ctx, qTryLock, db.lockKey(lockPurge)).Scan(&locked); err != nil || !locked {
 				return err
 			}
 			return tx.QueryRow(ctx, qPurgeBatch, stamp(before), purgeBatch).Scan(&n)
-		}, nil)
+		})
 		if err != nil {
 			return total, fmt.Errorf("postgres: purge ended calls: %w", err)
 		}

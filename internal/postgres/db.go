@@ -21,6 +21,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -204,9 +205,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	if n == 0 {
 		return errors.New("postgres: ping: no migrations applied")
 	}
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, qWriteProbe, stamp(time.Now()))
-		return err
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		b.Queue(qWriteProbe, stamp(time.Now()))
+		return nil
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("postgres: ping: write: %w", err)
@@ -214,23 +215,35 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in a transaction, stores events after it in the same
-// transaction, notifies the events' channel and commits. Seq is set on the
-// events only once the commit succeeded, so a failed write leaves the
-// caller's values untouched.
-func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error, events []*store.Event) error {
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op once committed
-	if fn != nil {
-		if err := fn(tx); err != nil {
+// write sends, in one round trip, the begin of a transaction, the
+// statements queue puts in b (their callbacks check what they did) and
+// the inserts of events; then, when no statement or callback failed, it
+// notifies the events' Seqs on the store's channel (delivered at commit)
+// and commits. Seq is set on the events only once the commit succeeded,
+// so a failed write leaves the caller's values untouched.
+func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events []*store.Event) error {
+	var b pgx.Batch
+	b.BeginTx(pgx.TxOptions{})
+	if queue != nil {
+		if err := queue(&b); err != nil {
 			return err
 		}
 	}
-	seqs, err := db.insertEvents(ctx, tx, events)
-	if err != nil {
+	seqs := make([]int64, len(events))
+	for i, e := range events {
+		if e == nil {
+			continue
+		}
+		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i]) })
+	}
+	br := db.pool.SendBatch(ctx, &b)
+	tx := br.Tx()
+	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op once committed
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if err := db.notify(ctx, tx, seqs); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -244,35 +257,45 @@ func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error, events []*sto
 	return nil
 }
 
-// insertEvents stores events in tx (one round trip) and notifies their
-// Seqs on the store's channel, delivered when tx commits. It returns the
-// Seqs in events' order, 0 for a nil event.
-func (db *DB) insertEvents(ctx context.Context, tx pgx.Tx, events []*store.Event) ([]int64, error) {
-	seqs := make([]int64, len(events))
-	var b pgx.Batch
-	for i, e := range events {
-		if e == nil {
-			continue
+// notify sends the Seqs stored in tx (0s are skipped) on the store's
+// channel; PostgreSQL delivers them when tx commits, in order. Nearly
+// always one notification: more only for a write of hundreds of events.
+func (db *DB) notify(ctx context.Context, tx pgx.Tx, seqs []int64) error {
+	stored := slices.DeleteFunc(slices.Clone(seqs), func(s int64) bool { return s == 0 })
+	for _, p := range payloads(stored, maxPayload) {
+		if _, err := tx.Exec(ctx, qNotify, db.channel, p); err != nil {
+			return fmt.Errorf("notify events: %w", err)
 		}
-		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i]) })
 	}
-	if b.Len() == 0 {
-		return seqs, nil
-	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		return nil, fmt.Errorf("insert events: %w", err)
-	}
-	var stored []int64
+	return nil
+}
+
+// maxPayload is the longest NOTIFY payload PostgreSQL takes (it must be
+// shorter than 8000 bytes).
+const maxPayload = 7999
+
+// payloads joins seqs with commas into NOTIFY payloads of at most max
+// bytes each, in order.
+func payloads(seqs []int64, max int) []string {
+	var (
+		out []string
+		b   strings.Builder
+	)
 	for _, s := range seqs {
-		if s != 0 {
-			stored = append(stored, s)
+		n := strconv.FormatInt(s, 10)
+		if b.Len() > 0 && b.Len()+1+len(n) > max {
+			out = append(out, b.String())
+			b.Reset()
 		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n)
 	}
-	if _, err := tx.Exec(ctx, qNotify, db.channel, payloads(stored, maxPayload)); err != nil {
-		return nil, fmt.Errorf("notify events: %w", err)
+	if b.Len() > 0 {
+		out = append(out, b.String())
 	}
-	return seqs, nil
+	return out
 }
 
 // stamp is a time as the store keeps it: UTC at millisecond precision,

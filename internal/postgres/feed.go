@@ -13,10 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// maxPayload is the longest NOTIFY payload PostgreSQL takes (it must be
-// shorter than 8000 bytes).
-const maxPayload = 7999
-
 // listenHeartbeat is how long Listen waits for a notification before it
 // checks that its connection is still alive: a connection lost without a
 // word (a dropped network path) is then noticed within about this long.
@@ -137,30 +133,6 @@ func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn.Close(ctx)
-}
-
-// payloads joins seqs with commas into NOTIFY payloads of at most max
-// bytes each, in order.
-func payloads(seqs []int64, max int) []string {
-	var (
-		out []string
-		b   strings.Builder
-	)
-	for _, s := range seqs {
-		n := strconv.FormatInt(s, 10)
-		if b.Len() > 0 && b.Len()+1+len(n) > max {
-			out = append(out, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(n)
-	}
-	if b.Len() > 0 {
-		out = append(out, b.String())
-	}
-	return out
 }
 
 // parseSeqs reads a payload of comma-separated Seqs, skipping anything

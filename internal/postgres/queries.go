@@ -51,19 +51,20 @@ const (
 	qEvents      = `SELECT ` + eventColumns + ` FROM events WHERE call_sid = $1 ORDER BY seq`
 	qEventsBySeq = `SELECT ` + eventColumns + ` FROM events WHERE seq = ANY($1) ORDER BY seq`
 	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`
-	// qNotify sends each of the payloads $2 on the channel $1, in order.
-	qNotify = `SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n`
+	qNotify      = `SELECT pg_notify($1, $2)`
 
 	// qPurgeBatch deletes a batch of the calls that ended before $1 (at
 	// most $2) with their verifications and events, in one statement (one
 	// snapshot: the three deletes see the same batch), and counts the
-	// calls. Calls being updated right now wait for the next purge.
+	// calls. Calls being updated right now wait for the next purge. The
+	// batch is an array so that each delete reads its table's index for
+	// it, not the whole table.
 	qPurgeBatch = `WITH batch AS (
-			SELECT sid FROM calls WHERE ended_at > '-infinity' AND ended_at < $1
-			ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-		gone_events AS (DELETE FROM events WHERE call_sid IN (SELECT sid FROM batch)),
-		gone_verifications AS (DELETE FROM verifications WHERE call_sid IN (SELECT sid FROM batch)),
-		gone AS (DELETE FROM calls WHERE sid IN (SELECT sid FROM batch) RETURNING 1)
+			SELECT ARRAY(SELECT sid FROM calls WHERE ended_at > '-infinity' AND ended_at < $1
+				ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS sids),
+		gone_events AS (DELETE FROM events WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
+		gone_verifications AS (DELETE FROM verifications WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
+		gone AS (DELETE FROM calls WHERE sid = ANY((SELECT sids FROM batch)::text[]) RETURNING 1)
 		SELECT count(*) FROM gone`
 	qTryLock = `SELECT pg_try_advisory_xact_lock($1)`
 	qLock    = `SELECT pg_advisory_xact_lock($1)`
@@ -97,14 +98,17 @@ const (
 	// qClaimDue leases the due rows: $1 owner, $2 now, $3 lease in ms, $4
 	// limit. FOR UPDATE SKIP LOCKED passes over rows another ClaimDue is
 	// leasing right now, and re-checks a row whose lease another committed
-	// since this statement began, so that no two claims share a row.
+	// since this statement began, so that no two claims share a row. The
+	// due ids are collected first (an array, not IN (SELECT …), which the
+	// planner may turn into a hash join over the whole table) and the rows
+	// then updated by primary key.
 	qClaimDue = `UPDATE verifications SET lease_owner = $1,
 			lease_until = $2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond',
 			version = version + 1
-		WHERE id IN (SELECT id FROM verifications
+		WHERE id = ANY(ARRAY(SELECT id FROM verifications
 			WHERE ` + inFlight + ` AND next_poll_at <= $2 AND lease_until <= $2
 			ORDER BY next_poll_at, id LIMIT $4
-			FOR UPDATE SKIP LOCKED)
+			FOR UPDATE SKIP LOCKED))
 		RETURNING ` + verificationColumns
 	// qNextDue is the earliest next poll of the rows not leased at $1
 	// (walking verifications_due in order to the first such row) or the

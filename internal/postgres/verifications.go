@@ -9,7 +9,6 @@ import (
 
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -25,9 +24,7 @@ const defaultDueLimit = 100
 // the server in one round trip.
 func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
 	var over []store.Limit
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		over = over[:0]
-		var b pgx.Batch
+	err := db.write(ctx, func(b *pgx.Batch) error {
 		if c != nil { // first: a call that moved is a conflict, whatever else
 			b.Queue(qUpdateCall, updateCallArgs(c)...).QueryRow(versionCheck)
 		}
@@ -64,13 +61,12 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 				return nil
 			})
 		}
-		b.Queue(qInsertVerification, verificationArgs(v)...).Exec(func(pgconn.CommandTag) error { return nil })
-		err := tx.SendBatch(ctx, &b).Close()
-		if isUnique(err) {
-			return store.ErrConflict
-		}
-		return err
+		b.Queue(qInsertVerification, verificationArgs(v)...)
+		return nil
 	}, events)
+	if isUnique(err) {
+		err = store.ErrConflict
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: start verification: %w", err)
 	}
@@ -122,8 +118,9 @@ func (db *DB) Verification(ctx context.Context, id string) (*store.Verification,
 // different stored version gives store.ErrConflict, a missing verification
 // store.ErrNotFound; either way nothing changes.
 func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		return versionCheck(tx.QueryRow(ctx, qUpdateVerification, verificationArgs(v)...))
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		b.Queue(qUpdateVerification, verificationArgs(v)...).QueryRow(versionCheck)
+		return nil
 	}, events)
 	if err != nil {
 		return fmt.Errorf("postgres: update verification: %w", err)
@@ -133,26 +130,22 @@ func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, eve
 }
 
 // ClaimDue leases the due verifications to owner and returns them, earliest
-// due first.
+// due first. It is one statement, atomic on its own.
 func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
-	var vs []*store.Verification
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		vs = vs[:0]
-		rows, err := tx.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			v, err := scanVerification(rows)
-			if err != nil {
-				return err
-			}
-			vs = append(vs, v)
-		}
-		return rows.Err()
-	}, nil)
+	rows, err := db.pool.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
 	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
+	}
+	defer rows.Close()
+	var vs []*store.Verification
+	for rows.Next() {
+		v, err := scanVerification(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
 	}
 	slices.SortFunc(vs, func(a, b *store.Verification) int {
