@@ -55,13 +55,16 @@ const channelPrefix = "ivr_events."
 // DB is the PostgreSQL store. It is safe for concurrent use.
 type DB struct {
 	pool    *pgxpool.Pool
-	schema  string // where the store lives: the connection's current_schema()
-	nsp     int64  // that schema's OID, the low half of the lock keys
+	nsp     int64  // the OID of the store's schema, the low half of the lock keys
 	channel string // the NOTIFY channel of the schema's events
 
 	// done ends Listen calls when the store is closed.
 	done  context.Context
 	close context.CancelFunc
+
+	// Listen's heartbeat (listenHeartbeat, listenPingTimeout; shorter in
+	// tests).
+	heartbeat, pingTimeout time.Duration
 }
 
 // Open connects to the database at url (a postgres:// URL or key=value
@@ -84,7 +87,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, heartbeat: listenHeartbeat, pingTimeout: listenPingTimeout}
 	db.done, db.close = context.WithCancel(context.Background())
 	if err := db.startUp(ctx); err != nil {
 		db.Close()
@@ -113,8 +116,8 @@ func (db *DB) startUp(ctx context.Context) error {
 	if !schema.Valid || !oid.Valid {
 		return errors.New("no schema of the search_path exists: create it or set search_path")
 	}
-	db.schema, db.nsp = schema.String, int64(oid.Uint32)
-	db.channel = channelPrefix + db.schema
+	db.nsp = int64(oid.Uint32)
+	db.channel = channelPrefix + schema.String
 	if len(db.channel) >= 64 { // NAMEDATALEN: a longer channel name is refused
 		db.channel = channelPrefix + strconv.FormatInt(db.nsp, 10)
 	}
@@ -125,8 +128,10 @@ func (db *DB) startUp(ctx context.Context) error {
 		return fmt.Errorf("lock for migrations: %w", err)
 	}
 	err = migrate(ctx, conn.Conn())
-	if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, db.lockKey(lockMigrate)); uerr != nil {
-		conn.Conn().Close(context.WithoutCancel(ctx))
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, db.lockKey(lockMigrate)); uerr != nil {
+		conn.Conn().Close(uctx)
 		err = cmp.Or(err, fmt.Errorf("unlock after migrations: %w", uerr))
 	}
 	return err

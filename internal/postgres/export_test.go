@@ -1,6 +1,9 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // AppliedMigrations lists schema_migrations, for tests.
 func AppliedMigrations(ctx context.Context, db *DB) ([]string, error) {
@@ -22,6 +25,12 @@ func AppliedMigrations(ctx context.Context, db *DB) ([]string, error) {
 
 // Channel is the NOTIFY channel of db's events.
 func Channel(db *DB) string { return db.channel }
+
+// SetListenHeartbeat makes Listen check a quiet connection after every,
+// giving it timeout to answer. Call it before Listen.
+func SetListenHeartbeat(db *DB, every, timeout time.Duration) {
+	db.heartbeat, db.pingTimeout = every, timeout
+}
 
 // PurgeLockKey is the advisory lock PurgeEnded takes.
 func PurgeLockKey(db *DB) int64 { return db.lockKey(lockPurge) }

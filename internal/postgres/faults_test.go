@@ -1,15 +1,16 @@
 package postgres_test
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ivr/callerverify/internal/postgres"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
 	"github.com/ivr/callerverify/internal/store/storetest"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +27,7 @@ type proxy struct {
 	ln    net.Listener
 	conns []net.Conn
 	wg    sync.WaitGroup
+	gen   atomic.Int64 // freeze moves it on: older connections carry nothing
 }
 
 // newProxy starts a proxy to the database dbURL names and returns it with
@@ -95,9 +97,32 @@ func (p *proxy) forward(ln net.Listener, c net.Conn) {
 		return
 	}
 	p.conns = append(p.conns, c, d)
-	p.wg.Go(func() { io.Copy(d, c); d.Close() })
-	p.wg.Go(func() { io.Copy(c, d); c.Close() })
+	gen := p.gen.Load()
+	p.wg.Go(func() { p.copy(d, c, gen); d.Close() })
+	p.wg.Go(func() { p.copy(c, d, gen); c.Close() })
 }
+
+// copy copies src to dst until either fails, dropping what it reads once
+// a freeze came after gen.
+func (p *proxy) copy(dst, src net.Conn, gen int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && p.gen.Load() == gen {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze makes every connection through the proxy carry nothing from now
+// on, without closing it: a network path lost without a word. New
+// connections work.
+func (p *proxy) freeze() { p.gen.Add(1) }
 
 // cut closes every connection through the proxy and stops accepting new
 // ones: connecting to it is refused until restore.
@@ -167,4 +192,31 @@ func TestALostDatabase(t *testing.T) {
 		}
 	}
 	t.Logf("Ping works again after %d failures on broken pooled connections", failed)
+}
+
+// TestListenNoticesASilentlyLostConnection freezes the listener's
+// connection: nothing arrives and nothing closes it. The heartbeat (made
+// short here) finds it dead, and Listen connects again and resyncs.
+func TestListenNoticesASilentlyLostConnection(t *testing.T) {
+	url := postgrestest.Schema(t, postgrestest.URL(t))
+	p, proxied := newProxy(t, url)
+	db := postgrestest.OpenURL(t, proxied)
+	postgres.SetListenHeartbeat(db, 100*time.Millisecond, 200*time.Millisecond)
+	writer := postgrestest.OpenURL(t, url)
+	ch := listen(t, db)
+	waitListening(t, writer, ch)
+
+	p.freeze()
+	start := time.Now()
+	if d := next(t, ch); !d.resync {
+		t.Fatalf("first delivery after the freeze = %+v, want a resync", d)
+	}
+	t.Logf("resync %v after the connection went silent", time.Since(start).Round(time.Millisecond))
+	e := storetest.NewEvent("CA1", "after", storetest.Epoch)
+	if err := writer.AppendEvent(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, ch, 1); len(got) != 1 || got[0] != e.Seq {
+		t.Errorf("after the resync: %v, want %d", got, e.Seq)
+	}
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// listenHeartbeat is how long Listen waits for a notification before it
-// checks that its connection is still alive: a connection lost without a
-// word (a dropped network path) is then noticed within about this long.
-const listenHeartbeat = 30 * time.Second
-
-// listenPingTimeout bounds that check.
-const listenPingTimeout = 5 * time.Second
+// Listen's heartbeat: after this long without a notification it checks
+// that its connection still answers, within the timeout, so that a
+// connection lost without a word (a dropped network path) is noticed.
+const (
+	listenHeartbeat   = 30 * time.Second
+	listenPingTimeout = 5 * time.Second
+)
 
 // The wait before Listen tries to connect again after losing its
 // connection: the first attempt is at once, then a backoff with jitter
@@ -53,7 +53,7 @@ func (db *DB) Listen(ctx context.Context, deliver func(seqs []int64, resync bool
 	}
 	defer func() { closeConn(conn) }()
 	for {
-		seqs, err := wait(ctx, conn)
+		seqs, err := db.wait(ctx, conn)
 		if err == nil {
 			if len(seqs) > 0 {
 				deliver(seqs, false)
@@ -105,10 +105,10 @@ func (db *DB) relisten(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // wait returns the Seqs of the next notification on conn, or none when
-// listenHeartbeat passed without one and the connection still answers.
+// the heartbeat passed without one and the connection still answers.
 // An error means the connection is lost, or ctx ended.
-func wait(ctx context.Context, conn *pgx.Conn) ([]int64, error) {
-	wctx, cancel := context.WithTimeout(ctx, listenHeartbeat)
+func (db *DB) wait(ctx context.Context, conn *pgx.Conn) ([]int64, error) {
+	wctx, cancel := context.WithTimeout(ctx, db.heartbeat)
 	n, err := conn.WaitForNotification(wctx)
 	cancel()
 	if err == nil {
@@ -119,7 +119,7 @@ func wait(ctx context.Context, conn *pgx.Conn) ([]int64, error) {
 	}
 	// Quiet for a while: is anybody there? (Notifications that arrive
 	// meanwhile are kept for the next wait.)
-	pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+	pctx, cancel := context.WithTimeout(ctx, db.pingTimeout)
 	defer cancel()
 	return nil, conn.Ping(pctx)
 }
