@@ -473,6 +473,20 @@ func testClaims(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	// A time that is not set is the zero time, before every other: a store
+	// that keeps it as NULL must still compare it so.
+	t.Run("a verification with no next poll time is due at once", func(t *testing.T) {
+		s := newStore(t)
+		v := NewVerification("unset", "CA1", store.VerStarting, time.Time{})
+		MustCreateVerification(t, s, v)
+		if next, ok, err := s.NextDue(t.Context(), now); err != nil || !ok || !next.IsZero() {
+			t.Errorf("NextDue = %v, %v, %v; want the zero time, true, nil", next, ok, err)
+		}
+		if got, _ := s.ClaimDue(t.Context(), "p1", now, lease, 10); !slices.Equal(ids(got), []string{"unset"}) {
+			t.Errorf("claimed %v, want the one with no next poll time", ids(got))
+		}
+	})
+
 	t.Run("a lease lasts at least the verification's interval", func(t *testing.T) {
 		s := newStore(t)
 		v := NewVerification("slow", "CA1", store.VerPending, now)

@@ -1,0 +1,183 @@
+package postgres_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/internal/postgres"
+	"github.com/ivr/callerverify/internal/postgres/postgrestest"
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
+)
+
+// instances opens two stores on one new schema: two instances of the
+// service sharing a database.
+func instances(t *testing.T) (a, b *postgres.DB, url string) {
+	t.Helper()
+	url = postgrestest.Schema(t, postgrestest.URL(t))
+	return postgrestest.OpenURL(t, url), postgrestest.OpenURL(t, url), url
+}
+
+func TestInstancesStartingAtOnceCannotBothSlipUnderALimit(t *testing.T) {
+	a, b, _ := instances(t)
+	const perInstance = 8
+	limits := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: 10 * time.Minute}}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, 2*perInstance)
+	)
+	for i := range errs {
+		db := []*postgres.DB{a, b}[i%2]
+		wg.Go(func() {
+			v := storetest.NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), store.VerStarting, storetest.Epoch)
+			v.IDHash = "h1"
+			c := storetest.NewCall(v.CallSID, storetest.Epoch)
+			storetest.MustCreateCall(t, db, c)
+			c.VerificationID = v.ID
+			<-start
+			_, errs[i] = db.StartVerification(t.Context(), c, v, limits, storetest.NewEvent(c.SID, "verification_started", storetest.Epoch))
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.As(err, new(*store.LimitError)):
+			t.Errorf("start %d: %v", i, err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d starts from two instances went through a limit of 1", won, len(errs))
+	}
+	if n, err := a.InFlight(t.Context()); err != nil || n != 1 {
+		t.Errorf("stored verifications = %d, %v; want 1", n, err)
+	}
+}
+
+func TestInstancesClaimingAtOnceNeverShareARow(t *testing.T) {
+	a, b, _ := instances(t)
+	const rows = 300
+	now := storetest.At(time.Hour)
+	for i := range rows {
+		storetest.MustCreateVerification(t, a, storetest.NewVerification(fmt.Sprintf("v%03d", i), fmt.Sprintf("CA%03d", i), store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string]string{}
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+	)
+	for p := range 8 {
+		db := []*postgres.DB{a, b}[p%2]
+		owner := fmt.Sprintf("instance%d-poller%d", p%2, p)
+		wg.Go(func() {
+			<-start
+			for {
+				vs, err := db.ClaimDue(t.Context(), owner, now, 30*time.Second, 7)
+				if err != nil {
+					t.Errorf("ClaimDue: %v", err)
+					return
+				}
+				if len(vs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, v := range vs {
+					if other, ok := claimed[v.ID]; ok {
+						t.Errorf("%s claimed by %s and %s", v.ID, other, owner)
+					}
+					claimed[v.ID] = owner
+					if v.LeaseOwner != owner {
+						t.Errorf("%s returned leased to %q, want %s", v.ID, v.LeaseOwner, owner)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(claimed) != rows {
+		t.Errorf("%d of %d claimed", len(claimed), rows)
+	}
+	owners := map[string]int{}
+	for _, o := range claimed {
+		owners[o]++
+	}
+	t.Logf("rows per poller: %v", owners)
+}
+
+func TestInstancesPurgingAtOnceDeleteEachCallOnce(t *testing.T) {
+	a, b, _ := instances(t)
+	const n = 300 // one batch
+	for i := range n {
+		c := storetest.NewCall(fmt.Sprintf("CA%d", i), storetest.Epoch)
+		c.EndedAt = storetest.At(time.Minute)
+		storetest.MustCreateCall(t, a, c, storetest.NewEvent(c.SID, "call_started", storetest.Epoch))
+		storetest.MustCreateVerification(t, a, storetest.NewVerification("v"+c.SID, c.SID, store.VerApproved, storetest.Epoch))
+	}
+	var (
+		wg     sync.WaitGroup
+		start  = make(chan struct{})
+		counts [2]int
+		errs   [2]error
+	)
+	for i, db := range []*postgres.DB{a, b} {
+		wg.Go(func() {
+			<-start
+			counts[i], errs[i] = db.PurgeEnded(t.Context(), storetest.At(time.Hour))
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatalf("PurgeEnded: %v", err)
+	}
+	if counts[0]+counts[1] != n || min(counts[0], counts[1]) != 0 {
+		t.Errorf("PurgeEnded = %d and %d; want %d from one instance and 0 from the other", counts[0], counts[1], n)
+	}
+	if left, err := b.Calls(t.Context(), store.CallFilter{Limit: 1000}); err != nil || len(left) != 0 {
+		t.Errorf("ended calls left = %d, %v", len(left), err)
+	}
+	if _, err := b.Verification(t.Context(), "vCA7"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a purged call's verification: %v, want ErrNotFound", err)
+	}
+}
+
+// TestPurgeEndedLeavesTheWorkToTheInstanceHoldingTheLock holds the purge
+// lock from another session, as an instance in the middle of a purge
+// does: PurgeEnded returns 0 at once and deletes nothing.
+func TestPurgeEndedLeavesTheWorkToTheInstanceHoldingTheLock(t *testing.T) {
+	a, _, url := instances(t)
+	c := storetest.NewCall("CA1", storetest.Epoch)
+	c.EndedAt = storetest.At(time.Minute)
+	storetest.MustCreateCall(t, a, c)
+
+	other := connect(t, url)
+	tx, err := other.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "SELECT pg_advisory_xact_lock($1)", postgres.PurgeLockKey(a)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.PurgeEnded(t.Context(), storetest.At(time.Hour)); err != nil || n != 0 {
+		t.Errorf("PurgeEnded while another holds the lock = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := a.Call(t.Context(), "CA1"); err != nil {
+		t.Errorf("the call was purged anyway: %v", err)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.PurgeEnded(t.Context(), storetest.At(time.Hour)); err != nil || n != 1 {
+		t.Errorf("PurgeEnded once the lock is free = %d, %v; want 1, nil", n, err)
+	}
+}

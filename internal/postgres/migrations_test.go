@@ -1,0 +1,156 @@
+package postgres_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ivr/callerverify/internal/postgres"
+	"github.com/ivr/callerverify/internal/postgres/postgrestest"
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
+)
+
+// TestShippedMigrationsAreUnchanged pins every shipped migration file: a
+// database that already applied one never applies it again, so an edit would
+// reach new databases only. Change the schema with a new numbered file and add
+// its hash here.
+func TestShippedMigrationsAreUnchanged(t *testing.T) {
+	shipped := map[string]string{
+		"0001_init.sql": "9f83586abf5e62264150305fb594aa48712713791fcf3222ea4b14e81b3767ec",
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < len(shipped) {
+		t.Errorf("%d migration files, want at least the %d shipped", len(files), len(shipped))
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(body)
+		want, ok := shipped[filepath.Base(f)]
+		switch {
+		case !ok:
+			t.Errorf("%s is not pinned: add its sha256 %x here once it ships", f, sum)
+		case hex.EncodeToString(sum[:]) != want:
+			t.Errorf("%s was edited (sha256 %x, want %s): add a new migration instead", f, sum, want)
+		}
+	}
+}
+
+// allMigrations is every shipped migration file, in order, comma-separated.
+func allMigrations(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v", err)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	return strings.Join(files, ",")
+}
+
+// applied lists schema_migrations through db.
+func applied(t *testing.T, db *postgres.DB) string {
+	t.Helper()
+	names, err := postgres.AppliedMigrations(t.Context(), db)
+	if err != nil {
+		t.Fatalf("applied migrations: %v", err)
+	}
+	return strings.Join(names, ",")
+}
+
+func TestMigrations(t *testing.T) {
+	t.Run("re-opening keeps the data and applies no migration twice", func(t *testing.T) {
+		url := postgrestest.Schema(t, postgrestest.URL(t))
+		db, err := postgres.Open(t.Context(), url)
+		if err != nil {
+			t.Fatalf("first Open: %v", err)
+		}
+		storetest.MustCreateCall(t, db, storetest.NewCall("CA1", storetest.Epoch))
+		if err := db.CreateAgent(t.Context(), store.Agent{Name: "alice", PasswordHash: "h"}); err != nil {
+			t.Fatalf("CreateAgent: %v", err)
+		}
+		db.Close()
+		for i := range 3 {
+			db := postgrestest.OpenURL(t, url)
+			if _, err := db.Call(t.Context(), "CA1"); err != nil {
+				t.Errorf("re-Open %d: Call: %v", i, err)
+			}
+			if _, err := db.Agent(t.Context(), "alice"); err != nil {
+				t.Errorf("re-Open %d: Agent: %v", i, err)
+			}
+			if got := applied(t, db); got != allMigrations(t) {
+				t.Errorf("re-Open %d: schema_migrations = %q, want each file once", i, got)
+			}
+		}
+	})
+
+	t.Run("instances opening one new schema at once all succeed and migrate it once", func(t *testing.T) {
+		url := postgrestest.Schema(t, postgrestest.URL(t))
+		const n = 8
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			dbs   = make([]*postgres.DB, n)
+			errs  = make([]error, n)
+		)
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				dbs[i], errs[i] = postgres.Open(t.Context(), url)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, db := range dbs {
+			if db != nil {
+				t.Cleanup(func() { db.Close() })
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+		if got := applied(t, dbs[0]); got != allMigrations(t) {
+			t.Errorf("schema_migrations = %q, want each file once", got)
+		}
+		// Every instance works on the one schema.
+		for i, db := range dbs {
+			if _, err := db.CreateCall(t.Context(), storetest.NewCall(fmt.Sprintf("CA%d", i), storetest.Epoch)); err != nil {
+				t.Errorf("instance %d: CreateCall: %v", i, err)
+			}
+		}
+		if calls, err := dbs[0].Calls(t.Context(), store.CallFilter{Live: true}); err != nil || len(calls) != n {
+			t.Errorf("Calls = %d, %v; want %d", len(calls), err, n)
+		}
+	})
+
+	t.Run("a search_path naming no schema that exists is an error saying so", func(t *testing.T) {
+		_, err := postgres.Open(t.Context(), withParam(postgrestest.URL(t), "search_path", "ivrtest_no_such_schema"))
+		if err == nil || !strings.Contains(err.Error(), "search_path") {
+			t.Errorf("Open = %v, want an error naming search_path", err)
+		}
+	})
+}
+
+// withParam adds a parameter to a connection URL or key=value string.
+func withParam(url, key, value string) string {
+	switch {
+	case !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://"):
+		return url + " " + key + "=" + value
+	case strings.Contains(url, "?"):
+		return url + "&" + key + "=" + value
+	}
+	return url + "?" + key + "=" + value
+}

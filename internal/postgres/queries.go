@@ -1,0 +1,140 @@
+package postgres
+
+// The statements the store runs. pgx prepares each on first use on every
+// connection and keeps it (its statement cache), so they are parsed and
+// planned once per connection.
+const (
+	callColumns = `sid, from_number, to_number, language, state, step, last_twiml,
+	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at,
+	created_at, updated_at, ended_at, version`
+
+	verificationColumns = `id, call_sid, country, sealed_id, masked_id, id_hash, caller,
+	initiator, status, pending, auth_req_id, binding_message,
+	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
+	subject, name, given_name, family_name, error,
+	created_at, updated_at, completed_at, version, lease_owner, lease_until`
+
+	eventColumns = `seq, at, call_sid, verification_id, kind, actor, detail`
+
+	// inFlight is the condition of the partial indexes verifications_due
+	// and verifications_leased; the poller's queries repeat it word for
+	// word so that the planner proves they may use them.
+	inFlight = `status IN ('starting', 'pending')`
+
+	qPing       = `SELECT count(*) FROM schema_migrations`
+	qWriteProbe = `INSERT INTO write_probe (id, at) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+
+	qCall      = `SELECT ` + callColumns + ` FROM calls WHERE sid = $1`
+	qLiveCalls = `SELECT ` + callColumns + ` FROM calls
+		WHERE ended_at = '-infinity' ORDER BY created_at DESC, sid DESC LIMIT $1`
+	qEndedCalls = `SELECT ` + callColumns + ` FROM calls
+		WHERE ended_at > '-infinity' AND ended_at >= $1 ORDER BY ended_at DESC, created_at DESC, sid DESC LIMIT $2`
+	qStaleCalls = `SELECT ` + callColumns + ` FROM calls WHERE ended_at = '-infinity' AND (
+		(state IN ('gathering', 'verifying', 'retry') AND updated_at < $1) OR (state = 'handed_off' AND created_at < $2))
+		ORDER BY created_at, sid LIMIT $3`
+	qInsertCall = `INSERT INTO calls (` + callColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT (sid) DO NOTHING`
+	// qUpdateCall stores a call if its version is $17 and says whether it
+	// did and whether the call exists (a conflict), in one statement.
+	qUpdateCall = `WITH updated AS (
+		UPDATE calls SET
+			from_number = $1, to_number = $2, language = $3, state = $4, step = $5, last_twiml = $6,
+			number_attempts = $7, verify_attempts = $8, verification_id = $9, outcome = $10,
+			reason = $11, handed_off_at = $12,
+			created_at = $13, updated_at = $14, ended_at = $15, version = version + 1
+		WHERE sid = $16 AND version = $17
+		RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM calls WHERE sid = $16)`
+
+	qEvents      = `SELECT ` + eventColumns + ` FROM events WHERE call_sid = $1 ORDER BY seq`
+	qEventsBySeq = `SELECT ` + eventColumns + ` FROM events WHERE seq = ANY($1) ORDER BY seq`
+	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`
+	qNotify      = `SELECT pg_notify($1, $2)`
+
+	// qPurgeBatch deletes a batch of the calls that ended before $1 (at
+	// most $2) with their verifications and events, in one statement (one
+	// snapshot: the three deletes see the same batch), and counts the
+	// calls. Calls being updated right now wait for the next purge. The
+	// batch is an array so that each delete reads its table's index for
+	// it, not the whole table.
+	qPurgeBatch = `WITH batch AS (
+			SELECT ARRAY(SELECT sid FROM calls WHERE ended_at > '-infinity' AND ended_at < $1
+				ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS sids),
+		gone_events AS (DELETE FROM events WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
+		gone_verifications AS (DELETE FROM verifications WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
+		gone AS (DELETE FROM calls WHERE sid = ANY((SELECT sids FROM batch)::text[]) RETURNING 1)
+		SELECT count(*) FROM gone`
+	qTryLock = `SELECT pg_try_advisory_xact_lock($1)`
+	qLock    = `SELECT pg_advisory_xact_lock($1)`
+
+	qVerification       = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = $1`
+	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+			$21, $22, $23, $24, $25, $26, $27, '', '-infinity')`
+	// qUpdateVerification stores a verification if its version is $27,
+	// ends its lease, and says whether it did and whether the verification
+	// exists (a conflict).
+	qUpdateVerification = `WITH updated AS (
+		UPDATE verifications SET
+			call_sid = $2, country = $3, sealed_id = $4, masked_id = $5, id_hash = $6, caller = $7,
+			initiator = $8, status = $9, pending = $10, auth_req_id = $11, binding_message = $12,
+			interval_ms = $13, expires_at = $14, next_poll_at = $15, polls = $16, slow_downs = $17, failures = $18,
+			subject = $19, name = $20, given_name = $21, family_name = $22, error = $23,
+			created_at = $24, updated_at = $25, completed_at = $26, version = version + 1,
+			lease_owner = '', lease_until = '-infinity'
+		WHERE id = $1 AND version = $27
+		RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM verifications WHERE id = $1)`
+	qCallInFlight = `SELECT EXISTS (SELECT 1 FROM verifications WHERE call_sid = $1 AND ` + inFlight + `)`
+	// The rate-limit counts, one per store.LimitScope: each reads one index
+	// (verifications_id_hash, _caller, _initiator, _created) over the window
+	// only. They run in StartVerification's transaction, after its lock.
+	qCountByIDHash    = `SELECT count(*) FROM verifications WHERE id_hash = $1 AND created_at >= $2`
+	qCountByCaller    = `SELECT count(*) FROM verifications WHERE caller = $1 AND caller <> '' AND initiator = 'caller' AND created_at >= $2`
+	qCountByInitiator = `SELECT count(*) FROM verifications WHERE initiator = $1 AND created_at >= $2`
+	qCountAll         = `SELECT count(*) FROM verifications WHERE created_at >= $1`
+	// qClaimDue leases the due rows: $1 owner, $2 now, $3 lease in ms, $4
+	// limit. FOR UPDATE SKIP LOCKED passes over rows another ClaimDue is
+	// leasing right now, and re-checks a row whose lease another committed
+	// since this statement began, so that no two claims share a row. The
+	// due ids are collected first (an array, not IN (SELECT …), which the
+	// planner may turn into a hash join over the whole table) and the rows
+	// then updated by primary key.
+	qClaimDue = `UPDATE verifications SET lease_owner = $1,
+			lease_until = $2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond',
+			version = version + 1
+		WHERE id = ANY(ARRAY(SELECT id FROM verifications
+			WHERE ` + inFlight + ` AND next_poll_at <= $2 AND lease_until <= $2
+			ORDER BY next_poll_at, id LIMIT $4
+			FOR UPDATE SKIP LOCKED))
+		RETURNING ` + verificationColumns
+	// qNextDue is the earliest next poll of the rows not leased at $1
+	// (walking verifications_due in order to the first such row) or the
+	// earliest lease end after $1 (verifications_leased), whichever comes
+	// first; NULL when neither exists.
+	qNextDue = `SELECT least(
+		(SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND lease_until <= $1),
+		(SELECT min(lease_until) FROM verifications WHERE lease_until > '-infinity' AND ` + inFlight + ` AND lease_until > $1))`
+	qInFlight = `SELECT count(*) FROM verifications WHERE ` + inFlight
+
+	qAgent               = `SELECT name, password_hash, created_at FROM agents WHERE name = $1`
+	qAgents              = `SELECT name, password_hash, created_at FROM agents ORDER BY name COLLATE "C"`
+	qInsertAgent         = `INSERT INTO agents (name, password_hash, created_at) VALUES ($1, $2, $3)`
+	qDeleteAgent         = `DELETE FROM agents WHERE name = $1`
+	qDeleteAgentSessions = `DELETE FROM agent_sessions WHERE agent = $1`
+	qSession             = `SELECT id, agent, csrf_token, created_at, expires_at, last_used_at FROM agent_sessions WHERE id = $1`
+	qInsertSession       = `INSERT INTO agent_sessions (id, agent, csrf_token, created_at, expires_at, last_used_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`
+	qTouchSession          = `UPDATE agent_sessions SET last_used_at = greatest(last_used_at, $1) WHERE id = $2`
+	qDeleteSession         = `DELETE FROM agent_sessions WHERE id = $1`
+	qDeleteExpiredSessions = `DELETE FROM agent_sessions WHERE expires_at <= $1`
+	qLoginFailures         = `SELECT key, count, last_at FROM login_failures WHERE key = ANY($1) AND last_at >= $2`
+	// qAddLoginFailure counts one failure at $3 under $1, from one again
+	// when the last one was before $2.
+	qAddLoginFailure = `INSERT INTO login_failures AS f (key, count, last_at) VALUES ($1, 1, $3)
+		ON CONFLICT (key) DO UPDATE SET
+			count = CASE WHEN f.last_at < $2 THEN 1 ELSE f.count + 1 END, last_at = $3`
+	qClearLoginFailures = `DELETE FROM login_failures WHERE key = ANY($1)`
+)

@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// defaultDueLimit is how many due verifications ClaimDue returns when
+// asked for a limit of zero or less.
+const defaultDueLimit = 100
+
+// StartVerification stores v, the call c (when not nil) and events in one
+// transaction, after checking that the call has no verification in flight
+// and that every limit has room. Starts take a transaction-scoped advisory
+// lock before they count, so that concurrent starts, from this instance or
+// another, count each other's rows. The statements up to the insert go to
+// the server in one round trip.
+func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
+	var over []store.Limit
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		if c != nil { // first: a call that moved is a conflict, whatever else
+			b.Queue(qUpdateCall, updateCallArgs(c)...).QueryRow(versionCheck)
+		}
+		b.Queue(qLock, db.lockKey(lockStart))
+		b.Queue(qCallInFlight, v.CallSID).QueryRow(func(row pgx.Row) error {
+			var busy bool
+			if err := row.Scan(&busy); err != nil {
+				return fmt.Errorf("check in flight: %w", err)
+			}
+			if busy {
+				return store.ErrInFlight
+			}
+			return nil
+		})
+		for _, l := range limits {
+			if l.Max <= 0 {
+				continue
+			}
+			q, args, err := limitCount(l, v.CreatedAt)
+			if err != nil {
+				return err
+			}
+			b.Queue(q, args...).QueryRow(func(row pgx.Row) error {
+				var n int
+				if err := row.Scan(&n); err != nil {
+					return fmt.Errorf("count for the %s limit: %w", l.Scope, err)
+				}
+				switch {
+				case n >= l.Max && l.Override:
+					over = append(over, l)
+				case n >= l.Max:
+					return &store.LimitError{Limit: l}
+				}
+				return nil
+			})
+		}
+		b.Queue(qInsertVerification, verificationArgs(v)...)
+		return nil
+	}, events)
+	if isUnique(err) {
+		err = store.ErrConflict
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: start verification: %w", err)
+	}
+	if c != nil {
+		c.Version++
+	}
+	return over, nil
+}
+
+// limitCount is the query (and its arguments) counting the verifications
+// that l counts among those created in its window before now.
+func limitCount(l store.Limit, now time.Time) (string, []any, error) {
+	since := stamp(now.Add(-l.Window))
+	switch l.Scope {
+	case store.LimitNumber:
+		return qCountByIDHash, []any{l.Key, since}, nil
+	case store.LimitCaller, store.LimitWithheld:
+		return qCountByCaller, []any{l.Key, since}, nil
+	case store.LimitAgent:
+		return qCountByInitiator, []any{l.Key, since}, nil
+	case store.LimitGlobal:
+		return qCountAll, []any{since}, nil
+	}
+	return "", nil, fmt.Errorf("unknown limit scope %q", l.Scope)
+}
+
+// verificationArgs are v's values in verificationColumns order, without the
+// lease.
+func verificationArgs(v *store.Verification) []any {
+	return []any{v.ID, v.CallSID, string(v.Country), v.SealedID, v.MaskedID, v.IDHash, v.Caller,
+		v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
+		v.Interval.Milliseconds(), stamp(v.ExpiresAt), stamp(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
+		v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
+		stamp(v.CreatedAt), stamp(v.UpdatedAt), stamp(v.CompletedAt), v.Version}
+}
+
+// Verification returns the verification with the given ID, or
+// store.ErrNotFound.
+func (db *DB) Verification(ctx context.Context, id string) (*store.Verification, error) {
+	v, err := scanVerification(db.pool.QueryRow(ctx, qVerification, id))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get verification: %w", notFound(err, store.ErrNotFound))
+	}
+	return v, nil
+}
+
+// UpdateVerification stores v if the stored version equals v.Version,
+// together with events, ends its lease, and then increments v.Version. A
+// different stored version gives store.ErrConflict, a missing verification
+// store.ErrNotFound; either way nothing changes.
+func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
+	err := db.write(ctx, func(b *pgx.Batch) error {
+		b.Queue(qUpdateVerification, verificationArgs(v)...).QueryRow(versionCheck)
+		return nil
+	}, events)
+	if err != nil {
+		return fmt.Errorf("postgres: update verification: %w", err)
+	}
+	v.Version++
+	return nil
+}
+
+// ClaimDue leases the due verifications to owner and returns them, earliest
+// due first. It is one statement, atomic on its own.
+func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
+	rows, err := db.pool.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
+	}
+	defer rows.Close()
+	var vs []*store.Verification
+	for rows.Next() {
+		v, err := scanVerification(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
+	}
+	slices.SortFunc(vs, func(a, b *store.Verification) int {
+		return cmp.Or(a.NextPollAt.Compare(b.NextPollAt), cmp.Compare(a.ID, b.ID))
+	})
+	return vs, nil
+}
+
+// NextDue is the earliest NextPollAt of the in-flight verifications not
+// leased at now, or the earliest lease end if sooner.
+func (db *DB) NextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	var next pgtype.Timestamptz
+	if err := db.pool.QueryRow(ctx, qNextDue, stamp(now)).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres: next due: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	var t time.Time
+	if err := at(&t).ScanTimestamptz(next); err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres: next due: %w", err)
+	}
+	return t, true, nil
+}
+
+// InFlight counts the verifications still starting or pending (a gauge
+// for /metrics).
+func (db *DB) InFlight(ctx context.Context) (int, error) {
+	var n int
+	if err := db.pool.QueryRow(ctx, qInFlight).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count in-flight verifications: %w", err)
+	}
+	return n, nil
+}
+
+func scanVerification(row pgx.Row) (*store.Verification, error) {
+	var (
+		v               store.Verification
+		country, status string
+		interval        int64
+	)
+	err := row.Scan(&v.ID, &v.CallSID, &country, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
+		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
+		&interval, at(&v.ExpiresAt), at(&v.NextPollAt), &v.Polls, &v.SlowDowns, &v.Failures,
+		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
+		at(&v.CreatedAt), at(&v.UpdatedAt), at(&v.CompletedAt), &v.Version, &v.LeaseOwner, at(&v.LeaseUntil))
+	if err != nil {
+		return nil, err
+	}
+	v.Country, v.Status = store.Country(country), store.VerificationStatus(status)
+	v.Interval = time.Duration(interval) * time.Millisecond
+	return &v, nil
+}
