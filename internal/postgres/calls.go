@@ -30,7 +30,7 @@ func (db *DB) CreateCall(ctx context.Context, c *store.Call, events ...*store.Ev
 		b.Queue(qInsertCall,
 			c.SID, c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
 			c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), stamp(c.HandedOffAt),
-			stamp(c.CreatedAt), stamp(c.UpdatedAt), stamp(c.EndedAt), c.Version,
+			stamp(c.CreatedAt), stamp(c.UpdatedAt), stamp(c.EndedAt), c.Version, string(c.Identify),
 		).Exec(func(tag pgconn.CommandTag) error {
 			if tag.RowsAffected() == 0 {
 				return errExists
@@ -78,7 +78,7 @@ func updateCallArgs(c *store.Call) []any {
 	return []any{c.From, c.To, c.Language, string(c.State), c.Step, c.LastTwiML,
 		c.NumberAttempts, c.VerifyAttempts, c.VerificationID, c.Outcome, string(c.Reason), stamp(c.HandedOffAt),
 		stamp(c.CreatedAt), stamp(c.UpdatedAt), stamp(c.EndedAt),
-		c.SID, c.Version}
+		c.SID, c.Version, string(c.Identify)}
 }
 
 // versionCheck reads the answer of a versioned update (qUpdateCall,
@@ -149,16 +149,16 @@ func scanCalls(rows pgx.Rows, err error) ([]*store.Call, error) {
 
 func scanCall(row pgx.Row) (*store.Call, error) {
 	var (
-		c             store.Call
-		state, reason string
+		c                       store.Call
+		state, reason, identify string
 	)
 	err := row.Scan(&c.SID, &c.From, &c.To, &c.Language, &state, &c.Step, &c.LastTwiML,
 		&c.NumberAttempts, &c.VerifyAttempts, &c.VerificationID, &c.Outcome, &reason, at(&c.HandedOffAt),
-		at(&c.CreatedAt), at(&c.UpdatedAt), at(&c.EndedAt), &c.Version)
+		at(&c.CreatedAt), at(&c.UpdatedAt), at(&c.EndedAt), &c.Version, &identify)
 	if err != nil {
 		return nil, err
 	}
-	c.State, c.Reason = store.CallState(state), store.Reason(reason)
+	c.State, c.Reason, c.Identify = store.CallState(state), store.Reason(reason), store.IDKind(identify)
 	return &c, nil
 }
 

@@ -23,7 +23,8 @@ import (
 // its hash here.
 func TestShippedMigrationsAreUnchanged(t *testing.T) {
 	shipped := map[string]string{
-		"0001_init.sql": "9f83586abf5e62264150305fb594aa48712713791fcf3222ea4b14e81b3767ec",
+		"0001_init.sql":    "9f83586abf5e62264150305fb594aa48712713791fcf3222ea4b14e81b3767ec",
+		"0002_brokers.sql": "bcc3a06662253c7179c216b6a19c3f691d2dd39b76c3c0aa820bc1eb8605ba3f",
 	}
 	files, err := filepath.Glob("migrations/*.sql")
 	if err != nil {

@@ -6,13 +6,14 @@ package postgres
 const (
 	callColumns = `sid, from_number, to_number, language, state, step, last_twiml,
 	number_attempts, verify_attempts, verification_id, outcome, reason, handed_off_at,
-	created_at, updated_at, ended_at, version`
+	created_at, updated_at, ended_at, version, identify`
 
 	verificationColumns = `id, call_sid, country, sealed_id, masked_id, id_hash, caller,
 	initiator, status, pending, auth_req_id, binding_message,
 	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
 	subject, name, given_name, family_name, error,
-	created_at, updated_at, completed_at, version, lease_owner, lease_until`
+	created_at, updated_at, completed_at, version, lease_owner, lease_until,
+	method, id_kind, notify_hash, notified_at`
 
 	eventColumns = `seq, at, call_sid, verification_id, kind, actor, detail`
 
@@ -34,7 +35,7 @@ const (
 		(state IN ('gathering', 'verifying', 'retry') AND updated_at < $1) OR (state = 'handed_off' AND created_at < $2))
 		ORDER BY created_at, sid LIMIT $3`
 	qInsertCall = `INSERT INTO calls (` + callColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (sid) DO NOTHING`
 	// qUpdateCall stores a call if its version is $17 and says whether it
 	// did and whether the call exists (a conflict), in one statement.
@@ -43,7 +44,7 @@ const (
 			from_number = $1, to_number = $2, language = $3, state = $4, step = $5, last_twiml = $6,
 			number_attempts = $7, verify_attempts = $8, verification_id = $9, outcome = $10,
 			reason = $11, handed_off_at = $12,
-			created_at = $13, updated_at = $14, ended_at = $15, version = version + 1
+			created_at = $13, updated_at = $14, ended_at = $15, version = version + 1, identify = $18
 		WHERE sid = $16 AND version = $17
 		RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM calls WHERE sid = $16)`
@@ -72,7 +73,7 @@ const (
 	qVerification       = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = $1`
 	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, $26, $27, '', '-infinity')`
+			$21, $22, $23, $24, $25, $26, $27, '', '-infinity', $28, $29, $30, $31)`
 	// qUpdateVerification stores a verification if its version is $27,
 	// ends its lease, and says whether it did and whether the verification
 	// exists (a conflict).
@@ -83,7 +84,8 @@ const (
 			interval_ms = $13, expires_at = $14, next_poll_at = $15, polls = $16, slow_downs = $17, failures = $18,
 			subject = $19, name = $20, given_name = $21, family_name = $22, error = $23,
 			created_at = $24, updated_at = $25, completed_at = $26, version = version + 1,
-			lease_owner = '', lease_until = '-infinity'
+			lease_owner = '', lease_until = '-infinity',
+			method = $28, id_kind = $29, notify_hash = $30, notified_at = $31
 		WHERE id = $1 AND version = $27
 		RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM verifications WHERE id = $1)`

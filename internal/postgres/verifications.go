@@ -100,7 +100,8 @@ func verificationArgs(v *store.Verification) []any {
 		v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
 		v.Interval.Milliseconds(), stamp(v.ExpiresAt), stamp(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
 		v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
-		stamp(v.CreatedAt), stamp(v.UpdatedAt), stamp(v.CompletedAt), v.Version}
+		stamp(v.CreatedAt), stamp(v.UpdatedAt), stamp(v.CompletedAt), v.Version,
+		v.Method, string(v.IDKind), v.NotifyHash, stamp(v.NotifiedAt)}
 }
 
 // Verification returns the verification with the given ID, or
@@ -183,19 +184,20 @@ func (db *DB) InFlight(ctx context.Context) (int, error) {
 
 func scanVerification(row pgx.Row) (*store.Verification, error) {
 	var (
-		v               store.Verification
-		country, status string
-		interval        int64
+		v                       store.Verification
+		country, status, idKind string
+		interval                int64
 	)
 	err := row.Scan(&v.ID, &v.CallSID, &country, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
 		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
 		&interval, at(&v.ExpiresAt), at(&v.NextPollAt), &v.Polls, &v.SlowDowns, &v.Failures,
 		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
-		at(&v.CreatedAt), at(&v.UpdatedAt), at(&v.CompletedAt), &v.Version, &v.LeaseOwner, at(&v.LeaseUntil))
+		at(&v.CreatedAt), at(&v.UpdatedAt), at(&v.CompletedAt), &v.Version, &v.LeaseOwner, at(&v.LeaseUntil),
+		&v.Method, &idKind, &v.NotifyHash, at(&v.NotifiedAt))
 	if err != nil {
 		return nil, err
 	}
-	v.Country, v.Status = store.Country(country), store.VerificationStatus(status)
+	v.Country, v.Status, v.IDKind = store.Country(country), store.VerificationStatus(status), store.IDKind(idKind)
 	v.Interval = time.Duration(interval) * time.Millisecond
 	return &v, nil
 }

@@ -21,6 +21,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 		"0005_abuse.sql":       "c9d5912d5abb1698685f94dcfc8fc19b38128c2e5193eb2748dd2d6781218705",
 		"0006_instances.sql":   "854c8308687874e54c455a7a0859d62832b126d1d3ae255cffcd9be9fdc461a4",
 		"0007_brokers.sql":     "f8498aac41363504818cc965963a1060794553295a01ee570bcde39aba8aad42",
+		"0008_ping.sql":        "dac0f3aadce930bf04a6c4ad76296af21342229753478fb199baecb984188877",
 	}
 	files, err := filepath.Glob("migrations/*.sql")
 	if err != nil {

@@ -19,7 +19,7 @@ const (
 	initiator, status, pending, auth_req_id, binding_message,
 	interval_ms, expires_at, next_poll_at, polls, slow_downs, failures,
 	subject, name, given_name, family_name, error,
-	created_at, updated_at, completed_at, version, lease_owner, lease_until`
+	created_at, updated_at, completed_at, version, lease_owner, lease_until, notify_hash, notified_at`
 
 	// inFlight is the condition of the partial index verifications_due; the
 	// poller's queries repeat it word for word so that SQLite uses that index.
@@ -78,14 +78,14 @@ const (
 		WHERE sid = ? AND version = ?`
 	qCallExists         = `SELECT EXISTS (SELECT 1 FROM calls WHERE sid = ?)`
 	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?)`
 	qUpdateVerification = `UPDATE verifications SET
 		call_sid = ?, country = ?, method = ?, id_kind = ?, sealed_id = ?, masked_id = ?, id_hash = ?, caller = ?,
 		initiator = ?, status = ?, pending = ?, auth_req_id = ?, binding_message = ?,
 		interval_ms = ?, expires_at = ?, next_poll_at = ?, polls = ?, slow_downs = ?, failures = ?,
 		subject = ?, name = ?, given_name = ?, family_name = ?, error = ?,
 		created_at = ?, updated_at = ?, completed_at = ?, version = version + 1,
-		lease_owner = '', lease_until = 0
+		lease_owner = '', lease_until = 0, notify_hash = ?, notified_at = ?
 		WHERE id = ? AND version = ?`
 	qVerificationExists  = `SELECT EXISTS (SELECT 1 FROM verifications WHERE id = ?)`
 	qPurgeEvents         = `DELETE FROM events WHERE call_sid IN (` + endedBatch + `)`

@@ -98,7 +98,16 @@ func verificationArgs(v *store.Verification) []any {
 		v.Initiator, string(v.Status), v.Pending, v.AuthReqID, v.BindingMessage,
 		v.Interval.Milliseconds(), ms(v.ExpiresAt), ms(v.NextPollAt), v.Polls, v.SlowDowns, v.Failures,
 		v.Subject, v.Name, v.GivenName, v.FamilyName, v.Error,
-		ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version}
+		ms(v.CreatedAt), ms(v.UpdatedAt), ms(v.CompletedAt), v.Version,
+		v.NotifyHash, ms(v.NotifiedAt)}
+}
+
+// updateVerificationArgs are the arguments of qUpdateVerification for v:
+// every column but the ID and the version, then the ID and the version.
+func updateVerificationArgs(v *store.Verification) []any {
+	a := verificationArgs(v)
+	n := len(a)
+	return slices.Concat(a[1:n-3], a[n-2:], []any{v.ID, v.Version})
 }
 
 // Verification returns the verification with the given ID, or
@@ -118,8 +127,7 @@ func (db *DB) Verification(ctx context.Context, id string) (*store.Verification,
 // either way nothing changes.
 func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	err := db.write(ctx, func(tx wtx) error {
-		args := verificationArgs(v)
-		res, err := tx.exec(ctx, qUpdateVerification, append(args[1:len(args)-1], v.ID, v.Version)...)
+		res, err := tx.exec(ctx, qUpdateVerification, updateVerificationArgs(v)...)
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
@@ -198,13 +206,13 @@ func scanVerification(s scanner) (*store.Verification, error) {
 		country, status, idKind     string
 		interval, expires, nextPoll int64
 		created, updated, completed int64
-		leaseUntil                  int64
+		leaseUntil, notified        int64
 	)
 	err := s.Scan(&v.ID, &v.CallSID, &country, &v.Method, &idKind, &v.SealedID, &v.MaskedID, &v.IDHash, &v.Caller,
 		&v.Initiator, &status, &v.Pending, &v.AuthReqID, &v.BindingMessage,
 		&interval, &expires, &nextPoll, &v.Polls, &v.SlowDowns, &v.Failures,
 		&v.Subject, &v.Name, &v.GivenName, &v.FamilyName, &v.Error,
-		&created, &updated, &completed, &v.Version, &v.LeaseOwner, &leaseUntil)
+		&created, &updated, &completed, &v.Version, &v.LeaseOwner, &leaseUntil, &v.NotifyHash, &notified)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +220,6 @@ func scanVerification(s scanner) (*store.Verification, error) {
 	v.Interval = time.Duration(interval) * time.Millisecond
 	v.ExpiresAt, v.NextPollAt = fromMS(expires), fromMS(nextPoll)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = fromMS(created), fromMS(updated), fromMS(completed)
-	v.LeaseUntil = fromMS(leaseUntil)
+	v.LeaseUntil, v.NotifiedAt = fromMS(leaseUntil), fromMS(notified)
 	return &v, nil
 }

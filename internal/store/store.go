@@ -164,6 +164,13 @@ type Verification struct {
 	CompletedAt time.Time
 	Version     int64
 
+	// NotifyHash is, in CIBA ping mode, the SHA-256 (hex) of the
+	// client_notification_token sent with the request: the broker's
+	// notification must bear that token. NotifiedAt is when the one
+	// notification it may send was accepted; zero before.
+	NotifyHash string
+	NotifiedAt time.Time
+
 	// LeaseOwner and LeaseUntil say which poller holds the verification
 	// (ClaimDue) and until when; UpdateVerification ignores them and ends
 	// the lease.

@@ -91,6 +91,7 @@ func wantCall(c store.Call) *store.Call {
 func wantVerification(v store.Verification) *store.Verification {
 	v.ExpiresAt, v.NextPollAt = UTC(v.ExpiresAt), UTC(v.NextPollAt)
 	v.CreatedAt, v.UpdatedAt, v.CompletedAt = UTC(v.CreatedAt), UTC(v.UpdatedAt), UTC(v.CompletedAt)
+	v.NotifiedAt = UTC(v.NotifiedAt)
 	return &v
 }
 
@@ -262,6 +263,7 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 		v := NewVerification("v1", "CA1", store.VerPending, At(5*time.Second))
 		v.Pending, v.Polls, v.SlowDowns, v.Failures = "outstandingTransaction", 3, 1, 2
 		v.Interval = 7500 * time.Millisecond
+		v.NotifyHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 		orig := *v
 		ev := NewEvent("CA1", "verification_started", Epoch)
 		ev.VerificationID = "v1"
@@ -309,6 +311,7 @@ func testVerifications(t *testing.T, newStore func(t *testing.T) store.Store) {
 		v0 := v.Version
 		v.Status, v.SealedID, v.CompletedAt = store.VerApproved, "", At(time.Minute)
 		v.Subject, v.Name, v.GivenName, v.FamilyName = "sub-1", "Tess Testsson", "Tess", "Testsson"
+		v.Method, v.IDKind, v.NotifyHash, v.NotifiedAt = "guardian", store.IDCustomer, "hash", At(59*time.Second)
 		if err := s.UpdateVerification(t.Context(), v, NewEvent("CA1", "verified", At(time.Minute))); err != nil {
 			t.Fatalf("UpdateVerification: %v", err)
 		}
