@@ -23,9 +23,13 @@ const relayRetry = time.Second
 // (a lost connection) resyncs the Publisher from the store.
 func (s *Service) relay(ctx context.Context) {
 	for ctx.Err() == nil {
+		started := false
 		err := s.feed.Listen(ctx, func(seqs []int64, resync bool) {
 			if resync {
-				s.log.Warn("event feed resumed after a gap; dashboards resync")
+				if started {
+					s.log.Warn("event feed resumed after a gap; dashboards resync")
+				}
+				started = true
 				if r, ok := s.pub.(Resyncer); ok {
 					r.Resync()
 				}

@@ -389,5 +389,19 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /twilio/fallback", s.handleFallback)
 	mux.HandleFunc("POST /twilio/whisper", s.handleWhisper)
 	mux.HandleFunc("POST /twilio/after", s.handleAfter)
-	return s.sig.Middleware(mux)
+	return s.sig.Middleware(withDeadline(mux))
+}
+
+// webhookDeadline bounds the work behind one webhook, so that a store that
+// cannot be reached (a lost database connection) fails it well before
+// Twilio's 15 s timeout: the caller hears our apology and is handed off,
+// rather than silence and Twilio's "application error".
+const webhookDeadline = 8 * time.Second
+
+func withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), webhookDeadline)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ivr/callerverify/agentui"
-	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/internal/store"
 )
 
@@ -33,16 +32,16 @@ func cmdAgents(ctx context.Context, args []string, getenv env, stdin io.Reader, 
 	sub := args[0]
 	fs := flag.NewFlagSet("agents "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dbPath := fs.String("db", getenv("IVR_DB"), "sqlite database file (IVR_DB)")
+	dbPath := fs.String("db", getenv("IVR_DB"), "the service's database: a sqlite file or a postgres:// URL (IVR_DB)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return flagError(err)
 	}
 	if *dbPath == "" {
-		return errors.New("IVR_DB: missing: the sqlite database file the service uses")
+		return errors.New("IVR_DB: missing: the database the service uses (a sqlite file or a postgres:// URL)")
 	}
-	db, err := sqlite.Open(ctx, *dbPath)
+	db, err := openDatabase(ctx, *dbPath)
 	if err != nil {
-		return fmt.Errorf("IVR_DB: open %s: %w", *dbPath, err)
+		return fmt.Errorf("IVR_DB: open %s: %w", redactURL(*dbPath), err)
 	}
 	defer db.Close()
 

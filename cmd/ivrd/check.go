@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/ivr/callerverify/internal/sqlite"
 )
 
 // cmdCheck validates the serve configuration and reaches the eID broker —
@@ -29,14 +27,14 @@ func cmdCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	step("configuration", nil)
 
 	dbErr := func() error {
-		db, err := sqlite.Open(ctx, cfg.DBPath)
+		db, err := openDatabase(ctx, cfg.DBPath)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
 		return db.Ping(ctx)
 	}()
-	step("database "+cfg.DBPath, dbErr)
+	step("database "+redactURL(cfg.DBPath), dbErr)
 
 	client, err := newBrokerClient(ctx, cfg.Broker, nil)
 	step("broker discovery at "+cfg.Broker.Issuer, err)

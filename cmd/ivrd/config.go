@@ -31,7 +31,7 @@ type Config struct {
 	Listen      string        // IVR_LISTEN
 	AdminListen string        // IVR_ADMIN_LISTEN: /metrics and readiness off the public port (optional)
 	PublicURL   string        // IVR_PUBLIC_URL
-	DBPath      string        // IVR_DB
+	DBPath      string        // IVR_DB: a sqlite file, or a postgres:// URL (several instances)
 	Language    string        // IVR_LANGUAGE
 	AgentQueue  string        // IVR_AGENT_QUEUE
 	DialNumber  string        // IVR_DIAL_NUMBER (optional)
@@ -206,7 +206,7 @@ func loadServe(getenv env, args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.Listen, "listen", cmp.Or(getenv("IVR_LISTEN"), ":8080"), "listen address (IVR_LISTEN)")
 	fs.StringVar(&c.AdminListen, "admin-listen", getenv("IVR_ADMIN_LISTEN"), "address for /metrics, /readyz and /healthz only, e.g. 127.0.0.1:9090; when set, /metrics is not served on the public listener (IVR_ADMIN_LISTEN)")
 	fs.StringVar(&c.PublicURL, "public-url", getenv("IVR_PUBLIC_URL"), "public https base URL that Twilio calls (IVR_PUBLIC_URL)")
-	fs.StringVar(&c.DBPath, "db", getenv("IVR_DB"), "sqlite database file (IVR_DB)")
+	fs.StringVar(&c.DBPath, "db", getenv("IVR_DB"), "the database: a sqlite file, or a postgres:// URL for several instances (IVR_DB)")
 	fs.StringVar(&c.Language, "language", cmp.Or(getenv("IVR_LANGUAGE"), ivr.Swedish), "default caller language: "+strings.Join(ivr.Languages, ", ")+" (IVR_LANGUAGE)")
 	fs.StringVar(&c.AgentQueue, "agent-queue", cmp.Or(getenv("IVR_AGENT_QUEUE"), "support"), "Twilio queue callers are enqueued to (IVR_AGENT_QUEUE)")
 	fs.StringVar(&c.DialNumber, "dial", getenv("IVR_DIAL_NUMBER"), "dial this number instead of enqueueing (IVR_DIAL_NUMBER)")
@@ -249,7 +249,9 @@ func loadServe(getenv env, args []string, out io.Writer) (*Config, error) {
 		errs.add("IVR_PUBLIC_URL", "%v", err)
 	}
 	if c.DBPath == "" {
-		errs.add("IVR_DB", "missing: path of the sqlite database file, e.g. /var/lib/ivrd/ivr.db")
+		errs.add("IVR_DB", "missing: path of the sqlite database file, e.g. /var/lib/ivrd/ivr.db, or a PostgreSQL URL, e.g. postgres://ivr@db.internal/ivr")
+	} else if err := checkDatabaseSetting(c.DBPath); err != nil {
+		errs.add("IVR_DB", "%v", err)
 	}
 	if err := ivr.CheckLanguage(c.Language); err != nil {
 		errs.add("IVR_LANGUAGE", "%v", err)

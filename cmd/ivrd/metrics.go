@@ -208,6 +208,22 @@ type countingStore struct {
 	m *metrics
 }
 
+// countingFeed is a countingStore over a store that several instances
+// share: the IVR still sees its event feed.
+type countingFeed struct {
+	countingStore
+	store.EventFeed
+}
+
+// counting wraps st in a countingStore, keeping its event feed if it has one.
+func counting(st store.Store, m *metrics) store.Store {
+	c := countingStore{Store: st, m: m}
+	if f, ok := st.(store.EventFeed); ok {
+		return countingFeed{c, f}
+	}
+	return c
+}
+
 func (s countingStore) count(ctx context.Context, err error) error {
 	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) &&
 		!errors.Is(err, store.ErrInFlight) && !errors.As(err, new(*store.LimitError)) {

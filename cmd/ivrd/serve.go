@@ -16,8 +16,6 @@ import (
 
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
-	"github.com/ivr/callerverify/internal/sqlite"
-	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -25,10 +23,8 @@ import (
 // declare.
 var (
 	_ ivr.Publisher     = (*agentui.Hub)(nil)
-	_ store.Store       = (*sqlite.DB)(nil)
 	_ ivr.Authenticator = (*ciba.Client)(nil)
 	_ ivr.Authenticator = (*lazyBroker)(nil)
-	_ store.AgentStore  = (*sqlite.DB)(nil)
 	_ agentui.Calls     = (*ivr.Service)(nil)
 )
 
@@ -95,7 +91,7 @@ type server struct {
 
 // app is the running service, for the demo's benefit.
 type app struct {
-	db    *sqlite.DB
+	db    database
 	calls *ivr.Service
 	ui    *agentui.Server
 	hub   *agentui.Hub
@@ -107,7 +103,7 @@ func runServer(ctx context.Context, s server) error {
 	if s.admin != nil {
 		defer s.admin.Close()
 	}
-	db, err := sqlite.Open(ctx, cfg.DBPath)
+	db, err := openDatabase(ctx, cfg.DBPath)
 	if err != nil {
 		return fmt.Errorf("IVR_DB: %w", err)
 	}
@@ -153,7 +149,7 @@ func runServer(ctx context.Context, s server) error {
 		PollConcurrency:   cfg.PollConcurrency,
 		Observer:          m,
 		Calls:             rest,
-	}, countingStore{Store: db, m: m}, instrumentedBroker{next: s.broker, m: m}, hub, log.With("component", "ivr"))
+	}, counting(db, m), instrumentedBroker{next: s.broker, m: m}, hub, log.With("component", "ivr"))
 	if err != nil {
 		return err
 	}
@@ -299,7 +295,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // are older than the retention period, at start and then every hour (and
 // checkpoints the database's write-ahead log after, so that deleted pages
 // do not linger in it).
-func housekeeping(ctx context.Context, db *sqlite.DB, calls *ivr.Service, retention time.Duration, log *slog.Logger) {
+func housekeeping(ctx context.Context, db database, calls *ivr.Service, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	var lastPurge time.Time
@@ -318,8 +314,10 @@ func housekeeping(ctx context.Context, db *sqlite.DB, calls *ivr.Service, retent
 			case n > 0:
 				log.Info("retention purge", "calls_deleted", n, "retention", retention.String())
 			}
-			if err := db.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("checkpoint failed", "err", err)
+			if c, ok := db.(interface{ Checkpoint(context.Context) error }); ok { // sqlite's WAL
+				if err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("checkpoint failed", "err", err)
+				}
 			}
 		}
 		select {

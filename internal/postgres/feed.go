@@ -52,6 +52,7 @@ func (db *DB) Listen(ctx context.Context, deliver func(seqs []int64, resync bool
 		return fmt.Errorf("postgres: listen: %w", err)
 	}
 	defer func() { closeConn(conn) }()
+	deliver(nil, true) // listening: what was committed before is in the store
 	for {
 		seqs, err := db.wait(ctx, conn)
 		if err == nil {

@@ -47,33 +47,12 @@ func listenCtx(ctx context.Context, db *postgres.DB) (<-chan delivery, <-chan er
 	return ch, done
 }
 
-// waitListening appends probe events through writer until one reaches
-// the listener's deliveries: from then on every commit is delivered.
-// Nothing says when a Listen has started listening; the probes do.
-func waitListening(t *testing.T, writer *postgres.DB, ch <-chan delivery) {
+// waitListening waits for the listener's first delivery, the resync that
+// says it listens: from then on every commit is delivered.
+func waitListening(t *testing.T, _ *postgres.DB, ch <-chan delivery) {
 	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		probe := storetest.NewEvent("CAprobe", "probe", storetest.Epoch)
-		if err := writer.AppendEvent(t.Context(), probe); err != nil {
-			t.Fatalf("AppendEvent(probe): %v", err)
-		}
-		retry := time.NewTimer(50 * time.Millisecond)
-	wait:
-		for {
-			select {
-			case d := <-ch:
-				if slices.Contains(d.seqs, probe.Seq) {
-					retry.Stop()
-					return
-				}
-			case <-retry.C:
-				break wait
-			case <-deadline.C:
-				t.Fatal("Listen delivered no probe within 10 s")
-			}
-		}
+	if d := next(t, ch); !d.resync || len(d.seqs) != 0 {
+		t.Fatalf("first delivery = %+v, want the resync that says Listen listens", d)
 	}
 }
 

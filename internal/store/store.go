@@ -427,12 +427,14 @@ type AgentStore interface {
 // publishes what the feed delivers instead of what it stored itself, so
 // every dashboard sees every event whichever instance made it.
 type EventFeed interface {
-	// Listen delivers the Seq of every event committed from now on, by any
-	// instance, until ctx ends, as they arrive: seqs, in commit order.
-	// When notifications may have been lost (the listening connection
-	// dropped and came back), it calls deliver with resync true, and the
-	// caller reloads what it shows from the store. It returns when ctx
-	// ends.
+	// Listen delivers the Seq of every event committed by any instance
+	// once it listens, until ctx ends, as they arrive: seqs, in commit
+	// order. Its first delivery is a resync (resync true) as soon as it
+	// listens: events committed before then were not delivered, so the
+	// caller loads what it shows from the store then. Whenever
+	// notifications may have been lost later (the listening connection
+	// dropped and came back), it calls deliver with resync true again. It
+	// returns when ctx ends.
 	Listen(ctx context.Context, deliver func(seqs []int64, resync bool)) error
 	// EventsBySeq returns the events with those Seqs that exist, in Seq
 	// order.
