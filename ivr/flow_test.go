@@ -99,6 +99,7 @@ type env struct {
 	svc    *ivr.Service
 	stop   func() // stops the service's poller and waits for it
 	front  *switchHandler
+	notify *switchHandler // the service's ping notification endpoint, for the broker
 	tw     *ivrtest.Twilio
 	cfg    ivr.Config
 	auth   ivr.Authenticator // replaces the ciba client when set (before start)
@@ -120,18 +121,43 @@ func newEnvFor(t testing.TB, p *ciba.Profile, mod ...func(*ivr.Config)) *env {
 	if p.Name == "auth0" {
 		iss += "/" // Auth0's issuers end with a slash
 	}
+	e := &env{t: t, pub: &recorder{}, front: &switchHandler{}, notify: &switchHandler{}}
+	e.cfg = ivr.Config{
+		PublicURL:       publicURL,
+		TwilioAuthToken: authToken,
+		AccountSID:      accountSID,
+		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
+		Profile:         p,
+	}
+	if p.Name != "idura" {
+		e.cfg.Customer = ivr.CustomerRules{MinDigits: 8, MaxDigits: 8, Check: "luhn"}
+		if p.Name == "auth0" {
+			e.cfg.Customer.Template = cibatest.Auth0UserIDPrefix + "{digits}"
+		}
+	}
+	for _, m := range mod {
+		m(&e.cfg)
+	}
 	b, err := cibatest.New(cibatest.Config{Issuer: iss, SigningKey: signingKey(t), Profile: p.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RegisterClient(cibatest.Client{ID: "ivr", Secret: "ivr-secret"}); err != nil {
+	client := cibatest.Client{ID: "ivr", Secret: "ivr-secret"}
+	if e.cfg.Mode == ivr.ModePing {
+		// The broker's notifications reach the service's notification
+		// endpoint, as over the internet.
+		client.DeliveryMode, client.NotificationEndpoint = cibatest.DeliveryPing, publicURL+ivr.NotifyPath
+		b.SetFetchClient(ivrtest.HandlerClient(e.notify))
+	}
+	if err := b.RegisterClient(client); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close)
 	cl, err := ciba.New(ctx, ciba.Config{Issuer: iss, ClientID: "ivr", Secret: "ivr-secret", HTTPClient: b.HTTPClient(), Profile: p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, broker: b, client: cl, pub: &recorder{}, front: &switchHandler{}}
+	e.broker, e.client = b, cl
 	e.dbPath = filepath.Join(t.TempDir(), "ivr.db")
 	e.db, err = sqlite.Open(ctx, e.dbPath)
 	if err != nil {
@@ -145,23 +171,8 @@ func newEnvFor(t testing.TB, p *ciba.Profile, mod ...func(*ivr.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cfg = ivr.Config{
-		PublicURL:       publicURL,
-		TwilioAuthToken: authToken,
-		AccountSID:      accountSID,
-		HashKey:         []byte("0123456789abcdef0123456789abcdef"),
-		Calls:           calls,
-		Profile:         p,
-		Issuer:          cl.Issuer(),
-	}
-	if p.Name != "idura" {
-		e.cfg.Customer = ivr.CustomerRules{MinDigits: 8, MaxDigits: 8, Check: "luhn"}
-		if p.Name == "auth0" {
-			e.cfg.Customer.Template = cibatest.Auth0UserIDPrefix + "{digits}"
-		}
-	}
-	for _, m := range mod {
-		m(&e.cfg)
+	if e.cfg.Calls == nil {
+		e.cfg.Calls = calls
 	}
 	e.start()
 	return e
@@ -198,6 +209,7 @@ func (e *env) start() {
 	e.t.Cleanup(e.stop)
 	e.svc = svc
 	e.front.set(svc.Handler())
+	e.notify.set(svc.NotifyHandler())
 }
 
 // restart stops the service and starts a new one on the same database, as

@@ -32,6 +32,7 @@ func (o *interruptObserver) Interrupted(ok bool) {
 		o.failed++
 	}
 }
+func (o *interruptObserver) Notified(string) {}
 func (o *interruptObserver) SafetyNet() {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -300,7 +300,7 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			}
 			v.Polls++
 			v.Failures = 0
-			v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+			v.NextPollAt = ceilMS(minTime(now.Add(s.pollWait(v)), v.ExpiresAt))
 			v.UpdatedAt = now
 			if desc != "" && desc != v.Pending {
 				v.Pending = desc
@@ -324,7 +324,7 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			if retryAfter > v.Interval {
 				v.Interval = retryAfter
 			}
-			v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+			v.NextPollAt = ceilMS(minTime(now.Add(s.pollWait(v)), v.ExpiresAt))
 			v.UpdatedAt = now
 			return []*store.Event{}
 		}

@@ -267,6 +267,7 @@ func (o *countingObserver) RateLimited(scope store.LimitScope) {
 func (o *countingObserver) VerificationEnded(*store.Verification) {}
 func (o *countingObserver) Interrupted(bool)                      {}
 func (o *countingObserver) SafetyNet()                            {}
+func (o *countingObserver) Notified(string)                       {}
 
 // TestGlobalCap: nothing capped the total before, and every request costs
 // the bank a broker fee.

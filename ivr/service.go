@@ -52,6 +52,13 @@ type Config struct {
 	// Customer says what customer numbers look like and which broker user
 	// they name.
 	Customer CustomerRules
+	// Mode is how tokens are delivered (CIBA_MODE): ModePoll (default) or
+	// ModePing, where the broker notifies NotifyPath and the poller then
+	// asks at once, polling only every PingSafetyPoll (default
+	// DefaultPingSafetyPoll) meanwhile. CheckMode says which a profile
+	// offers.
+	Mode           string
+	PingSafetyPoll time.Duration
 
 	// StartWait is how long a webhook waits for bc-authorize before it
 	// answers with the hold loop; default 6 s (Twilio waits 15 s in all).
@@ -131,6 +138,9 @@ type Observer interface {
 	// SafetyNet is called when a hop of the hold loop, not an interrupt,
 	// brings the caller an outcome.
 	SafetyNet()
+	// Notified is called for each ping notification, with its result:
+	// NotifyAccepted, NotifyUnknown, NotifyReused or NotifyBad.
+	Notified(result string)
 }
 
 // DefaultPollConcurrency is how many token requests the poller keeps in
@@ -159,6 +169,10 @@ type Service struct {
 	lim   Limits
 
 	wake  chan struct{} // a verification became due; buffered 1
+	// ping issues client_notification_tokens (ping mode);
+	// notifyRefusals rate-limits the logs of refused notifications.
+	ping           notifier
+	notifyRefusals refusalLog
 	wg    sync.WaitGroup
 	owner string          // this poller's name in the leases it takes
 	feed  store.EventFeed // the store's, when several instances share it
@@ -194,6 +208,11 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if err := CheckIdentify(cfg.Profile, cfg.Identify); err != nil {
 		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
+	cfg.Mode = cmp.Or(cfg.Mode, ModePoll)
+	if err := CheckMode(cfg.Profile, cfg.Mode); err != nil {
+		return nil, fmt.Errorf("ivr: new service: %w", err)
+	}
+	cfg.PingSafetyPoll = cmp.Or(cfg.PingSafetyPoll, DefaultPingSafetyPoll)
 	if err := cfg.Customer.Validate(); err != nil {
 		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
@@ -259,6 +278,7 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 		},
 		wake:  make(chan struct{}, 1),
 		owner: pollerName(),
+		ping:  newNotifier(cfg.HashKey),
 	}
 	svc.feed, _ = st.(store.EventFeed)
 	return svc, nil
@@ -390,6 +410,15 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /twilio/whisper", s.handleWhisper)
 	mux.HandleFunc("POST /twilio/after", s.handleAfter)
 	return s.sig.Middleware(withDeadline(mux))
+}
+
+// NotifyHandler serves the client notification endpoint of CIBA ping
+// mode, POST NotifyPath (mount it at the root). Brokers authenticate with
+// the bearer token issued with each request, not a Twilio signature.
+func (s *Service) NotifyHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+NotifyPath, s.handleNotify)
+	return withDeadline(mux)
 }
 
 // webhookDeadline bounds the work behind one webhook, so that a store that

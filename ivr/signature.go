@@ -113,14 +113,34 @@ func (s *SignatureChecker) Middleware(next http.Handler) http.Handler {
 }
 
 // refusalLogEvery is the shortest time between two log lines about refused
-// webhooks: a flood of forged requests must not become a flood of logs.
+// requests: a flood of forged requests must not become a flood of logs.
 const refusalLogEvery = 10 * time.Second
 
-// refusalLog rate-limits the log lines about refused webhooks.
+// refusalLog rate-limits the log lines about refused requests (webhooks,
+// ping notifications).
 type refusalLog struct {
 	mu         sync.Mutex
 	last       time.Time
 	suppressed int
+}
+
+// refuse logs msg with args at most once per refusalLogEvery, with the
+// count of refusals not logged since.
+func (l *refusalLog) refuse(log *slog.Logger, msg string, args ...any) {
+	if log == nil {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	if !l.last.IsZero() && now.Sub(l.last) < refusalLogEvery {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	log.Warn(msg, append(args, "refused_since_last_line", n)...)
 }
 
 // refuse logs a refused webhook: the route and the URL its signature was
@@ -128,21 +148,7 @@ type refusalLog struct {
 // parameters, at most once per refusalLogEvery with the count of refusals
 // not logged since.
 func (s *SignatureChecker) refuse(r *http.Request, reason string) {
-	if s.log == nil {
-		return
-	}
-	now := time.Now()
-	s.refusals.mu.Lock()
-	if !s.refusals.last.IsZero() && now.Sub(s.refusals.last) < refusalLogEvery {
-		s.refusals.suppressed++
-		s.refusals.mu.Unlock()
-		return
-	}
-	n := s.refusals.suppressed
-	s.refusals.last, s.refusals.suppressed = now, 0
-	s.refusals.mu.Unlock()
-	s.log.Warn("webhook refused", "reason", reason, "route", r.URL.Path, "checked_url", s.publicURL(r),
-		"refused_since_last_line", n)
+	s.refusals.refuse(s.log, "webhook refused", "reason", reason, "route", r.URL.Path, "checked_url", s.publicURL(r))
 }
 
 // publicURL is the URL Twilio requested: the public origin, the public path

@@ -15,7 +15,7 @@ import (
 // the start timeout, so the poller fails it if bc-authorize never answers.
 func (s *Service) newVerification(callSID string, id Identity, caller, initiator string, now time.Time) *store.Verification {
 	vid := newID()
-	return &store.Verification{
+	v := &store.Verification{
 		ID:         vid,
 		CallSID:    callSID,
 		Country:    id.Country(),
@@ -30,6 +30,10 @@ func (s *Service) newVerification(callSID string, id Identity, caller, initiator
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
+	if s.cfg.Mode == ModePing {
+		v.NotifyHash = hashToken(s.ping.token(vid))
+	}
+	return v
 }
 
 // defaultExpiry is the lifetime assumed when the broker gives none;
@@ -61,6 +65,9 @@ func (s *Service) launchStart(ctx context.Context, v *store.Verification, id Ide
 func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Identity, callInitiator string, w *startWait) {
 	in, err := BuildRequest(s.cfg.Profile, id, s.cfg.Customer, RequestOptions{Language: s.cfg.Language, CallInitiator: callInitiator, Code: NewCode()})
 	in.Issuer = s.issuer()
+	if v.NotifyHash != "" {
+		in.ClientNotificationToken = s.ping.token(v.ID)
+	}
 	var (
 		resp *ciba.AuthResponse
 		req  ciba.AuthRequest
@@ -104,7 +111,10 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Id
 		if in.BindingMessage == "" {
 			v.BindingMessage = resp.BindingMessage // Norwegian BankID's word pair
 		}
-		v.NextPollAt = ceilMS(minTime(now.Add(v.Interval), v.ExpiresAt))
+		v.NextPollAt = ceilMS(minTime(now.Add(s.pollWait(v)), v.ExpiresAt))
+		if !v.NotifiedAt.IsZero() {
+			v.NextPollAt = now // the broker's notification beat this answer home
+		}
 		v.UpdatedAt = now
 		detail := "waiting for the user"
 		if v.Country == store.Norway {
@@ -423,4 +433,14 @@ func (s *Service) issuer() string {
 		return i.Issuer()
 	}
 	return ""
+}
+
+// pollWait is how long after a poll (or bc-authorize) the next one is
+// due: the broker's interval, or in ping mode, where the notification
+// says when, the safety poll's longer wait.
+func (s *Service) pollWait(v *store.Verification) time.Duration {
+	if v.NotifyHash != "" && v.NotifiedAt.IsZero() {
+		return max(v.Interval, s.cfg.PingSafetyPoll)
+	}
+	return v.Interval
 }

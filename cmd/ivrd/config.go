@@ -57,6 +57,9 @@ type Config struct {
 	// Identify are the ways callers identify themselves in the IVR
 	// (IVR_IDENTIFY); default by broker profile.
 	Identify []store.IDKind
+	// Mode is CIBA token delivery (CIBA_MODE): poll, or ping where the
+	// broker offers it (notifications at IVR_PUBLIC_URL/ciba/notify).
+	Mode string
 	// Customer says what a customer number looks like and which broker
 	// user it names (IVR_CUSTOMER_DIGITS, IVR_CUSTOMER_CHECK,
 	// IVR_CUSTOMER_USER_ID).
@@ -220,6 +223,7 @@ func loadServe(getenv env, args []string, out io.Writer) (*Config, error) {
 	textSetting(fs, &errs, getenv, &c.RateLimitGlobal, "IVR_RATE_LIMIT_GLOBAL", "rate-limit-global", ivr.DefaultRateLimitGlobal, "verifications in all, sized to the broker contract, N/DURATION or off")
 	pollConcurrency := fs.String("poll-concurrency", cmp.Or(getenv("IVR_POLL_CONCURRENCY"), strconv.Itoa(ivr.DefaultPollConcurrency)), "token requests in flight toward the broker at most (IVR_POLL_CONCURRENCY)")
 	proxies := fs.String("trusted-proxies", getenv("IVR_TRUSTED_PROXIES"), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8 (IVR_TRUSTED_PROXIES)")
+	fs.StringVar(&c.Mode, "ciba-mode", cmp.Or(getenv("CIBA_MODE"), ivr.ModePoll), "token delivery: poll, or ping where the broker offers it; register IVR_PUBLIC_URL/ciba/notify as the client notification endpoint (CIBA_MODE)")
 	identify := fs.String("identify", getenv("IVR_IDENTIFY"), "how callers identify themselves, comma-separated: national_id, customer_number, caller_id; default by CIBA_PROFILE (IVR_IDENTIFY)")
 	customerDigits := fs.String("customer-digits", cmp.Or(getenv("IVR_CUSTOMER_DIGITS"), "6-12"), "length of a customer number: N or MIN-MAX digits (IVR_CUSTOMER_DIGITS)")
 	fs.StringVar(&c.Customer.Check, "customer-check", cmp.Or(getenv("IVR_CUSTOMER_CHECK"), "none"), "check digit of a customer number: luhn, mod11 or none (IVR_CUSTOMER_CHECK)")
@@ -283,6 +287,11 @@ func loadServe(getenv env, args []string, out io.Writer) (*Config, error) {
 		c.TrustedProxies = ps
 	}
 	c.Identify, c.Customer = identifySettings(&errs, c.Broker.Profile, *identify, *customerDigits, c.Customer)
+	if p, err := ciba.ProfileByName(c.Broker.Profile); err == nil {
+		if err := ivr.CheckMode(p, c.Mode); err != nil {
+			errs.add("CIBA_MODE", "%v", err)
+		}
+	}
 	if !ivr.ValidAccountSID(c.TwilioAccountSID) {
 		errs.add("TWILIO_ACCOUNT_SID", "missing or malformed: your account SID, AC followed by 32 hex digits; webhooks naming another account are refused")
 	}

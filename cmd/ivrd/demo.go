@@ -50,6 +50,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	fset.SetOutput(stderr)
 	listen := fset.String("listen", "127.0.0.1:8080", "listen address (loopback); falls back to a free port if taken")
 	call := fset.String("call", "", "run one scripted call in the terminal with this test user's national identity number (idura), customer number or phone number (transmit: calls from it), print the transcript, and exit (0 when verified)")
+	mode := fset.String("mode", ivr.ModePoll, "token delivery: poll, or ping (the generic profile): the simulator notifies /ciba/notify")
 	profileName := fset.String("profile", "idura", "the broker the demo simulates: idura (BankID), auth0 (Guardian push), transmit (Mosaic link by SMS), generic (CIBA Core)")
 	language := fset.String("language", cmp.Or(getenv("IVR_LANGUAGE"), ivr.English), "caller language: "+strings.Join(ivr.Languages, ", "))
 	verbose := fset.Bool("v", false, "log at info level (default: warnings only)")
@@ -62,6 +63,9 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	profile, err := ciba.ProfileByName(*profileName)
 	if err != nil {
 		return fmt.Errorf("--profile: %w", err)
+	}
+	if err := ivr.CheckMode(profile, *mode); err != nil {
+		return fmt.Errorf("--mode: %w", err)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -88,7 +92,11 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	defer os.RemoveAll(dir)
 
 	base := "http://" + ln.Addr().String()
-	sim, creds, err := demoBroker(base+"/broker", profile)
+	notify := ""
+	if *mode == ivr.ModePing {
+		notify = base + ivr.NotifyPath
+	}
+	sim, creds, err := demoBroker(base+"/broker", profile, notify)
 	if err != nil {
 		ln.Close()
 		return err
@@ -109,6 +117,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		TwilioAPIURL:     base + "/demo/twilio", // call updates reach the phone page or the terminal's call
 		Broker:           BrokerConfig{Issuer: sim.Issuer(), ClientID: demoClientID, Profile: profile.Name, Secret: creds.secret},
 		Identify:         ivr.DefaultIdentify(profile),
+		Mode:             *mode,
 		Customer:         demoCustomerRules(profile),
 	}
 	broker := &lazyBroker{}
@@ -185,14 +194,18 @@ func (c demoCreds) jwks() []jwkKey {
 }
 
 // demoBroker starts the in-process simulator speaking profile's broker and
-// registers the demo's client with it.
-func demoBroker(issuer string, profile *ciba.Profile) (*cibatest.Broker, demoCreds, error) {
+// registers the demo's client with it: in ping mode with notify as its
+// client notification endpoint.
+func demoBroker(issuer string, profile *ciba.Profile, notify string) (*cibatest.Broker, demoCreds, error) {
 	var creds demoCreds
 	sim, err := cibatest.New(cibatest.Config{Issuer: issuer, Profile: profile.Name})
 	if err != nil {
 		return nil, creds, fmt.Errorf("demo: simulator: %w", err)
 	}
 	client := cibatest.Client{ID: demoClientID}
+	if notify != "" {
+		client.DeliveryMode, client.NotificationEndpoint = cibatest.DeliveryPing, notify
+	}
 	if slices.Contains(profile.AuthMethods, ciba.PrivateKeyJWT) {
 		if creds.key, err = ciba.GenerateKey("RS256"); err != nil {
 			return nil, creds, fmt.Errorf("demo: signing key: %w", err)

@@ -34,6 +34,7 @@ func TestDemoCall(t *testing.T) {
 		{"Transmit: the phone they call from", "transmit", cibatest.TransmitApprovePhone, "en-US", 0, []string{"press 1", "text message with a link", "Johan", "Outcome: verified"}},
 		{"Transmit: a customer number", "transmit", cibatest.TransmitApprove, "sv-SE", 0, []string{"kundnummer", "Johan", "Outcome: verified"}},
 		{"generic CIBA: a customer number", "generic", cibatest.GenericApprove, "en-US", 0, []string{"customer number", "Anna", "Outcome: verified"}},
+		{"generic CIBA in ping mode: the broker notifies", "generic --mode ping", cibatest.GenericApprove, "en-US", 0, []string{"Anna", "Outcome: verified"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +42,7 @@ func TestDemoCall(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
 			var out, errOut bytes.Buffer
-			err := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--profile", tt.profile, "--language", tt.language, "--call", tt.number}, mapEnv(nil), strings.NewReader(""), &out, &errOut)
+			err := run(ctx, append([]string{"demo", "--listen", "127.0.0.1:0", "--language", tt.language, "--call", tt.number, "--profile"}, strings.Fields(tt.profile)...), mapEnv(nil), strings.NewReader(""), &out, &errOut)
 			code := 0
 			if err != nil {
 				var ec exitCode

@@ -29,6 +29,7 @@ type metrics struct {
 	rateLimited   *prometheus.CounterVec
 	interrupts    *prometheus.CounterVec
 	safetyNet     prometheus.Counter
+	notifications *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -67,7 +68,11 @@ func newMetrics() *metrics {
 		Name: "ivr_safety_net_outcomes_total",
 		Help: "Outcomes a hop of the hold loop brought the caller because no interrupt did.",
 	})
-	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors, m.rateLimited, m.interrupts, m.safetyNet,
+	m.notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ivr_ping_notifications_total",
+		Help: "CIBA ping notifications received, by result: accepted, unknown (a token never issued), reused, bad (malformed).",
+	}, []string{"result"})
+	m.reg.MustRegister(m.webhook, m.verifications, m.brokerLatency, m.brokerErrors, m.storeErrors, m.rateLimited, m.interrupts, m.safetyNet, m.notifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +95,9 @@ func (m *metrics) Interrupted(ok bool) {
 // (ivr.Observer).
 func (m *metrics) SafetyNet() { m.safetyNet.Inc() }
 
+// Notified counts a ping notification by result (ivr.Observer).
+func (m *metrics) Notified(result string) { m.notifications.WithLabelValues(result).Inc() }
+
 // gauge registers a gauge read at scrape time.
 func (m *metrics) gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -99,7 +107,7 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/retry", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/after"}
+var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/retry", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/after", "/twilio/menu", "/ciba/notify"}
 
 // instrument times every webhook by route.
 func (m *metrics) instrument(next http.Handler) http.Handler {

@@ -131,6 +131,7 @@ func runServer(ctx context.Context, s server) error {
 	}
 	calls, err := ivr.NewService(ivr.Config{
 		Profile:           profile,
+		Mode:              cfg.Mode,
 		Identify:          cfg.Identify,
 		Customer:          cfg.Customer,
 		PublicURL:         cfg.PublicURL,
@@ -188,6 +189,9 @@ func runServer(ctx context.Context, s server) error {
 	}
 	r := chi.NewRouter()
 	r.Handle("/twilio/*", m.instrument(calls.Handler()))
+	if cfg.Mode == ivr.ModePing {
+		r.Handle(ivr.NotifyPath, m.instrument(calls.NotifyHandler()))
+	}
 	r.Handle("/agent", http.RedirectHandler("/agent/", http.StatusMovedPermanently))
 	r.Handle("/agent/*", ui.Handler())
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/agent/", http.StatusFound) })
