@@ -168,14 +168,14 @@ type Service struct {
 	seal  sealer
 	lim   Limits
 
-	wake  chan struct{} // a verification became due; buffered 1
+	wake chan struct{} // a verification became due; buffered 1
 	// ping issues client_notification_tokens (ping mode);
 	// notifyRefusals rate-limits the logs of refused notifications.
 	ping           notifier
 	notifyRefusals refusalLog
-	wg    sync.WaitGroup
-	owner string          // this poller's name in the leases it takes
-	feed  store.EventFeed // the store's, when several instances share it
+	wg             sync.WaitGroup
+	owner          string          // this poller's name in the leases it takes
+	feed           store.EventFeed // the store's, when several instances share it
 }
 
 // NewService checks cfg, fills in defaults and returns a Service. pub may be
