@@ -288,13 +288,19 @@ func TestSuccessfulLoginsDoNotCountAgainstTheLimit(t *testing.T) {
 	}
 }
 
-func TestHandlerRoutesOnTheFullPathHoweverMounted(t *testing.T) {
+// TestMountedBesideOtherRoutes: the dashboard's routes go on the product's
+// router beside others; its Handler serves them on its own too.
+func TestMountedBesideOtherRoutes(t *testing.T) {
 	e := newEnv(t, agentui.Config{}, nil)
-	h := e.s.Handler()
 	mounts := map[string]http.Handler{
-		"chi Handle /agent/*": func() http.Handler { r := chi.NewRouter(); r.Handle("/agent/*", h); return r }(),
-		"chi Mount /agent":    func() http.Handler { r := chi.NewRouter(); r.Mount("/agent", h); return r }(),
-		"ServeMux /agent/":    func() http.Handler { m := http.NewServeMux(); m.Handle("/agent/", h); return m }(),
+		"Mount on a router with other routes": func() http.Handler {
+			r := chi.NewRouter()
+			r.Post("/twilio/voice", func(http.ResponseWriter, *http.Request) {})
+			e.s.Mount(r)
+			return r
+		}(),
+		"Handler":                  e.s.Handler(),
+		"Handler under a ServeMux": func() http.Handler { m := http.NewServeMux(); m.Handle("/agent/", e.s.Handler()); return m }(),
 	}
 	for name, m := range mounts {
 		t.Run(name, func(t *testing.T) {

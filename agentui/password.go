@@ -121,7 +121,7 @@ func NormalizeAgentName(name string) (string, error) {
 // AddAgent creates an agent with a hashed password. The name is normalized
 // (NormalizeAgentName); the password must have at least MinPasswordLen
 // characters. It returns ErrInvalidName, ErrWeakPassword, or the store's
-// error (ErrExists when the name is taken), wrapped.
+// error as it is (store.ErrExists when the name is taken).
 func AddAgent(ctx context.Context, agents store.AgentStore, name, password string, now time.Time) error {
 	name, err := NormalizeAgentName(name)
 	if err != nil {
@@ -135,8 +135,5 @@ func AddAgent(ctx context.Context, agents store.AgentStore, name, password strin
 	if err != nil {
 		return err
 	}
-	if err := agents.CreateAgent(ctx, store.Agent{Name: name, PasswordHash: hash, CreatedAt: now.UTC()}); err != nil {
-		return fmt.Errorf("agentui: create agent: %w", err)
-	}
-	return nil
+	return agents.CreateAgent(ctx, store.Agent{Name: name, PasswordHash: hash, CreatedAt: now.UTC()})
 }

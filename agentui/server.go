@@ -161,32 +161,33 @@ func NewServer(cfg Config, agents store.AgentStore, calls Calls, hub *Hub, log *
 	return s, nil
 }
 
-// Handler serves /agent/ (login page or dashboard), /agent/login,
-// /agent/logout, /agent/ws, /agent/api/calls, /agent/api/calls/{sid}/timeline,
-// POST /agent/api/calls/{sid}/verify and /agent/static/. It routes on the
-// full path, however it is mounted.
+// Mount adds the dashboard's routes to r: /agent/ (login page or
+// dashboard), /agent/login, /agent/logout, /agent/ws, /agent/api/calls,
+// /agent/api/calls/{sid}/timeline, POST /agent/api/calls/{sid}/verify and
+// /agent/static/.
+func (s *Server) Mount(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(securityHeaders)
+		r.Get("/agent", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/agent/", http.StatusMovedPermanently)
+		})
+		r.Get("/agent/", s.handleIndex)
+		r.Get("/agent/login", s.handleLoginPage)
+		r.Post("/agent/login", s.handleLogin)
+		r.Post("/agent/logout", s.handleLogout)
+		r.Get("/agent/ws", s.handleWS)
+		r.Get("/agent/static/*", s.handleStatic)
+		r.Get("/agent/api/calls", s.api(s.handleCalls))
+		r.Get("/agent/api/calls/{sid}/timeline", s.api(s.handleTimeline))
+		r.Post("/agent/api/calls/{sid}/verify", s.api(s.csrf(s.handleVerify)))
+	})
+}
+
+// Handler is a router with only the dashboard's routes (Mount).
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(securityHeaders)
-	r.Get("/agent", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/agent/", http.StatusMovedPermanently)
-	})
-	r.Get("/agent/", s.handleIndex)
-	r.Get("/agent/login", s.handleLoginPage)
-	r.Post("/agent/login", s.handleLogin)
-	r.Post("/agent/logout", s.handleLogout)
-	r.Get("/agent/ws", s.handleWS)
-	r.Get("/agent/static/*", s.handleStatic)
-	r.Route("/agent/api", func(r chi.Router) {
-		r.Get("/calls", s.api(s.handleCalls))
-		r.Get("/calls/{sid}/timeline", s.api(s.handleTimeline))
-		r.Post("/calls/{sid}/verify", s.api(s.csrf(s.handleVerify)))
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		// Forget any outer chi routing state so that r routes on the full path.
-		ctx := context.WithValue(req.Context(), chi.RouteCtxKey, nil)
-		r.ServeHTTP(w, req.WithContext(ctx))
-	})
+	s.Mount(r)
+	return r
 }
 
 func securityHeaders(next http.Handler) http.Handler {

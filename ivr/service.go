@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/internal/store"
 )
@@ -250,7 +251,7 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sig, err := NewSignatureChecker(cfg.PublicURL, cfg.TwilioAuthToken)
+	sig, err := newSignatureChecker(cfg.PublicURL, cfg.TwilioAuthToken)
 	if err != nil {
 		return nil, fmt.Errorf("ivr: new service: %w", err)
 	}
@@ -394,31 +395,44 @@ func newID() string {
 	return "v_" + hex.EncodeToString(b[:])
 }
 
-// Handler serves the Twilio webhooks under /twilio/ (mount it at the root):
-// voice, gather, hold, retry, status, fallback, whisper and after (the
-// action of the hand-off's <Enqueue> or <Dial>). Every request's
-// X-Twilio-Signature is checked first.
-func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /twilio/voice", s.handleVoice)
-	mux.HandleFunc("POST /twilio/gather", s.handleGather)
-	mux.HandleFunc("POST /twilio/hold", s.handleHold)
-	mux.HandleFunc("POST /twilio/retry", s.handleRetry)
-	mux.HandleFunc("POST /twilio/menu", s.handleMenu)
-	mux.HandleFunc("POST /twilio/status", s.handleStatus)
-	mux.HandleFunc("POST /twilio/fallback", s.handleFallback)
-	mux.HandleFunc("POST /twilio/whisper", s.handleWhisper)
-	mux.HandleFunc("POST /twilio/after", s.handleAfter)
-	return s.sig.Middleware(withDeadline(mux))
+// Mount adds the Twilio webhooks to r: POST /twilio/voice, gather, hold,
+// retry, menu, status, fallback, whisper and after (the action of the
+// hand-off's <Enqueue> or <Dial>). Every request's X-Twilio-Signature is
+// checked first. In ping mode it adds POST NotifyPath too, for the
+// broker, which authenticates with the bearer token issued with each
+// request instead.
+func (s *Service) Mount(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(s.sig.Middleware, withDeadline)
+		r.Post("/twilio/voice", s.handleVoice)
+		r.Post("/twilio/gather", s.handleGather)
+		r.Post("/twilio/hold", s.handleHold)
+		r.Post("/twilio/retry", s.handleRetry)
+		r.Post("/twilio/menu", s.handleMenu)
+		r.Post("/twilio/status", s.handleStatus)
+		r.Post("/twilio/fallback", s.handleFallback)
+		r.Post("/twilio/whisper", s.handleWhisper)
+		r.Post("/twilio/after", s.handleAfter)
+	})
+	if s.cfg.Mode == ModePing {
+		r.With(withDeadline).Post(NotifyPath, s.handleNotify)
+	}
 }
 
-// NotifyHandler serves the client notification endpoint of CIBA ping
-// mode, POST NotifyPath (mount it at the root). Brokers authenticate with
-// the bearer token issued with each request, not a Twilio signature.
+// Handler is a router with only the service's routes (Mount), for tests
+// and for serving the service on its own.
+func (s *Service) Handler() http.Handler {
+	r := chi.NewRouter()
+	s.Mount(r)
+	return r
+}
+
+// NotifyHandler serves only the client notification endpoint of CIBA
+// ping mode, POST NotifyPath, as Handler does in ping mode.
 func (s *Service) NotifyHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+NotifyPath, s.handleNotify)
-	return withDeadline(mux)
+	r := chi.NewRouter()
+	r.With(withDeadline).Post(NotifyPath, s.handleNotify)
+	return r
 }
 
 // webhookDeadline bounds the work behind one webhook, so that a store that

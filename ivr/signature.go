@@ -1,20 +1,16 @@
 package ivr
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
-	"maps"
-	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ivr/callerverify/internal/netutil"
 	"github.com/twilio/twilio-go/client"
 )
 
@@ -39,24 +35,32 @@ type SignatureChecker struct {
 // every webhook path: it is put in front of a request path that does not
 // start with it (a proxy or http.StripPrefix removed it).
 func NewSignatureChecker(publicURL, authToken string) (*SignatureChecker, error) {
+	s, err := newSignatureChecker(publicURL, authToken)
+	if err != nil {
+		return nil, fmt.Errorf("ivr: signature checker: %w", err)
+	}
+	return s, nil
+}
+
+func newSignatureChecker(publicURL, authToken string) (*SignatureChecker, error) {
 	if authToken == "" {
-		return nil, errors.New("ivr: signature checker: TWILIO_AUTH_TOKEN is empty")
+		return nil, errors.New("TWILIO_AUTH_TOKEN is empty")
 	}
 	u, err := url.Parse(publicURL)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL is not an absolute URL")
+		return nil, errors.New("IVR_PUBLIC_URL is not an absolute URL")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must not have a query or fragment")
+		return nil, errors.New("IVR_PUBLIC_URL must not have a query or fragment")
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must be https (http only on a loopback host)")
+		if !netutil.IsLoopbackHost(u.Hostname()) {
+			return nil, errors.New("IVR_PUBLIC_URL must be https (http only on a loopback host)")
 		}
 	default:
-		return nil, errors.New("ivr: signature checker: IVR_PUBLIC_URL must be https")
+		return nil, errors.New("IVR_PUBLIC_URL must be https")
 	}
 	// Twilio signs without userinfo, and hosts are case-insensitive (twilio-node
 	// lower-cases them).
@@ -65,14 +69,6 @@ func NewSignatureChecker(publicURL, authToken string) (*SignatureChecker, error)
 		prefix:    strings.TrimRight(u.EscapedPath(), "/"),
 		validator: client.NewRequestValidator(authToken),
 	}, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Middleware passes on only requests whose X-Twilio-Signature matches the
@@ -160,19 +156,4 @@ func (s *SignatureChecker) publicURL(r *http.Request) string {
 		return s.origin + uri
 	}
 	return s.origin + s.prefix + uri
-}
-
-// SignRequest computes the X-Twilio-Signature Twilio sends for a request to
-// fullURL (scheme, host, path and query exactly as requested) with POST
-// parameters params (nil for a GET). For a repeated key only the first value
-// counts, as in twilio-go's validator.
-func SignRequest(authToken, fullURL string, params url.Values) string {
-	m := hmac.New(sha1.New, []byte(authToken))
-	m.Write([]byte(fullURL))
-	for _, k := range slices.Sorted(maps.Keys(params)) {
-		if len(params[k]) > 0 {
-			m.Write([]byte(k + params[k][0]))
-		}
-	}
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }

@@ -52,7 +52,10 @@ func cmdAgents(ctx context.Context, args []string, getenv env, stdin io.Reader, 
 		if err != nil {
 			return err
 		}
-		if err := agentui.AddAgent(ctx, db, name, pw, time.Now()); err != nil {
+		switch err := agentui.AddAgent(ctx, db, name, pw, time.Now()); {
+		case errors.Is(err, store.ErrExists):
+			return fmt.Errorf("an agent named %q exists already: choose another name, or remove it first (ivrd agents remove %s) to set a new password", name, name)
+		case err != nil:
 			return fmt.Errorf("add agent %q: %w", name, err)
 		}
 		fmt.Fprintf(stdout, "Agent %q added.\n", name)

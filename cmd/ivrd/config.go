@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/netutil"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
@@ -396,21 +397,13 @@ func checkBaseURL(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if netutil.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("must be https (http is accepted only on loopback): %q", raw)
 	default:
 		return fmt.Errorf("must be an https URL: %q", raw)
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func alphanumeric(s string) bool {

@@ -26,6 +26,7 @@ import (
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/netutil"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/ivrtest"
@@ -80,7 +81,7 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("demo: listen: %w", err)
 	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !isLoopback(host) {
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !netutil.IsLoopbackHost(host) {
 		ln.Close()
 		return fmt.Errorf("demo: --listen must be a loopback address: the demo has a published auth token")
 	}
@@ -125,8 +126,8 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 	var running atomic.Pointer[app]
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var result error
-	return errors.Join(runServer(ctx, server{
+	var result error // the demo call's, or the demo agent's, set before cancel
+	err = runServer(ctx, server{
 		cfg:      cfg,
 		log:      log,
 		listener: ln,
@@ -159,7 +160,8 @@ func cmdDemo(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 			}
 			printDemo(stdout, base, profile)
 		},
-	}), result)
+	})
+	return errors.Join(err, result) // after runServer: result is set by then
 }
 
 // loopbackHostOnly answers only requests whose Host is the demo's own

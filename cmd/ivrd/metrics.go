@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -107,19 +108,17 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-var webhookRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/retry", "/twilio/status", "/twilio/fallback", "/twilio/whisper", "/twilio/after", "/twilio/menu", "/ciba/notify"}
-
-// instrument times every webhook by route.
+// instrument times every webhook by route: the pattern the router matched
+// (so labels cannot drift from the routes), "other" for a request no
+// route matched.
 func (m *metrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		route := "other"
-		for _, p := range webhookRoutes {
-			if r.URL.Path == p {
-				route = p
-			}
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
 		}
 		m.webhook.WithLabelValues(route, codeClass(sw.code)).Observe(time.Since(start).Seconds())
 	})

@@ -188,12 +188,11 @@ func runServer(ctx context.Context, s server) error {
 		r.Get("/readyz", ready.handler)
 	}
 	r := chi.NewRouter()
-	r.Handle("/twilio/*", m.instrument(calls.Handler()))
-	if cfg.Mode == ivr.ModePing {
-		r.Handle(ivr.NotifyPath, m.instrument(calls.NotifyHandler()))
-	}
-	r.Handle("/agent", http.RedirectHandler("/agent/", http.StatusMovedPermanently))
-	r.Handle("/agent/*", ui.Handler())
+	r.Group(func(r chi.Router) {
+		r.Use(m.instrument)
+		calls.Mount(r)
+	})
+	ui.Mount(r)
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/agent/", http.StatusFound) })
 	r.Get("/.well-known/jwks.json", jwksHandler(s.jwks))
 	health(r)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
+	"github.com/ivr/callerverify/internal/netutil"
 	"github.com/ivr/callerverify/internal/store"
 )
 
@@ -50,7 +51,7 @@ func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("sim: listen: %w", err)
 	}
-	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !isLoopback(host) {
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !netutil.IsLoopbackHost(host) {
 		if !*allowRemote {
 			ln.Close()
 			return fmt.Errorf("sim: --listen %s is not a loopback address: anyone who reaches it can approve BankID requests through its unauthenticated /sim API; pass --allow-remote if that is what you want", *listen)

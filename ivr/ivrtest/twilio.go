@@ -22,6 +22,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -677,43 +678,9 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if r.Body == nil {
 		r.Body = http.NoBody
 	}
-	w := &recorder{header: http.Header{}}
+	w := httptest.NewRecorder()
 	t.h.ServeHTTP(w, r)
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
-		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
-	}
-	return &http.Response{
-		Status:        strconv.Itoa(w.code) + " " + http.StatusText(w.code),
-		StatusCode:    w.code,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        w.header,
-		Body:          io.NopCloser(bytes.NewReader(w.body.Bytes())),
-		ContentLength: int64(w.body.Len()),
-		Request:       req,
-	}, nil
-}
-
-// recorder is a minimal http.ResponseWriter.
-type recorder struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (w *recorder) Header() http.Header { return w.header }
-
-func (w *recorder) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
-
-func (w *recorder) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(b)
+	resp := w.Result()
+	resp.Request = req
+	return resp, nil
 }
