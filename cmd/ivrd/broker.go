@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -45,4 +46,15 @@ func newBrokerClient(ctx context.Context, b BrokerConfig, hc *http.Client) (*cib
 		return nil, fmt.Errorf("eID broker at CIBA_ISSUER: %w", err)
 	}
 	return c, nil
+}
+
+// clientAuthRemedy adds to a broker's refusal of our client authentication
+// what an operator does about it.
+func clientAuthRemedy(err error) error {
+	if err == nil || !errors.Is(err, ciba.ErrInvalidClient) && !errors.Is(err, ciba.ErrUnauthorizedClient) {
+		return err
+	}
+	return fmt.Errorf("%w\n      the broker did not accept our client authentication: register the JWKS printed by `ivrd keys generate` "+
+		"(or our JWKS URL, IVR_PUBLIC_URL/.well-known/jwks.json) for this client, and check CIBA_CLIENT_ID "+
+		"(with a client secret: CIBA_CLIENT_SECRET); CIBA_AUDIENCE if the broker expects another aud", err)
 }

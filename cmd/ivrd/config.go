@@ -158,11 +158,20 @@ func brokerFlags(fs *flag.FlagSet, getenv env, errs *settingErrors) *BrokerConfi
 	fs.StringVar(&b.Profile, "profile", cmp.Or(getenv("CIBA_PROFILE"), "idura"), "broker profile: "+strings.Join(ciba.ProfileNames, ", ")+" (CIBA_PROFILE)")
 	fs.StringVar(&b.Audience, "audience", getenv("CIBA_AUDIENCE"), "client assertion audience; default the issuer (CIBA_AUDIENCE)")
 	b.Secret = secret(getenv, "CIBA_CLIENT_SECRET", errs)
-	for _, f := range strings.Split(getenv("CIBA_PUBLISH_KEYS"), ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			b.PublishKeys = append(b.PublishKeys, f)
+	split := func(s string) []string {
+		var out []string
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
 		}
+		return out
 	}
+	b.PublishKeys = split(getenv("CIBA_PUBLISH_KEYS"))
+	fs.Func("publish-keys", "comma-separated key files whose public keys are published in our JWKS but not used for signing: key rotation (CIBA_PUBLISH_KEYS)", func(s string) error {
+		b.PublishKeys = split(s)
+		return nil
+	})
 	return b
 }
 

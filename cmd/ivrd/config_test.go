@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -130,6 +132,29 @@ func TestRedactAttr(t *testing.T) {
 		got := redactAttr(nil, slog.String(tt.key, tt.in))
 		if got.Value.String() != tt.want {
 			t.Errorf("redact %s=%q = %q, want %q", tt.key, tt.in, got.Value.String(), tt.want)
+		}
+	}
+}
+
+// TestEverySettingHasAFlag: the README promises a flag for every setting
+// but the secrets; serve -h names each setting's variable.
+func TestEverySettingHasAFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	if _, err := loadServe(mapEnv(nil), []string{"-h"}, &help); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]bool{"TWILIO_AUTH_TOKEN": true, "CIBA_CLIENT_SECRET": true, "IVR_HASH_KEY": true}
+	settings := regexp.MustCompile("(?m)^\\| `((?:IVR|CIBA|TWILIO)_[A-Z_]+)` \\|").FindAllStringSubmatch(string(readme), -1)
+	if len(settings) < 20 {
+		t.Fatalf("found %d settings in the README's table", len(settings))
+	}
+	for _, m := range settings {
+		if !secrets[m[1]] && !strings.Contains(help.String(), "("+m[1]+")") {
+			t.Errorf("%s has no flag in serve -h", m[1])
 		}
 	}
 }

@@ -29,6 +29,8 @@ func TestEveryCommandHelpExitsZero(t *testing.T) {
 		{[]string{"agents", "-h"}, "agents add"},
 		{[]string{"agents", "add", "-h"}, "-db"},
 		{[]string{"healthcheck", "-h"}, "-url"},
+		{[]string{"version"}, "ivrd "},
+		{[]string{"--version"}, "go1."},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -41,5 +43,14 @@ func TestEveryCommandHelpExitsZero(t *testing.T) {
 				t.Errorf("output has no %q:\n%s", tt.want, out.String())
 			}
 		})
+	}
+}
+
+// TestHelpListsEveryCommand: the usage names every command run knows.
+func TestHelpListsEveryCommand(t *testing.T) {
+	for _, cmd := range []string{"serve", "demo", "sim", "verify", "check", "twilio configure", "keys generate", "agents add", "healthcheck", "version"} {
+		if !strings.Contains(usage, "ivrd "+cmd) {
+			t.Errorf("usage does not mention ivrd %s", cmd)
+		}
 	}
 }

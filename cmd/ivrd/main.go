@@ -1,14 +1,19 @@
 // Command ivrd is the caller-verification IVR: Twilio voice webhooks, BankID
-// through OpenID Connect CIBA, and a live agent dashboard, in one binary.
+// (or another CIBA broker) through OpenID Connect CIBA, and a live agent
+// dashboard, in one binary.
 //
 // Usage:
 //
 //	ivrd serve                     run the service (config from the environment)
 //	ivrd demo                      everything on one machine, no accounts
-//	ivrd sim                       a standalone Idura-style CIBA broker simulator
+//	ivrd sim                       a standalone CIBA broker simulator
 //	ivrd verify --ssn N            one CIBA authentication, outcome as JSON
+//	ivrd check                     the broker settings, checked against the broker
+//	ivrd twilio configure          point a Twilio number at the service
 //	ivrd keys generate             a private_key_jwt signing key and its public JWKS
 //	ivrd agents add|list|remove    dashboard accounts
+//	ivrd healthcheck               /healthz of a running ivrd
+//	ivrd version                   the build
 package main
 
 import (
@@ -64,18 +69,23 @@ func isHelp(arg string) bool {
 // env reads the environment; tests pass a map's lookup instead of os.Getenv.
 type env func(string) string
 
-const usage = `ivrd — caller verification with BankID over Twilio voice
+const usage = `ivrd — caller verification with BankID (or Auth0, Mosaic, any CIBA broker) over Twilio voice
 
 Usage:
-  ivrd serve                   run the service; configuration from the environment (see README)
-  ivrd demo [--call NUMBER]    the whole product on one machine with embedded defaults
-  ivrd sim                     a standalone Idura-style BankID CIBA broker simulator
-  ivrd verify --ssn NUMBER     run one CIBA authentication against CIBA_ISSUER and print the outcome as JSON
-  ivrd twilio configure --number +46...  point a Twilio number's webhooks at IVR_PUBLIC_URL
-  ivrd check                   validate the configuration and reach the eID broker (no authentication started)
-  ivrd keys generate           write a private_key_jwt signing key and print its public JWKS
-  ivrd agents add NAME         add a dashboard agent (password from stdin or prompted)
-  ivrd agents list|remove NAME manage dashboard agents
+  ivrd serve                    run the service; configuration from the environment (see README)
+  ivrd demo [--profile P] [--call WHO]
+                                the whole product on one machine with embedded defaults
+  ivrd sim [--profile P]        a standalone CIBA broker simulator (Idura BankID, Auth0, Transmit, generic)
+  ivrd verify --ssn N | --user ID | --phone N | --email A
+                                one CIBA authentication against CIBA_ISSUER; the outcome as JSON
+  ivrd check                    check the broker settings and reach the broker (no authentication started)
+  ivrd twilio configure --number +46...
+                                point a Twilio number's webhooks at IVR_PUBLIC_URL
+  ivrd keys generate            write a private_key_jwt signing key and print its public JWKS
+  ivrd agents add NAME          add a dashboard agent (password from stdin or prompted)
+  ivrd agents list|remove NAME  manage dashboard agents
+  ivrd healthcheck              ask a running ivrd for /healthz (the container's HEALTHCHECK)
+  ivrd version                  the build's version and commit
 
 Run "ivrd COMMAND -h" for a command's flags.
 `
@@ -105,6 +115,9 @@ func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout
 		return cmdCheck(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, getenv, stdout)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, readBuildInfo())
+		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -99,6 +99,16 @@ func (m *metrics) SafetyNet() { m.safetyNet.Inc() }
 // Notified counts a ping notification by result (ivr.Observer).
 func (m *metrics) Notified(result string) { m.notifications.WithLabelValues(result).Inc() }
 
+// buildInfo registers ivr_build_info: 1, labelled with the build.
+func (m *metrics) buildInfo(b buildInfo) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ivr_build_info",
+		Help: "The running build: always 1, labelled with version, commit and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
+	m.reg.MustRegister(g)
+}
+
 // gauge registers a gauge read at scrape time.
 func (m *metrics) gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))

@@ -109,7 +109,19 @@ func runServer(ctx context.Context, s server) error {
 	}
 	defer db.Close()
 
+	bi := readBuildInfo()
+	backend := "sqlite"
+	if isPostgresURL(cfg.DBPath) {
+		backend = "postgres"
+	}
+	resumed, err := db.InFlight(ctx)
+	if err != nil {
+		return fmt.Errorf("IVR_DB: %w", err)
+	}
+	log.Info("starting", "version", bi.Version, "commit", bi.Revision, "database", backend,
+		"profile", cfg.Broker.Profile, "ciba_mode", cfg.Mode, "pending_verifications_resumed", resumed)
 	m := newMetrics()
+	m.buildInfo(bi)
 	hub := agentui.NewHub(log.With("component", "hub"))
 	m.gauge("ivr_verifications_pending", "Verifications starting or waiting for the caller's BankID.", func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

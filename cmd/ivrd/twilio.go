@@ -78,7 +78,7 @@ func cmdTwilio(ctx context.Context, args []string, getenv env, stdout, stderr io
 	one := 1
 	nums, err := rest.Api.ListIncomingPhoneNumber(&api.ListIncomingPhoneNumberParams{PhoneNumber: number, Limit: &one, PageSize: &one})
 	if err != nil {
-		return fmt.Errorf("look up %s: %w", *number, twilioErr(err))
+		return twilioErr("look up "+*number, err)
 	}
 	var pn *api.ApiV2010IncomingPhoneNumber
 	for i := range nums {
@@ -128,7 +128,7 @@ func cmdTwilio(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	got, err := rest.Api.UpdateIncomingPhoneNumber(str(pn.Sid), p)
 	if err != nil {
-		return fmt.Errorf("update %s: %w", *number, twilioErr(err))
+		return twilioErr("update "+*number, err)
 	}
 	if str(got.VoiceUrl) != want.VoiceURL || str(got.StatusCallback) != want.StatusCallback {
 		return errors.New("twilio accepted the update but reports other URLs: check the number in the Twilio Console")
@@ -173,12 +173,20 @@ func printDiff(w io.Writer, have, want numberConfig) bool {
 }
 
 // twilioErr keeps Twilio's code and message, never request details.
-func twilioErr(err error) error {
+// twilioErr says what went wrong doing action through Twilio's REST API,
+// and what to do about it where that is clear.
+func twilioErr(action string, err error) error {
 	var te *twclient.TwilioRestError
-	if errors.As(err, &te) {
-		return fmt.Errorf("twilio error %d (HTTP %d): %s", te.Code, te.Status, te.Message)
+	var ue *url.Error
+	switch {
+	case errors.As(err, &te) && te.Status == http.StatusUnauthorized:
+		return fmt.Errorf("%s: Twilio refused the credentials (error %d): check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the account's primary auth token)", action, te.Code)
+	case errors.As(err, &te):
+		return fmt.Errorf("%s: Twilio error %d (HTTP %d): %s", action, te.Code, te.Status, te.Message)
+	case errors.As(err, &ue):
+		return fmt.Errorf("cannot reach Twilio's REST API (%s): %v: check this machine's network, DNS and outbound proxy", ue.URL, ue.Err)
 	}
-	return err
+	return fmt.Errorf("%s: %w", action, err)
 }
 
 func str(p *string) string {

@@ -140,3 +140,44 @@ func TestTwilioConfigure(t *testing.T) {
 }
 
 func mapEnv(m map[string]string) env { return func(k string) string { return m[k] } }
+
+// TestTwilioConfigureErrorsSayWhatToDo: Twilio out of reach, or refusing
+// the credentials, is said in words an operator acts on.
+func TestTwilioConfigureErrorsSayWhatToDo(t *testing.T) {
+	fake := &fakeTwilio{numbers: map[string]map[string]string{}}
+	srv := httptest.NewServer(fake)
+	u, _ := url.Parse(srv.URL)
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL, _ := url.Parse(down.URL)
+	down.Close() // nothing listens there any more
+	defer srv.Close()
+	for _, tt := range []struct {
+		name  string
+		token string
+		to    *url.URL
+		want  []string
+		not   string
+	}{
+		{"unreachable", "ffffeeeeddddccccbbbbaaaa99998888", downURL, []string{"cannot reach Twilio's REST API", "network"}, "look up"},
+		{"wrong token", "0000000000000000000000000000000f", u, []string{"refused the credentials", "TWILIO_AUTH_TOKEN"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := mapEnv(map[string]string{"TWILIO_ACCOUNT_SID": testAccount, "TWILIO_AUTH_TOKEN": tt.token, "IVR_PUBLIC_URL": "https://ivr.example.com"})
+			err := cmdTwilio(t.Context(), []string{"configure", "--number", "+46812345678"}, getenv, &bytes.Buffer{}, &bytes.Buffer{}, &http.Client{Transport: redirect{tt.to}})
+			if err == nil {
+				t.Fatal("configure succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if tt.not != "" && strings.Contains(err.Error(), tt.not) {
+				t.Errorf("error %q says %q", err, tt.not)
+			}
+			if strings.Contains(err.Error(), tt.token) {
+				t.Errorf("the error shows the auth token: %v", err)
+			}
+		})
+	}
+}

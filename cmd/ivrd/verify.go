@@ -138,6 +138,9 @@ type verifyTarget struct {
 // happening while the user decides, and prints the outcome as JSON.
 func runVerify(ctx context.Context, client *ciba.Client, profile *ciba.Profile, t verifyTarget, stdout, stderr io.Writer) error {
 	res, code := verifyOnce(ctx, client, profile, t, stderr)
+	if res.Status == "error" && (strings.Contains(res.Error, "invalid_client") || strings.Contains(res.Error, "unauthorized_client")) {
+		fmt.Fprintln(stderr, strings.TrimSpace(strings.TrimPrefix(clientAuthRemedy(ciba.ErrInvalidClient).Error(), ciba.ErrInvalidClient.Error())))
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(res); err != nil {
