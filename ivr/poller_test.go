@@ -265,13 +265,16 @@ func TestMissedHangUpStopsPolling(t *testing.T) {
 		sid := testSID("missed00000000000000000000000001")
 		e.post("/twilio/voice", params(sid))
 		e.post("/twilio/gather?s=1", params(sid, "Digits", cibatest.SENoAnswer))
-		// The call ends but its status callback never arrives; only the
-		// call row says so (e.g. another instance recorded it).
+		// The call ends but its status callback never reaches this
+		// service; only the call row says so (another instance recorded
+		// it, or the row was written while this one was down).
+		e.stop()
 		c := e.storedCall(sid)
 		c.State, c.EndedAt = store.CallEnded, time.Now()
 		if err := e.db.UpdateCall(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}
+		e.start()
 		<-time.After(5 * time.Second)
 		synctest.Wait()
 		req := e.broker.Requests()[0]

@@ -282,6 +282,11 @@ func NewService(cfg Config, st store.Store, auth Authenticator, pub Publisher, l
 		ping:  newNotifier(cfg.HashKey),
 	}
 	svc.feed, _ = st.(store.EventFeed)
+	if svc.feed == nil {
+		// The sole writer of its store: reads of live calls and their
+		// verifications can come from memory.
+		svc.store = newWriteCache(st)
+	}
 	return svc, nil
 }
 

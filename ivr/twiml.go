@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -173,8 +172,11 @@ func renderElement(b *bytes.Buffer, e twiml.Element, depth int) error {
 	if slices.Contains(brokenSSML, name) {
 		return fmt.Errorf("twiml: twilio-go's %s renders a tag Twilio rejects; use the ivr SSML types", name)
 	}
-	attrs := map[string]string{}
+	// Attributes in name order (twilio-go's maps have none); a parameter
+	// wins over an option of the same name.
 	opt, params := e.GetAttr()
+	var buf [12]attr
+	attrs := buf[:0]
 	for _, m := range []map[string]string{opt, params} {
 		for k, v := range m {
 			if v == "" {
@@ -183,18 +185,28 @@ func renderElement(b *bytes.Buffer, e twiml.Element, depth int) error {
 			if k == "" {
 				return fmt.Errorf("twiml: empty attribute name on <%s>", name)
 			}
-			k = strings.ToLower(k[:1]) + k[1:]
+			if c := k[0]; 'A' <= c && c <= 'Z' {
+				k = string(c+'a'-'A') + k[1:]
+			}
 			if !validName(k) {
 				return fmt.Errorf("twiml: invalid attribute name %q on <%s>", k, name)
 			}
-			attrs[k] = v
+			if i := slices.IndexFunc(attrs, func(a attr) bool { return a.k == k }); i >= 0 {
+				attrs[i].v = v
+				continue
+			}
+			attrs = append(attrs, attr{k, v})
 		}
 	}
-	b.WriteString("<" + name)
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		b.WriteString(" " + k + `="`)
-		escape(b, attrs[k])
-		b.WriteString(`"`)
+	slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+	b.WriteByte('<')
+	b.WriteString(name)
+	for _, a := range attrs {
+		b.WriteByte(' ')
+		b.WriteString(a.k)
+		b.WriteString(`="`)
+		escape(b, a.v)
+		b.WriteByte('"')
 	}
 	text, inner := e.GetText(), e.GetInnerElements()
 	if text == "" && len(inner) == 0 {
@@ -208,13 +220,26 @@ func renderElement(b *bytes.Buffer, e twiml.Element, depth int) error {
 			return err
 		}
 	}
-	b.WriteString("</" + name + ">")
+	b.WriteString("</")
+	b.WriteString(name)
+	b.WriteByte('>')
 	return nil
 }
 
+type attr struct{ k, v string }
+
 // escape writes s XML-escaped; characters XML cannot carry become U+FFFD.
+// Plain ASCII without markup characters, most of a hold hop's document, is
+// written as it is.
 func escape(b *bytes.Buffer, s string) {
-	_ = xml.EscapeText(b, []byte(s)) // a bytes.Buffer does not fail
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '&' || c == '<' || c == '>':
+			_ = xml.EscapeText(b, []byte(s)) // a bytes.Buffer does not fail
+			return
+		}
+	}
+	b.WriteString(s)
 }
 
 // validName accepts the XML names TwiML and SSML use: a letter or '_' first,
