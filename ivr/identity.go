@@ -105,14 +105,8 @@ func (i Identity) String() string { return i.Masked() }
 // GoString masks too.
 func (i Identity) GoString() string { return "ivr.Identity(" + strconv.Quote(i.Masked()) + ")" }
 
-// Format keeps every fmt verb masked.
-func (i Identity) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, i.GoString())
-		return
-	}
-	fmt.Fprint(f, i.Masked())
-}
+// Format keeps every fmt verb masked, as NationalID's does.
+func (i Identity) Format(f fmt.State, verb rune) { formatMasked(f, verb, "ivr.Identity", i.Masked()) }
 
 // LogValue logs the masked form.
 func (i Identity) LogValue() slog.Value { return slog.StringValue(i.Masked()) }

@@ -324,17 +324,24 @@ func (n NationalID) GoString() string { return "ivr.NationalID(" + strconv.Quote
 // Format keeps every fmt verb masked: %#v prints GoString, every other verb
 // formats the masked string.
 func (n NationalID) Format(f fmt.State, verb rune) {
+	formatMasked(f, verb, "ivr.NationalID", n.Masked())
+}
+
+// formatMasked formats a redacting type of name whose masked form is
+// masked: %#v as name("masked"), the string verbs on masked, any other
+// verb as a bad verb.
+func formatMasked(f fmt.State, verb rune, name, masked string) {
 	switch verb {
 	case 'v':
 		if f.Flag('#') {
-			fmt.Fprint(f, n.GoString())
+			fmt.Fprint(f, name+"("+strconv.Quote(masked)+")")
 			return
 		}
-		fmt.Fprintf(f, fmt.FormatString(f, 's'), n.Masked())
+		fmt.Fprintf(f, fmt.FormatString(f, 's'), masked)
 	case 's', 'q', 'x', 'X':
-		fmt.Fprintf(f, fmt.FormatString(f, verb), n.Masked())
+		fmt.Fprintf(f, fmt.FormatString(f, verb), masked)
 	default:
-		fmt.Fprintf(f, "%%!%c(ivr.NationalID=%s)", verb, n.Masked())
+		fmt.Fprintf(f, "%%!%c(%s=%s)", verb, name, masked)
 	}
 }
 
