@@ -247,7 +247,10 @@ func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCa
 		}
 	}
 	r.Get("/demo/phone", page("phone.html"))
-	r.Get("/demo/bankid", page("bankid.html"))
+	// The approval app looks like the broker's (config.profile); /demo/bankid
+	// is its first name, which printDemo still prints.
+	r.Get("/demo/app", page("app.html"))
+	r.Get("/demo/bankid", page("app.html"))
 	r.Get("/demo", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/demo/phone", http.StatusFound) })
 	r.Get("/demo/login", func(w http.ResponseWriter, r *http.Request) {
 		a := running.Load()
