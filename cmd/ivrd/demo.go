@@ -239,12 +239,12 @@ func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCa
 	r.Handle("/demo/twilio/*", http.StripPrefix("/demo/twilio", ivrtest.RESTHandler(demoAccountSID, demoAuthToken, updates)))
 	r.Get("/demo/api/calls/{sid}/updates", updates.handleStream)
 	static, _ := fs.Sub(web.FS, "static/demo")
-	r.Handle("/demo/static/*", http.StripPrefix("/demo/static/", http.FileServerFS(static)))
+	r.Handle("/demo/static/*", demoPageHeaders(http.StripPrefix("/demo/static/", http.FileServerFS(static))))
 	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+		return demoPageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.ServeFileFS(w, r, static, name)
-		}
+		})).ServeHTTP
 	}
 	r.Get("/demo/phone", page("phone.html"))
 	// The approval app looks like the broker's (config.profile); /demo/bankid
