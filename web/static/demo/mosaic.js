@@ -65,9 +65,7 @@ export const mosaicView = (shell, cfg) => {
   };
   const show = (c) => {
     open = c;
-    const lock = el('span', 'lock', '🔒 ');
-    lock.setAttribute('aria-hidden', 'true');
-    url.replaceChildren(el('span', 'visually-hidden', 'Address: '), lock, LOGIN_HOST);
+    url.replaceChildren(el('span', 'visually-hidden', 'Address: '), el('span', 'scheme', 'https://'), LOGIN_HOST);
     url.title = `https://${LOGIN_HOST}/ciba?request=${c.id}`;
     view.replaceChildren(c.page);
     browser.hidden = false;
