@@ -288,9 +288,16 @@ func (b *demoBrowser) watch(tab context.Context, name string) context.Context {
 	return tab
 }
 
+// stepTimeout bounds one step, so that a step that hangs (a click on an
+// element that never shows) fails with the page's text while the tab can
+// still be read.
+const stepTimeout = 90 * time.Second
+
 func (b *demoBrowser) step(name string, tab context.Context, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(tab, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(tab, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		seen, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("%s: %v\npage:\n%s", name, err, seen)
 	}
@@ -405,14 +412,15 @@ func clickText(text string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(() => { const b = [...document.querySelectorAll('button')].find(b => b.textContent.includes(%q) && !b.disabled); if (b) { b.click(); return true } return false })()`, text))
 }
 
-// startDemo runs `ivrd demo` on a free loopback port and returns its base URL.
-func startDemo(t *testing.T, ctx context.Context) string {
+// startDemo runs `ivrd demo` on a free loopback port, with args added
+// (--profile auth0), and returns its base URL.
+func startDemo(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, mapEnv(nil), strings.NewReader(""), pw, io.Discard)
+		done <- run(ctx, append([]string{"demo", "--listen", "127.0.0.1:0"}, args...), mapEnv(nil), strings.NewReader(""), pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {

@@ -254,15 +254,18 @@ func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCa
 	r.Handle("/demo/twilio/*", http.StripPrefix("/demo/twilio", ivrtest.RESTHandler(demoAccountSID, demoAuthToken, updates)))
 	r.Get("/demo/api/calls/{sid}/updates", updates.handleStream)
 	static, _ := fs.Sub(web.FS, "static/demo")
-	r.Handle("/demo/static/*", http.StripPrefix("/demo/static/", http.FileServerFS(static)))
+	r.Handle("/demo/static/*", demoPageHeaders(http.StripPrefix("/demo/static/", http.FileServerFS(static))))
 	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+		return demoPageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.ServeFileFS(w, r, static, name)
-		}
+		})).ServeHTTP
 	}
 	r.Get("/demo/phone", page("phone.html"))
-	r.Get("/demo/bankid", page("bankid.html"))
+	// The approval app looks like the broker's (config.profile); /demo/bankid
+	// is its first name, which printDemo still prints.
+	r.Get("/demo/app", page("app.html"))
+	r.Get("/demo/bankid", page("app.html"))
 	r.Get("/demo", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/demo/phone", http.StatusFound) })
 	r.Get("/demo/login", func(w http.ResponseWriter, r *http.Request) {
 		a := running.Load()

@@ -15,6 +15,13 @@
 // a timeout or bad TwiML it requests that path once with ErrorCode and
 // ErrorUrl before giving up with Twilio's "application error".
 //
+// The page fits the broker the demo simulates (config.profile): its test
+// users (national identity numbers for idura, customer numbers, and at
+// Transmit the users' phones and e-mail addresses), the approval app's
+// name, and where the broker can identify a caller by the number they call
+// from (config.identify has "caller_id"), a choice to call from a test
+// user's phone instead of a new demo number.
+//
 // Test knob: ?timescale=0.1 shortens every pause, hold, reading time and
 // Gather timeout tenfold (for automated browser tests).
 
@@ -30,7 +37,8 @@ const ui = {
   timer: $('timer'), status: $('status'), entered: $('entered'), sid: $('call-sid'), callerId: $('caller-id'),
   keypad: $('keypad'), call: $('call'), hangup: $('hangup'),
   transcript: $('transcript'), clear: $('clear'),
-  users: $('users'), usersNote: $('users-note'),
+  users: $('users'), usersNote: $('users-note'), usersCaption: $('users-caption'),
+  callFrom: $('call-from'), callFromBox: $('call-from-box'), handsetNote: $('handset-note'),
   speech: $('opt-speech'), tones: $('opt-tones'), webhooks: $('opt-webhooks'),
 };
 
@@ -232,17 +240,31 @@ const renderTimer = () => {
 const setInCall = (on) => {
   ui.call.disabled = on || !config;
   ui.hangup.disabled = !on;
+  ui.callFrom.disabled = on;
   for (const b of ui.users.querySelectorAll('button[data-number]')) b.disabled = !on;
+  for (const b of ui.users.querySelectorAll('button[data-phone]')) b.disabled = on || !config;
 };
+
+// userByPhone is the test user whose phone e164 is, if any.
+const userByPhone = (e164) => (e164 && Array.isArray(config?.users) ? config.users.find((u) => u.phone === e164) : undefined);
 
 const showCallerId = (call) => {
   ui.callerId.dataset.e164 = call?.from ?? '';
-  ui.callerId.textContent = call ? `Calling from ${formatNumber(call.from)}` : 'A new caller id for each call';
+  if (call) {
+    const u = userByPhone(call.from);
+    ui.callerId.textContent = `Calling from ${formatNumber(call.from)}`;
+    ui.callerId.title = u ? `${u.name}’s phone` : 'A new demo number';
+    return;
+  }
+  const u = userByPhone(ui.callFrom.value);
+  ui.callerId.textContent = u ? `Calls from ${formatNumber(u.phone)} (${u.name})` : 'A new caller id for each call';
+  ui.callerId.removeAttribute('title');
 };
 
 const startCall = () => {
   if (current || !config) return;
-  const call = new Call(newCallerID(), config.to || '+46812345678');
+  const chosen = userByPhone(ui.callFrom.value);
+  const call = new Call(chosen ? chosen.phone : newCallerID(), config.to || '+46812345678');
   current = call;
   lastCall = call;
   setInCall(true);
@@ -252,7 +274,8 @@ const startCall = () => {
   ui.timer.textContent = '00:00';
   ui.entered.textContent = '';
   setStatus(`Calling ${formatNumber(call.to)}…`);
-  log('sys', 'Phone', `New call ${call.sid} from ${formatNumber(call.from)} (a new number each call) to ${formatNumber(call.to)}.`);
+  const fromWhom = chosen ? `${chosen.name}’s phone, ${formatNumber(call.from)}` : `${formatNumber(call.from)} (a new number each call)`;
+  log('sys', 'Phone', `New call ${call.sid} from ${fromWhom} to ${formatNumber(call.to)}.`);
   speech.cancel();
   tick = setInterval(renderTimer, 250);
   ui.hangup.focus();
@@ -314,14 +337,32 @@ const typeNumber = async (number) => {
 
 // ---------------- test users ----------------
 
-const BEHAVIOUR = {
-  manual: 'Waits for you in the BankID app page',
+// APPS names the approval app page of each profile, as the page's links say.
+const APPS = {
+  idura: { link: 'BankID app (simulated)', short: 'BankID app', manual: 'Waits for you in the BankID app page' },
+  auth0: { link: 'Auth0 Guardian app (simulated)', short: 'Guardian app', manual: 'Waits for you in the Guardian app page' },
+  transmit: { link: 'Test users’ SMS and e-mail (Mosaic, simulated)', short: 'test users’ messages', manual: 'Waits for you to open the link in the messages page' },
+  generic: { link: 'Identity app (simulated)', short: 'identity app', manual: 'Waits for you in the identity app page' },
+};
+const appOf = (profile) => APPS[profile] ?? APPS.generic;
+
+const behaviour = (script) => ({
+  manual: appOf(config?.profile).manual,
   'approve-fast': 'Approves by itself after a few seconds',
   'approve-slow': 'Approves by itself after about a minute',
   decline: 'Declines by itself after a few seconds',
   'no-answer': 'Never answers: the request expires',
-};
+})[script] ?? script ?? '';
 const COUNTRY = { SE: 'Sweden', NO: 'Norway' };
+const NATIONAL_ID = { SE: 'Personnummer', NO: 'Fødselsnummer' };
+
+// CAPTIONS explain the test users list of each profile.
+const CAPTIONS = {
+  idura: 'Numbers the simulated BankID knows. “Type it” keys the number and # into the call.',
+  auth0: 'Customer numbers of the simulated Auth0 tenant’s Guardian users. “Type it” keys the number and # into the call.',
+  transmit: 'Users of the simulated Mosaic. “Call from it” calls from the user’s phone: press 1 and the sign-in link goes to that phone. From a demo number, press 2, then “Type it”. Agents can verify with any of the three.',
+  generic: 'Customer numbers the simulated CIBA broker knows. Press 2 in the menu, then “Type it” keys the number and # into the call.',
+};
 
 const copyText = async (text) => {
   try {
@@ -355,6 +396,35 @@ const elem = (tag, cls, text) => {
   return e;
 };
 
+// copyButton copies text; label names what it copies.
+const copyButton = (text, label) => {
+  const copy = elem('button', 'small', 'Copy');
+  copy.type = 'button';
+  copy.setAttribute('aria-label', `Copy ${label}`);
+  copy.addEventListener('click', async () => {
+    copy.textContent = (await copyText(String(text ?? ''))) ? 'Copied' : 'Copy failed';
+    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+  });
+  return copy;
+};
+
+// idRow is one identifier of a test user: what it is, the value, buttons.
+const idRow = (kind, value, ...buttons) => {
+  const id = elem('span', 'id');
+  id.append(elem('span', 'id-kind', kind), elem('span', 'num', value ?? ''));
+  const row = elem('div', 'user-actions');
+  row.append(id, ...buttons);
+  return row;
+};
+
+// callFromPhone starts a call from test user u's phone.
+const callFromPhone = (u) => {
+  if (current) return;
+  ui.callFrom.value = u.phone;
+  showCallerId(null);
+  startCall();
+};
+
 const userItem = (u) => {
   const who = u.name || 'this user';
   const type = elem('button', 'small primary', 'Type it');
@@ -363,22 +433,21 @@ const userItem = (u) => {
   type.disabled = !current;
   type.setAttribute('aria-label', `Type ${who}’s number and # into the call`);
   type.addEventListener('click', () => typeNumber(u.number));
-  const copy = elem('button', 'small', 'Copy');
-  copy.type = 'button';
-  copy.setAttribute('aria-label', `Copy ${who}’s number`);
-  copy.addEventListener('click', async () => {
-    copy.textContent = (await copyText(String(u.number ?? ''))) ? 'Copied' : 'Copy failed';
-    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
-  });
-  const row = elem('div', 'user-actions');
-  row.append(elem('span', 'num', u.number ?? ''), type, copy);
+  const kind = u.country ? (NATIONAL_ID[u.country] ?? 'Identity number') : 'Customer number';
   const li = elem('li');
-  li.append(
-    elem('strong', '', u.name || '(no name)'), ' ',
-    elem('span', 'country', COUNTRY[u.country] ?? u.country ?? ''),
-    elem('span', 'behaviour', BEHAVIOUR[u.script] ?? u.script ?? ''),
-    row,
-  );
+  li.append(elem('strong', '', u.name || '(no name)'));
+  if (u.country) li.append(' ', elem('span', 'country', COUNTRY[u.country] ?? u.country));
+  li.append(elem('span', 'behaviour', behaviour(u.script)), idRow(kind, u.number, type, copyButton(u.number, `${who}’s number`)));
+  if (u.phone) {
+    const call = elem('button', 'small primary', 'Call from it');
+    call.type = 'button';
+    call.dataset.phone = u.phone;
+    call.disabled = !!current;
+    call.setAttribute('aria-label', `Call the support line from ${who}’s phone`);
+    call.addEventListener('click', () => callFromPhone(u));
+    li.append(idRow('Phone', formatNumber(u.phone), call, copyButton(u.phone, `${who}’s phone number`)));
+  }
+  if (u.email) li.append(idRow('E-mail', u.email, copyButton(u.email, `${who}’s e-mail address`)));
   return li;
 };
 
@@ -420,6 +489,37 @@ document.addEventListener('keydown', (e) => {
 });
 window.addEventListener('pagehide', () => endCall(current, 'The page was closed.', true));
 
+// fitProfile names the approval app and, where the broker identifies
+// callers by the number they call from, offers the test users' phones to
+// call from.
+const fitProfile = () => {
+  const app = appOf(config.profile);
+  for (const a of document.querySelectorAll('a.app-link')) {
+    a.href = '/demo/app';
+    a.textContent = a.id === 'app-link' ? app.link : app.short;
+  }
+  ui.usersCaption.textContent = CAPTIONS[config.profile] ?? CAPTIONS.generic;
+  const phones = (Array.isArray(config.users) ? config.users : []).filter((u) => u.phone);
+  const byCallerID = Array.isArray(config.identify) && config.identify.includes('caller_id');
+  if (byCallerID && phones.length) {
+    for (const u of phones) {
+      const o = document.createElement('option');
+      o.value = u.phone;
+      o.textContent = `${u.name}’s phone`;
+      ui.callFrom.append(o);
+    }
+    ui.callFromBox.hidden = false;
+    ui.handsetNote.textContent = 'A demo number is new for each call, so every call is a row of its own on the dashboard. A test user’s phone is the same number each time: the service sends at most five requests per caller id in ten minutes.';
+  } else if (config.profile !== 'idura') {
+    ui.handsetNote.textContent = 'Each call comes from a new made-up number, so the demo’s per-caller limit on requests never bites and every call is a row of its own on the dashboard.';
+  }
+  if (byCallerID && !phones.length) {
+    ui.handsetNote.textContent += ' Press 2 in the menu to type a customer number: the demo’s numbers are nobody’s phone at this broker.';
+  }
+};
+
+ui.callFrom.addEventListener('change', () => { if (!current) showCallerId(null); });
+
 const loadConfig = async () => {
   try {
     const resp = await fetch('/demo/api/config', { cache: 'no-store', credentials: 'same-origin' });
@@ -433,6 +533,7 @@ const loadConfig = async () => {
     return;
   }
   webhooks = new Webhooks(config, log);
+  fitProfile();
   renderUsers(config.users);
   if (config.dashboardURL) {
     for (const id of ['dashboard-link', 'dashboard-link-2']) $(id).href = config.dashboardURL;
