@@ -54,6 +54,9 @@ type verifyResponse struct {
 	VerificationID string `json:"verificationId"`
 	MaskedID       string `json:"maskedId"`
 	Status         string `json:"status"`
+	// Code is the code the request shows the user, at brokers that show
+	// one: the agent tells the caller to check it.
+	Code string `json:"code,omitempty"`
 }
 
 // handleVerify starts a verification for a live call, as the logged-in
@@ -84,7 +87,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, sess store
 		writeJSON(w, http.StatusBadGateway, apiError{Error: "Could not start " + s.cfg.Approver + " (" + cmp.Or(v.Error, string(v.Status)) + "). Please try again."})
 	case err == nil:
 		s.log.Info("agent started verification", "call_sid", sid, "verification_id", v.ID, "agent", sess.Agent, "kind", req.Kind)
-		writeJSON(w, http.StatusAccepted, verifyResponse{VerificationID: v.ID, MaskedID: v.MaskedID, Status: string(v.Status)})
+		writeJSON(w, http.StatusAccepted, verifyResponse{VerificationID: v.ID, MaskedID: v.MaskedID, Status: string(v.Status), Code: ivr.BindingCode(v)})
 	case errors.Is(err, ivr.ErrKindNotOffered):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "Verify with " + kindWords(s.cfg.VerifyWith) + ".", Field: "kind"})
 	case errors.Is(err, ivr.ErrCallEnded):

@@ -79,7 +79,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 	case ScreenInstruct, ScreenRepeat:
 		verbs = s.hold(c, d.Hold, instructions(lang, d.Country, v)...)
 	case ScreenReminder:
-		switch code := bindingCode(v); {
+		switch code := BindingCode(v); {
 		case d.Country == store.Norway && v != nil && v.BindingMessage != "":
 			verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStillWaitingNO)), wordPair(v.BindingMessage), say(lang, s.p(lang, pWordPairHint)))
 		case code != "":
@@ -158,7 +158,7 @@ func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twim
 // approve the request in the broker's app or link, which shows the code
 // read out here.
 func instructions(lang string, country store.Country, v *store.Verification) []twiml.Element {
-	if code := bindingCode(v); code != "" {
+	if code := BindingCode(v); code != "" {
 		key := pApproveCode
 		switch v.Method {
 		case "guardian":

@@ -83,9 +83,9 @@ func NewCode() string {
 	return fmt.Sprintf("%04d", n.Int64())
 }
 
-// bindingCode is the code in a verification's binding message, "" when it
+// BindingCode is the code in a verification's binding message, "" when it
 // carries none (Idura).
-func bindingCode(v *store.Verification) string {
+func BindingCode(v *store.Verification) string {
 	if v == nil || v.IDKind == store.IDNationalID || v.Country != "" {
 		return ""
 	}

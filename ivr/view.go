@@ -48,6 +48,9 @@ func View(c *store.Call, v *store.Verification) store.CallView {
 		if v.Country == store.Norway && !v.Status.Done() {
 			vv.WordPair = v.BindingMessage
 		}
+		if !v.Status.Done() {
+			vv.Code = BindingCode(v)
+		}
 		if v.Status == store.VerApproved {
 			vv.Name = v.Name
 		}

@@ -176,6 +176,15 @@ func TestBrowserBrokerAgentVerifies(t *testing.T) {
 				t.Errorf("the approval page's request says %q, want it for %s", text, tt.user)
 			}
 			d.photograph(tt.profile+"-agent-request", c.SID)
+			if tt.profile != cibatest.ProfileIdura {
+				// The agent sees the code the caller's screen shows, to tell them.
+				shown := b.eval(d.app, fmt.Sprintf(`document.querySelector('%s .code-box')?.dataset.code ?? ''`, card))
+				told := b.text(d.dashboard, "#verify-ok")
+				onBoard := b.eval(d.dashboard, `document.querySelector('#details-summary .code')?.textContent ?? ''`)
+				if shown == "" || !strings.Contains(told, shown) || onBoard != shown {
+					t.Errorf("the app shows code %q; the agent was told %q and the dashboard shows %q", shown, told, onBoard)
+				}
+			}
 			if tt.profile == cibatest.ProfileTransmit {
 				// Sent to an e-mail address, the link comes by e-mail, to that address.
 				msg := fmt.Sprintf(`.req.msg[data-call-sid=%q]`, c.SID)

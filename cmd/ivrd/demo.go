@@ -404,7 +404,7 @@ func printDemo(w io.Writer, base string, p *ciba.Profile) {
 	fmt.Fprintf(w, `ivrd demo is running with the %[2]s broker (everything in-process; Twilio signatures checked with a demo token).
 
   Phone (you are the caller):    %[1]s/demo/phone
-  %-30[3]s %[1]s/demo/bankid
+  %-30[3]s %[1]s/demo/app
   Agent dashboard (logged in):   %[1]s/demo/login
 
 Call from the phone page, %[4]s

@@ -243,14 +243,18 @@ type CallView struct {
 
 // VerificationView is a verification as the dashboard shows it.
 type VerificationView struct {
-	ID          string     `json:"id"`
-	Country     string     `json:"country"`
-	Method      string     `json:"method"` // "Swedish BankID", "Norwegian BankID", "Auth0 Guardian", "Mosaic"
-	IDKind      string     `json:"idKind"` // national_id, customer_number, caller_id, phone, email
-	MaskedID    string     `json:"maskedId"`
-	Status      string     `json:"status"`
-	Pending     string     `json:"pending,omitempty"`
-	WordPair    string     `json:"wordPair,omitempty"`
+	ID       string `json:"id"`
+	Country  string `json:"country"`
+	Method   string `json:"method"` // "Swedish BankID", "Norwegian BankID", "Auth0 Guardian", "Mosaic"
+	IDKind   string `json:"idKind"` // national_id, customer_number, caller_id, phone, email
+	MaskedID string `json:"maskedId"`
+	Status   string `json:"status"`
+	Pending  string `json:"pending,omitempty"`
+	WordPair string `json:"wordPair,omitempty"`
+	// Code is the short code the request shows the user at brokers that
+	// show one (Auth0, Mosaic, generic) while it is in flight: the caller
+	// checks it against what they were told.
+	Code        string     `json:"code,omitempty"`
 	Name        string     `json:"name,omitempty"`
 	Initiator   string     `json:"initiator"`
 	StartedAt   time.Time  `json:"startedAt"`

@@ -256,6 +256,12 @@ const identity = (c, large) => {
     );
   }
   if (v.pending && live) box.append(el('p', { class: 'substate', text: `${APPROVER}: ${v.pending}` }));
+  if (v.code && live) {
+    box.append(el('p', { class: 'code-line' }, [
+      'Code on the caller\'s screen: ',
+      el('strong', { class: large ? 'code code-xl' : 'code', text: v.code, 'aria-label': v.code.split('').join(' ') }),
+    ]));
+  }
   if (v.status === 'approved') {
     box.append(el('p', { class: 'verified-name' }, [el('strong', { text: v.name || '(no name)' })]));
   }
@@ -718,7 +724,7 @@ const onVerify = async (ev) => {
     input.value = '';
     ok.textContent = IS_BANKID
       ? `BankID started for ${body.maskedId || 'the caller'}. Ask the caller to open the BankID app.`
-      : `${APPROVER} request sent for ${body.maskedId || 'the caller'}. Ask the caller to approve it on their phone.`;
+      : `${APPROVER} request sent for ${body.maskedId || 'the caller'}. Ask the caller to approve it on their phone${body.code ? `; it shows the code ${body.code}` : ''}.`;
     ok.hidden = false;
     renderDetails();
   } catch {
