@@ -25,6 +25,20 @@ const (
 	HintPlain LoginHintFormat = "plain"
 )
 
+// MaxBindingMessage is the longest binding_message, in characters, that any
+// profile sends. It is Auth0's documented limit ("required and up to 64
+// characters", reference notes ciba-idura.md §3.1), the only length limit
+// any of these brokers documents: Idura documents none (§1.8), nor does
+// Transmit (§3.2), and CIBA Core §7.1 asks only that the message "SHOULD be
+// relatively short". Holding every profile to the tightest documented limit
+// keeps a message that passes here valid at each of them.
+const MaxBindingMessage = 64
+
+// Auth0BindingCharset is every character Auth0 allows in a binding_message:
+// "Use only alphanumeric and +-_.,:# characters" (ciba-idura.md §3.1), plus
+// the space that Auth0's own examples use.
+const Auth0BindingCharset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-_.,:# "
+
 // BindingRule constrains the binding_message of a method.
 type BindingRule struct {
 	Required  bool   // the broker needs one (Idura SE, Auth0)
@@ -144,9 +158,9 @@ var (
 				ACRValues:         []string{"urn:grn:authn:se:bankid"},
 				AuthorizationType: "phoneAuth",
 				CallInitiator:     true,
-				// Idura documents no limit; BankID shows it as the user
-				// visible text. Keep it short and plain (CIBA Core §7.1).
-				BindingMessage:    BindingRule{Required: true, MaxLen: 255},
+				// The BankID app shows it; Idura documents no limit (see
+				// MaxBindingMessage).
+				BindingMessage:    BindingRule{Required: true, MaxLen: MaxBindingMessage},
 				NationalIDLengths: []int{10, 12},
 			},
 			{
@@ -179,12 +193,9 @@ var (
 		MaxRequestedExpiry: 300 * time.Second,
 		DefaultMethod:      "guardian",
 		Methods: []Method{{
-			Name:        "guardian",
-			Description: "Auth0 Guardian push notification",
-			// "Use only alphanumeric and +-_.,:# characters"; the space is
-			// allowed too (Auth0's own examples use it).
-			BindingMessage: BindingRule{Required: true, MaxLen: 64,
-				Charset: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-_.,:# "},
+			Name:           "guardian",
+			Description:    "Auth0 Guardian push notification",
+			BindingMessage: BindingRule{Required: true, MaxLen: MaxBindingMessage, Charset: Auth0BindingCharset},
 		}},
 	}
 
@@ -203,9 +214,9 @@ var (
 		Methods: []Method{{
 			Name:        "link",
 			Description: "Mosaic login link by SMS or e-mail",
-			// Transmit documents no limit; its login page shows the
-			// message, so keep it as short as Auth0's.
-			BindingMessage: BindingRule{MaxLen: 64},
+			// Transmit's login page shows the message; it documents no
+			// limit (see MaxBindingMessage).
+			BindingMessage: BindingRule{MaxLen: MaxBindingMessage},
 		}},
 	}
 
@@ -218,7 +229,7 @@ var (
 		LoginHint:       HintPlain,
 		Scope:           []string{"openid"},
 		DefaultMethod:   "default",
-		Methods:         []Method{{Name: "default", Description: "CIBA Core", BindingMessage: BindingRule{MaxLen: 64}}},
+		Methods:         []Method{{Name: "default", Description: "CIBA Core", BindingMessage: BindingRule{MaxLen: MaxBindingMessage}}},
 		DeliveryModes:   []string{"poll", "ping"},
 	}
 )

@@ -46,6 +46,9 @@ func TestProfileRequest(t *testing.T) {
 		{name: "Idura refuses an odd call initiator", profile: Idura, in: RequestInput{NationalID: se, BindingMessage: "x", CallInitiator: "bank"}, wantErr: "call initiator"},
 		{name: "Idura NO takes no call initiator", profile: Idura, in: RequestInput{Method: "no-bankid", NationalID: no, CallInitiator: "RP"}, wantErr: "call initiator"},
 		{name: "Idura unknown method", profile: Idura, in: RequestInput{Method: "dk-mitid", NationalID: se}, wantErr: "unknown method"},
+		{name: "Idura SE binding message at the limit", profile: Idura, in: RequestInput{NationalID: se, BindingMessage: strings.Repeat("å", MaxBindingMessage)},
+			want: map[string]string{"binding_message": strings.Repeat("å", MaxBindingMessage)}},
+		{name: "Idura SE binding message over the limit", profile: Idura, in: RequestInput{NationalID: se, BindingMessage: strings.Repeat("a", MaxBindingMessage+1)}, wantErr: "64"},
 		{name: "binding message with a newline", profile: Idura, in: RequestInput{NationalID: se, BindingMessage: "a\nb"}, wantErr: "character"},
 		{
 			name: "Auth0 iss_sub hint", profile: Auth0,

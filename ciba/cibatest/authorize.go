@@ -14,13 +14,6 @@ import (
 	"github.com/ivr/callerverify/ciba"
 )
 
-// seBindingMaxLen is the longest Swedish binding_message accepted, in
-// characters: the rule of the ciba package's Idura profile (0 = no limit).
-func seBindingMaxLen() int {
-	m, _ := ciba.Idura.Method("se-bankid")
-	return m.BindingMessage.MaxLen
-}
-
 // ceilSeconds rounds d up to whole seconds.
 func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
@@ -208,12 +201,11 @@ func (b *Broker) iduraParams(form url.Values) (authParams, *badParam) {
 	details := form.Get("authorization_details")
 	if want == "SE" {
 		p.binding = form.Get("binding_message")
-		maxLen := seBindingMaxLen()
 		switch {
 		case p.binding == "":
 			return bad("binding_message is required for Swedish BankID")
-		case maxLen > 0 && utf8.RuneCountInString(p.binding) > maxLen:
-			return bad(fmt.Sprintf("binding_message must be at most %d characters", maxLen))
+		case utf8.RuneCountInString(p.binding) > ciba.MaxBindingMessage:
+			return bad(fmt.Sprintf("binding_message must be at most %d characters", ciba.MaxBindingMessage))
 		case !printable(p.binding):
 			return bad("binding_message must be plain printable text")
 		}
@@ -236,15 +228,10 @@ func (b *Broker) iduraParams(form url.Values) (authParams, *badParam) {
 	return p, nil
 }
 
-// auth0Charset is what Auth0 allows in a binding_message: "alphanumeric and
-// +-_.,:# characters", and the space its own examples use.
-const auth0Charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-_.,:# "
-
-// Auth0 limits.
-const (
-	auth0MaxBinding = 64
-	auth0MaxExpiry  = 300 // requested_expiry, seconds
-)
+// auth0MaxExpiry bounds Auth0's requested_expiry, in seconds. Its
+// binding_message rules are ciba.MaxBindingMessage and
+// ciba.Auth0BindingCharset.
+const auth0MaxExpiry = 300
 
 // auth0Params reads an Auth0 request: an iss_sub JSON login_hint, a
 // required binding_message and an optional requested_expiry.
@@ -277,9 +264,9 @@ func (b *Broker) auth0Params(form url.Values) (authParams, *badParam) {
 		return bad("login_hint sub must be a user id")
 	}
 	msg := form.Get("binding_message")
-	if msg == "" || utf8.RuneCountInString(msg) > auth0MaxBinding ||
-		strings.ContainsFunc(msg, func(r rune) bool { return !strings.ContainsRune(auth0Charset, r) }) {
-		return invalidBinding("binding_message is required: at most 64 characters of A-Z a-z 0-9, space and +-_.,:#")
+	if msg == "" || utf8.RuneCountInString(msg) > ciba.MaxBindingMessage ||
+		strings.ContainsFunc(msg, func(r rune) bool { return !strings.ContainsRune(ciba.Auth0BindingCharset, r) }) {
+		return invalidBinding(fmt.Sprintf("binding_message is required: at most %d characters of A-Z a-z 0-9, space and +-_.,:#", ciba.MaxBindingMessage))
 	}
 	expires := b.cfg.ExpiresIn
 	if form.Has("requested_expiry") {
@@ -297,16 +284,15 @@ func (b *Broker) auth0Params(form url.Values) (authParams, *badParam) {
 
 // Transmit and generic limits.
 const (
-	maxBinding       = 64  // binding_message, characters
 	maxCustomMessage = 256 // Transmit request_context custom_message, characters
 	maxGenericExpiry = 86400
 )
 
-// optionalBinding checks an optional binding_message of at most maxBinding
-// printable characters.
+// optionalBinding checks an optional binding_message of at most
+// ciba.MaxBindingMessage printable characters.
 func optionalBinding(msg string) *badParam {
-	if msg != "" && (utf8.RuneCountInString(msg) > maxBinding || !printable(msg)) {
-		_, bad := invalidBinding("binding_message must be at most 64 printable characters")
+	if msg != "" && (utf8.RuneCountInString(msg) > ciba.MaxBindingMessage || !printable(msg)) {
+		_, bad := invalidBinding(fmt.Sprintf("binding_message must be at most %d printable characters", ciba.MaxBindingMessage))
 		return bad
 	}
 	return nil

@@ -18,12 +18,14 @@
 //
 //	idura     POST /ciba/bc-authorize  POST /oauth2/token  GET /.well-known/jwks
 //	          login_hint sub:ssn:<national id>; acr_values and
-//	          authorization_details per country; the Swedish pending
+//	          authorization_details per country; the Swedish
+//	          binding_message of at most ciba.MaxBindingMessage
+//	          characters (Idura documents no limit); the Swedish pending
 //	          sub-states; the Norwegian word pair (bindingMessage); poll.
 //	auth0     POST /bc-authorize       POST /oauth/token   GET /.well-known/jwks.json
 //	          login_hint {"format":"iss_sub","iss":<issuer>,"sub":"auth0|<id>"};
-//	          binding_message required (64 characters of A-Za-z0-9+-_.,:#
-//	          and space); requested_expiry 1..300 s; interval 5; Auth0's
+//	          binding_message required (ciba.MaxBindingMessage, 64,
+//	          characters of ciba.Auth0BindingCharset); requested_expiry 1..300 s; interval 5; Auth0's
 //	          error texts, expiry answered as access_denied, slow_down with
 //	          a growing Retry-After; poll.
 //	transmit  POST /cis/oidc/backchannel  POST /oidc/token  GET /cis/oidc/jwks
