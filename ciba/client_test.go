@@ -424,8 +424,12 @@ func TestKeyWithoutKidOrWithForeignAlg(t *testing.T) {
 
 func TestPrintedFormsHideSecrets(t *testing.T) {
 	ar := AuthResponse{AuthReqID: "secret-req-id", ExpiresIn: time.Minute, BindingMessage: "Frekk Julekos"}
-	tr := TokenResponse{AccessToken: "secret-at", IDToken: "secret-idt", RefreshToken: "secret-rt"}
-	cl := Claims{SSN: "196802020575", Name: "Terne Paulsen", Country: "SE"}
+	idt, err := NewIDToken([]byte(`{"iss":"https://broker","sub":"secret-sub","ssn":"196802020575","name":"Terne Paulsen","country":"SE"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := TokenResponse{AccessToken: "secret-at", RawIDToken: "secret-idt", IDToken: idt, RefreshToken: "secret-rt"}
+	cl := *idt
 	req := AuthRequest{LoginHint: "sub:ssn:196802020575", BindingMessage: "x"}
 	for _, s := range []string{
 		fmt.Sprint(ar), fmt.Sprintf("%#v", ar), ar.LogValue().String(),

@@ -56,7 +56,7 @@ func TestDecodeTokenResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.IDToken != "x.y.z" || got.AccessToken != "cf1ce646" || got.ExpiresIn != 120*time.Second || got.TokenType != "Bearer" || got.Scope != "openid" {
+	if got.RawIDToken != "x.y.z" || got.AccessToken != "cf1ce646" || got.ExpiresIn != 120*time.Second || got.TokenType != "Bearer" || got.Scope != "openid" {
 		t.Errorf("got %+v", got)
 	}
 	for _, bad := range []string{`{}`, `{"access_token":1}`, `{"id_token":"a","expires_in":"x"}`, `nope`} {
@@ -106,7 +106,7 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if tr.IDToken == "" && tr.AccessToken == "" {
+		if tr.RawIDToken == "" && tr.AccessToken == "" {
 			t.Fatal("token response without tokens accepted")
 		}
 		if tr.ExpiresIn < 0 || tr.ExpiresIn > maxSeconds*time.Second {

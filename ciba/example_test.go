@@ -67,7 +67,17 @@ func Example() {
 	case err != nil:
 		fmt.Println("error:", err)
 	default:
-		fmt.Println("verified:", tok.Claims.Country, tok.Claims.GivenName, tok.Claims.MatchNationalID(cibatest.NOManual) == nil)
+		// The standard claims are fields; the broker's own claims are
+		// decoded into a struct of ours.
+		var idura struct {
+			SocialNo  string `json:"socialno"` // Norwegian national identity number
+			GivenName string `json:"given_name"`
+			Country   string `json:"country"`
+		}
+		if err := tok.IDToken.Claims(&idura); err != nil {
+			panic(err)
+		}
+		fmt.Println("verified:", idura.Country, idura.GivenName, idura.SocialNo == cibatest.NOManual)
 	}
 	// Output:
 	// ciba.AuthRequest{scope=openid ssn login_hint=[redacted] acr_values=urn:grn:authn:no:bankid authorization_details=[{"type":"customerServiceCall.v1"}]}

@@ -1,7 +1,6 @@
 package ciba
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,14 +28,77 @@ import (
 // maxIDToken bounds the size of an ID token we are willing to parse.
 const maxIDToken = 64 << 10
 
-// ValidateIDToken checks an ID token and returns its claims. Nothing in an ID
-// token may be trusted before this succeeds. It checks, in order:
+// IDToken is an ID token that passed every check of
+// Client.ValidateIDToken. Its fields are the standard claims (OpenID
+// Connect Core §2); Claims decodes the whole claims set into a type of the
+// caller's, for the claims a broker adds (Idura's "ssn", say).
+//
+// Every printed form of an IDToken hides the subject and the claims, which
+// may identify a person.
+type IDToken struct {
+	Issuer          string    // iss: the broker's issuer
+	Subject         string    // sub: the user at the broker
+	Audience        []string  // aud: contains our client_id
+	AuthorizedParty string    // azp: our client_id, or ""
+	Expiry          time.Time // exp
+	IssuedAt        time.Time // iat
+	NotBefore       time.Time // nbf; zero when absent
+	AuthTime        time.Time // auth_time; zero when absent
+	ACR             string    // acr; "" when absent
+	AMR             []string  // amr; nil when absent
+
+	claims []byte // the claims set: the JWS payload, verified
+}
+
+// Claims decodes the token's claims set, standard claims included, into v
+// with encoding/json: typically a struct of the caller's with the claims it
+// needs, or a map[string]any for all of them.
+func (t *IDToken) Claims(v any) error {
+	if t == nil || t.claims == nil {
+		return errors.New("ciba: ID token has no claims set")
+	}
+	if err := json.Unmarshal(t.claims, v); err != nil {
+		return fmt.Errorf("ciba: ID token claims: %w", err)
+	}
+	return nil
+}
+
+// String hides the subject and the claims beyond iss, aud and acr.
+func (t IDToken) String() string {
+	return fmt.Sprintf("ciba.IDToken{iss=%q aud=%q acr=%q sub=[redacted]}", t.Issuer, t.Audience, t.ACR)
+}
+
+// GoString is String, so that %#v hides the same.
+func (t IDToken) GoString() string { return t.String() }
+
+// LogValue hides the subject and the claims for log/slog.
+func (t IDToken) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// NewIDToken decodes a JWT claims set (a JSON object) into an IDToken. It
+// checks only that the standard claims have their JSON types: no signature,
+// issuer, audience or time, for which use Client.ValidateIDToken. It serves
+// fakes of Client.Token in tests, which need an IDToken with claims of
+// their choosing.
+func NewIDToken(claims []byte) (*IDToken, error) {
+	t, err := parseClaims(claims)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidIDToken, err)
+	}
+	return t, nil
+}
+
+// ValidateIDToken checks an ID token and returns it decoded. Nothing in an
+// ID token may be trusted before this succeeds. It checks, in order:
 //
 //   - the JWS header: compact form, alg one of RS256, PS256, ES256 (so never
 //     none and never HMAC), no crit;
 //   - the signature, with the broker's key named by kid (the JWKS is fetched
 //     again, at most once per JWKSMinRefresh, when kid is unknown), a key
 //     whose type fits alg and whose own alg, if any, equals it;
+//   - the claims set: a JSON object whose standard claims have their types
+//     (iss, sub, azp and acr strings; aud a string or an array of strings;
+//     exp, iat, nbf and auth_time numbers; amr an array of strings), and no
+//     key that differs from a standard claim's name only in case;
 //   - iss exactly the discovered issuer; aud containing our client_id, and
 //     azp equal to it when present or when aud has several members;
 //   - exp (required), iat (required, not in the future) and nbf, each with
@@ -41,7 +106,7 @@ const maxIDToken = 64 << 10
 //
 // Every error wraps ErrInvalidIDToken (or ErrTransport when the JWKS could
 // not be fetched) and never contains the token.
-func (c *Client) ValidateIDToken(ctx context.Context, raw string) (*Claims, error) {
+func (c *Client) ValidateIDToken(ctx context.Context, raw string) (*IDToken, error) {
 	if len(raw) > maxIDToken {
 		return nil, invalidIDToken("too large")
 	}
@@ -71,14 +136,14 @@ func (c *Client) ValidateIDToken(ctx context.Context, raw string) (*Claims, erro
 	if payload == nil {
 		return nil, invalidIDToken("signature does not verify")
 	}
-	claims, err := parseClaims(payload)
+	tok, err := parseClaims(payload)
 	if err != nil {
 		return nil, invalidIDToken(err.Error())
 	}
-	if err := c.checkClaims(claims); err != nil {
+	if err := c.checkClaims(tok); err != nil {
 		return nil, err
 	}
-	return claims, nil
+	return tok, nil
 }
 
 func invalidIDToken(reason string) error {
@@ -107,95 +172,107 @@ func decodeHeader(seg string) (joseHeader, error) {
 	return h, nil
 }
 
-// parseClaims decodes the payload of a verified token.
-func parseClaims(payload []byte) (*Claims, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || m == nil {
-		return nil, errors.New("payload is not a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after payload")
-	}
-	c := &Claims{Raw: m}
-	str := func(names ...string) (string, error) {
-		for _, n := range names {
-			v, ok := m[n]
-			if !ok || v == nil {
-				continue
-			}
-			s, ok := v.(string)
-			if !ok {
-				return "", fmt.Errorf("claim %s is not a string", n)
-			}
-			if s != "" {
-				return s, nil
-			}
-		}
-		return "", nil
-	}
-	var err error
-	for _, f := range []struct {
-		dst   *string
-		names []string
-	}{
-		{&c.Issuer, []string{"iss"}},
-		{&c.Subject, []string{"sub"}},
-		{&c.AuthorizedParty, []string{"azp"}},
-		{&c.Name, []string{"name"}},
-		{&c.GivenName, []string{"given_name", "givenname"}},
-		{&c.FamilyName, []string{"family_name", "surname"}},
-		{&c.SSN, []string{"ssn"}},
-		{&c.SocialNo, []string{"socialno"}},
-		{&c.Country, []string{"country"}},
-		{&c.IdentityScheme, []string{"identityscheme"}},
-		{&c.AuthenticationType, []string{"authenticationtype"}},
-		{&c.BirthDate, []string{"birthdate"}},
-		{&c.ACR, []string{"acr"}},
-	} {
-		if *f.dst, err = str(f.names...); err != nil {
-			return nil, err
-		}
-	}
-	switch aud := m["aud"].(type) {
-	case nil:
-	case string:
-		c.Audience = []string{aud}
-	case []any:
-		for _, a := range aud {
-			s, ok := a.(string)
-			if !ok {
-				return nil, errors.New("claim aud has a non-string member")
-			}
-			c.Audience = append(c.Audience, s)
-		}
-	default:
-		return nil, errors.New("claim aud is neither a string nor an array")
-	}
-	for _, f := range []struct {
-		dst  *time.Time
-		name string
-	}{{&c.ExpiresAt, "exp"}, {&c.IssuedAt, "iat"}, {&c.NotBefore, "nbf"}} {
-		v, ok := m[f.name]
-		if !ok || v == nil {
-			continue
-		}
-		n, ok := v.(json.Number)
-		if !ok {
-			return nil, fmt.Errorf("claim %s is not a number", f.name)
-		}
-		x, err := n.Float64()
-		if err != nil || math.IsNaN(x) || x < 0 || x > 1<<40 {
-			return nil, fmt.Errorf("claim %s is out of range", f.name)
-		}
-		sec, frac := math.Modf(x)
-		*f.dst = time.Unix(int64(sec), int64(frac*1e9))
-	}
-	return c, nil
+// standardClaims are the claims an IDToken has as fields, as JSON.
+type standardClaims struct {
+	Issuer          string      `json:"iss"`
+	Subject         string      `json:"sub"`
+	Audience        audience    `json:"aud"`
+	AuthorizedParty string      `json:"azp"`
+	Expiry          numericDate `json:"exp"`
+	IssuedAt        numericDate `json:"iat"`
+	NotBefore       numericDate `json:"nbf"`
+	AuthTime        numericDate `json:"auth_time"`
+	ACR             string      `json:"acr"`
+	AMR             []string    `json:"amr"`
 }
 
-func (c *Client) checkClaims(cl *Claims) error {
+// standardNames are the JSON names of standardClaims.
+var standardNames = []string{"iss", "sub", "aud", "azp", "exp", "iat", "nbf", "auth_time", "acr", "amr"}
+
+// parseClaims decodes the claims set of a token. encoding/json matches
+// names without regard to case, so a key such as "Exp" is refused: the
+// claims read here are then the ones any other reader of the token sees.
+func parseClaims(payload []byte) (*IDToken, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &keys); err != nil || keys == nil {
+		return nil, errors.New("claims set is not a JSON object")
+	}
+	for k := range keys {
+		for _, n := range standardNames {
+			if k != n && strings.EqualFold(k, n) {
+				return nil, fmt.Errorf("claim %q differs from %s only in case", k, n)
+			}
+		}
+	}
+	var sc standardClaims
+	if err := json.Unmarshal(payload, &sc); err != nil {
+		return nil, fmt.Errorf("claims set: %w", err)
+	}
+	return &IDToken{
+		Issuer:          sc.Issuer,
+		Subject:         sc.Subject,
+		Audience:        sc.Audience,
+		AuthorizedParty: sc.AuthorizedParty,
+		Expiry:          time.Time(sc.Expiry),
+		IssuedAt:        time.Time(sc.IssuedAt),
+		NotBefore:       time.Time(sc.NotBefore),
+		AuthTime:        time.Time(sc.AuthTime),
+		ACR:             sc.ACR,
+		AMR:             sc.AMR,
+		claims:          payload,
+	}, nil
+}
+
+// audience is the aud claim: one string or an array of strings (RFC 7519
+// §4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		return nil
+	case b[0] == '"':
+		var s string
+		err := json.Unmarshal(b, &s)
+		*a = audience{s}
+		return err
+	case b[0] == '[':
+		var s []string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return &json.UnmarshalTypeError{Value: "array with a member that is not a string", Type: reflect.TypeFor[audience]()}
+		}
+		*a = s
+		return nil
+	}
+	return &json.UnmarshalTypeError{Value: "value that is neither a string nor an array", Type: reflect.TypeFor[audience]()}
+}
+
+// maxNumericDate bounds the numeric dates accepted (the year 36812): larger
+// ones are garbage, and would overflow time arithmetic.
+const maxNumericDate = 1 << 40
+
+// numericDate is a JWT NumericDate (RFC 7519 §2): seconds since the epoch,
+// possibly fractional. A string holding a number is refused. The zero
+// time stands for an absent claim.
+type numericDate time.Time
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		return &json.UnmarshalTypeError{Value: "non-number", Type: reflect.TypeFor[numericDate]()}
+	}
+	x, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || x < 0 || x > maxNumericDate {
+		return &json.UnmarshalTypeError{Value: "number out of range", Type: reflect.TypeFor[numericDate]()}
+	}
+	sec, frac := math.Modf(x)
+	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))
+	return nil
+}
+
+func (c *Client) checkClaims(cl *IDToken) error {
 	if cl.Issuer != c.meta.Issuer {
 		return invalidIDToken("wrong issuer")
 	}
@@ -207,9 +284,9 @@ func (c *Client) checkClaims(cl *Claims) error {
 	}
 	now, skew := c.now(), c.cfg.Skew
 	switch {
-	case cl.ExpiresAt.IsZero():
+	case cl.Expiry.IsZero():
 		return invalidIDToken("no exp")
-	case !now.Before(cl.ExpiresAt.Add(skew)):
+	case !now.Before(cl.Expiry.Add(skew)):
 		return invalidIDToken("expired")
 	case cl.IssuedAt.IsZero():
 		return invalidIDToken("no iat")
@@ -362,8 +439,8 @@ func fetchJWKS(ctx context.Context, hc *http.Client, uri string) ([]verifyKey, e
 
 // RefreshJWKS fetches the broker's JWKS now and replaces the cached keys. It
 // fails when the JWKS cannot be fetched or holds no key usable for RS256,
-// PS256 or ES256 signatures. `ivrd check` uses it; validation fetches on its
-// own when needed.
+// PS256 or ES256 signatures: a service can call it at start to check its
+// broker configuration. Validation fetches on its own when needed.
 func (c *Client) RefreshJWKS(ctx context.Context) error {
 	j := &c.jwks
 	j.fetchMu.Lock()

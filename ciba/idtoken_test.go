@@ -60,6 +60,13 @@ func TestValidateIDToken(t *testing.T) {
 		{"no iat", signed(func(c map[string]any) { delete(c, "iat") }), "iat"},
 		{"nbf in the future", signed(func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() }), "nbf"},
 		{"exp as a string", signed(func(c map[string]any) { c["exp"] = "9999999999" }), "exp"},
+		{"exp out of range", signed(func(c map[string]any) { c["exp"] = 1e300 }), "exp"},
+		{"iss not a string", signed(func(c map[string]any) { c["iss"] = 1 }), "iss"},
+		{"aud a number", signed(func(c map[string]any) { c["aud"] = 1 }), "aud"},
+		{"aud with a member that is not a string", signed(func(c map[string]any) { c["aud"] = []any{"ivr", 1} }), "aud"},
+		{"amr not an array", signed(func(c map[string]any) { c["amr"] = "pwd" }), "amr"},
+		{"auth_time as a string", signed(func(c map[string]any) { c["auth_time"] = "1716374501" }), "auth_time"},
+		{"a second exp differing in case", signed(func(c map[string]any) { c["Exp"] = now.Add(time.Hour).Unix() }), "case"},
 		{"unknown kid", signToken(t, testRSAKey(), jwa.RS256(), claims(nil), nil), "unknown kid"},
 		{"garbage", "not.a.jwt", "header"},
 		{"empty", "", "compact"},
@@ -67,13 +74,20 @@ func TestValidateIDToken(t *testing.T) {
 	c := newTestClient(t, f, func(cfg *Config) { cfg.Now = func() time.Time { return now } })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cl, err := c.ValidateIDToken(t.Context(), tt.token)
+			tok, err := c.ValidateIDToken(t.Context(), tt.token)
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("refused a valid token: %v", err)
 				}
-				if cl.SSN != "196802020575" || cl.GivenName != "Terne" || cl.FamilyName != "Paulsen" || cl.Country != "SE" {
-					t.Errorf("claims = %+v", cl)
+				if tok.Issuer != f.issuer || tok.Subject != "{bb9c2364-dfae-44f3-bcfd-999053d94f9e}" || !tok.IssuedAt.Equal(time.Unix(now.Unix(), 0)) {
+					t.Errorf("token = %+v", *tok)
+				}
+				var idura struct {
+					SSN     string `json:"ssn"`
+					Country string `json:"country"`
+				}
+				if err := tok.Claims(&idura); err != nil || idura.SSN != "196802020575" || idura.Country != "SE" {
+					t.Errorf("Claims = %+v, %v", idura, err)
 				}
 				return
 			}
@@ -83,8 +97,8 @@ func TestValidateIDToken(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("err = %q, want reason %q", err, tt.reason)
 			}
-			if cl != nil {
-				t.Error("claims returned with an error")
+			if tok != nil {
+				t.Error("token returned with an error")
 			}
 			assertNoSecrets(t, err, tt.token[:min(len(tt.token), 20)]+"x", "196802020575", "Terne")
 		})
@@ -197,23 +211,40 @@ func TestJWKSSkipsSymmetricAndEncryptionKeys(t *testing.T) {
 	}
 }
 
-func TestParseClaimsIduraNames(t *testing.T) {
-	cl, err := parseClaims([]byte(`{"iss":"i","sub":"s","aud":["a"],"exp":1716375701,"iat":1716374501.5,"socialno":"01010112345","givenname":"Kari","surname":"Nordmann","country":"NO","identityscheme":"nobankid-oidc","birthdate":"1901-01-01"}`))
+func TestIDTokenClaims(t *testing.T) {
+	tok, err := NewIDToken([]byte(`{"iss":"i","sub":"s","aud":"a","exp":1716375701,"iat":1716374501.5,"auth_time":1716374490,"acr":"urn:grn:authn:no:bankid","amr":["hwk"],"socialno":"01010112345","givenname":"Kari","address":{"country":"NO"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cl.SocialNo != "01010112345" || cl.NationalID() != "01010112345" || cl.GivenName != "Kari" || cl.FamilyName != "Nordmann" || cl.BirthDate != "1901-01-01" || cl.IdentityScheme != "nobankid-oidc" {
-		t.Errorf("claims = %+v", cl)
+	if tok.Issuer != "i" || tok.Subject != "s" || len(tok.Audience) != 1 || tok.Audience[0] != "a" || tok.ACR != "urn:grn:authn:no:bankid" || len(tok.AMR) != 1 || tok.AMR[0] != "hwk" {
+		t.Errorf("token = %+v", *tok)
 	}
-	if cl.IssuedAt.UnixMilli() != 1716374501500 {
-		t.Errorf("iat = %v", cl.IssuedAt)
+	if tok.IssuedAt.UnixMilli() != 1716374501500 || tok.Expiry.Unix() != 1716375701 || tok.AuthTime.Unix() != 1716374490 || !tok.NotBefore.IsZero() {
+		t.Errorf("times: iat %v exp %v auth_time %v nbf %v", tok.IssuedAt, tok.Expiry, tok.AuthTime, tok.NotBefore)
 	}
-	if err := cl.MatchNationalID("010101-12345"); err != nil {
-		t.Errorf("MatchNationalID: %v", err)
+	var own struct {
+		SocialNo  string `json:"socialno"`
+		GivenName string `json:"givenname"`
+		Address   struct {
+			Country string `json:"country"`
+		} `json:"address"`
+		Issuer string `json:"iss"`
 	}
-	for _, bad := range []string{`[]`, `{"iss":1}`, `{"aud":[1]}`, `{"exp":-1}`, `{"exp":1e300}`, `{} {}`} {
-		if _, err := parseClaims([]byte(bad)); err == nil {
-			t.Errorf("parseClaims(%s) accepted", bad)
+	if err := tok.Claims(&own); err != nil || own.SocialNo != "01010112345" || own.GivenName != "Kari" || own.Address.Country != "NO" || own.Issuer != "i" {
+		t.Errorf("Claims = %+v, %v", own, err)
+	}
+	var wrong struct {
+		GivenName int `json:"givenname"`
+	}
+	if err := tok.Claims(&wrong); err == nil {
+		t.Error("Claims decoded a string into an int")
+	}
+	if err := (&IDToken{}).Claims(&own); err == nil {
+		t.Error("Claims of an IDToken without a claims set succeeded")
+	}
+	for _, bad := range []string{`[]`, `null`, `"x"`, `{"iss":1}`, `{"aud":[1]}`, `{"aud":{}}`, `{"exp":-1}`, `{"exp":1e300}`, `{"exp":"1"}`, `{"amr":"pwd"}`, `{"ISS":"i"}`, `{} {}`} {
+		if _, err := NewIDToken([]byte(bad)); !errors.Is(err, ErrInvalidIDToken) {
+			t.Errorf("NewIDToken(%s) = %v, want ErrInvalidIDToken", bad, err)
 		}
 	}
 }
@@ -235,4 +266,22 @@ func TestRefreshJWKS(t *testing.T) {
 	if err := c.RefreshJWKS(t.Context()); !errors.Is(err, ErrTransport) {
 		t.Fatalf("empty JWKS: err = %v", err)
 	}
+}
+
+// FuzzNewIDToken checks that no claims set makes decoding panic, and that
+// a decoded token's claims set decodes again.
+func FuzzNewIDToken(f *testing.F) {
+	for _, s := range []string{`{"iss":"i","aud":["a"],"exp":1.5,"amr":["x"]}`, `{"aud":null,"exp":null}`, `{"exp":-0}`, `{"aud":"a","Aud":"b"}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, claims []byte) {
+		tok, err := NewIDToken(claims)
+		if err != nil {
+			return
+		}
+		var all map[string]any
+		if err := tok.Claims(&all); err != nil {
+			t.Fatalf("accepted a claims set that does not decode: %v", err)
+		}
+	})
 }

@@ -162,8 +162,8 @@ func TestPoll(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Poll: %v", err)
 					}
-					if tok.Claims == nil || tok.Claims.SSN != "196802020575" || tok.ExpiresIn != 120*time.Second {
-						t.Errorf("token = %v claims %v", tok, tok.Claims)
+					if tok.IDToken == nil || tok.IDToken.Subject != "{bb9c2364-dfae-44f3-bcfd-999053d94f9e}" || tok.ExpiresIn != 120*time.Second {
+						t.Errorf("token = %v ID token %v", tok, tok.IDToken)
 					}
 				}
 				for _, want := range tt.wantErr {

@@ -13,8 +13,8 @@ import (
 )
 
 // Token asks the token endpoint once for the outcome of authReqID (CIBA Core
-// §10.1). It returns the tokens, with TokenResponse.Claims holding the
-// validated ID token claims, or an error: a broker *Error (compare with
+// §10.1). It returns the tokens, with TokenResponse.IDToken the validated
+// ID token, or an error: a broker *Error (compare with
 // errors.Is against ErrAuthorizationPending, ErrSlowDown, ErrAccessDenied,
 // ErrExpiredToken, ErrInvalidGrant, …; 400, 401 and 403 are treated alike),
 // an error wrapping ErrTransport, or one wrapping ErrInvalidIDToken.
@@ -43,14 +43,14 @@ func (c *Client) Token(ctx context.Context, authReqID string) (*TokenResponse, e
 	if err != nil {
 		return nil, fmt.Errorf("ciba: %s: %w: %w", step, ErrTransport, err)
 	}
-	if tr.IDToken == "" {
+	if tr.RawIDToken == "" {
 		return nil, fmt.Errorf("ciba: %s: %w: token response without id_token", step, ErrInvalidIDToken)
 	}
-	claims, err := c.ValidateIDToken(ctx, tr.IDToken)
+	idt, err := c.ValidateIDToken(ctx, tr.RawIDToken)
 	if err != nil {
 		return nil, fmt.Errorf("ciba: %s: %w", step, err)
 	}
-	tr.Claims = claims
+	tr.IDToken = idt
 	return tr, nil
 }
 
@@ -101,7 +101,7 @@ func decodeTokenResponse(body []byte) (*TokenResponse, error) {
 		AccessToken:  r.AccessToken,
 		TokenType:    r.TokenType,
 		RefreshToken: r.RefreshToken,
-		IDToken:      r.IDToken,
+		RawIDToken:   r.IDToken,
 		Scope:        r.Scope,
 		ExpiresIn:    r.ExpiresIn.duration(),
 	}, nil

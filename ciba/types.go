@@ -113,22 +113,25 @@ func (a AuthResponse) GoString() string { return a.String() }
 // LogValue hides the auth_req_id.
 func (a AuthResponse) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
-// TokenResponse is a successful token response. When it carries an ID token,
-// Claims holds its validated claims; a TokenResponse is never returned for an
-// ID token that failed validation.
+// TokenResponse is a successful token response. Client.Token never returns
+// one whose ID token failed validation: IDToken is the validated token.
 type TokenResponse struct {
 	AccessToken  string
 	TokenType    string
 	RefreshToken string
-	IDToken      string
-	Scope        string
-	ExpiresIn    time.Duration
-	Claims       *Claims
+	// RawIDToken is the ID token as the broker sent it (a compact JWS),
+	// e.g. for a later AuthRequest.IDTokenHint.
+	RawIDToken string
+	// IDToken is RawIDToken validated: its standard claims, and Claims for
+	// the rest.
+	IDToken   *IDToken
+	Scope     string
+	ExpiresIn time.Duration
 }
 
 // String hides the tokens.
 func (t TokenResponse) String() string {
-	return fmt.Sprintf("ciba.TokenResponse{token_type=%q scope=%q expires_in=%s id_token=%t}", t.TokenType, t.Scope, t.ExpiresIn, t.IDToken != "")
+	return fmt.Sprintf("ciba.TokenResponse{token_type=%q scope=%q expires_in=%s id_token=%t}", t.TokenType, t.Scope, t.ExpiresIn, t.RawIDToken != "")
 }
 
 // GoString is String.
@@ -136,88 +139,6 @@ func (t TokenResponse) GoString() string { return t.String() }
 
 // LogValue hides the tokens.
 func (t TokenResponse) LogValue() slog.Value { return slog.StringValue(t.String()) }
-
-// Claims are the validated claims of an ID token, with the Idura-specific
-// identity claims broken out.
-type Claims struct {
-	Issuer             string
-	Subject            string
-	Audience           []string
-	AuthorizedParty    string
-	IssuedAt           time.Time
-	ExpiresAt          time.Time
-	NotBefore          time.Time
-	Name               string
-	GivenName          string
-	FamilyName         string
-	SSN                string // Swedish personnummer (Idura "ssn")
-	SocialNo           string // Norwegian fødselsnummer (Idura "socialno")
-	Country            string // "SE", "NO"
-	IdentityScheme     string // e.g. "sebankid", "nobankid-oidc"
-	AuthenticationType string // e.g. "urn:grn:authn:se:bankid"
-	BirthDate          string
-	ACR                string
-	Raw                map[string]any // every claim, as decoded
-}
-
-// NationalID returns the national identity number claim: ssn, else socialno.
-func (c *Claims) NationalID() string {
-	if c.SSN != "" {
-		return c.SSN
-	}
-	return c.SocialNo
-}
-
-// ErrNationalIDMismatch is returned by MatchNationalID when the verified
-// number is not the one asked for.
-var ErrNationalIDMismatch = errors.New("ciba: verified national identity number differs from the one requested")
-
-// ErrNationalIDMissing is returned by MatchNationalID when the token carries
-// no national identity number.
-var ErrNationalIDMissing = errors.New("ciba: ID token carries no national identity number")
-
-// MatchNationalID checks that the verified number equals want. Both are
-// compared on their digits only (so "19680202-0575" equals "196802020575"),
-// and a Swedish 10-digit form matches the 12-digit one with the same last ten
-// digits. The error never contains either number.
-func (c *Claims) MatchNationalID(want string) error {
-	got := digitsOnly(c.NationalID())
-	w := digitsOnly(want)
-	if got == "" {
-		return ErrNationalIDMissing
-	}
-	if got == w {
-		return nil
-	}
-	if len(got) == 12 && len(w) == 10 && got[2:] == w {
-		return nil
-	}
-	if len(got) == 10 && len(w) == 12 && w[2:] == got {
-		return nil
-	}
-	return ErrNationalIDMismatch
-}
-
-func digitsOnly(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// String hides the personal claims.
-func (c Claims) String() string {
-	return fmt.Sprintf("ciba.Claims{iss=%q country=%q identityscheme=%q name=[redacted] national_id=[redacted]}", c.Issuer, c.Country, c.IdentityScheme)
-}
-
-// GoString is String.
-func (c Claims) GoString() string { return c.String() }
-
-// LogValue hides the personal claims.
-func (c Claims) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Error is an OAuth/CIBA error response from the broker. Error() prints only
 // the code: error_description is broker text that may echo the login hint.

@@ -259,7 +259,7 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				return nil
 			}
 			v.Polls++
-			if tok == nil || tok.Claims == nil {
+			if tok == nil || tok.IDToken == nil {
 				finish(v, store.VerFailed, "no ID token", now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, "no ID token", now)}
 			}
@@ -271,15 +271,16 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				finish(v, store.VerFailed, errUnsealable, now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, errUnsealable, now)}
 			}
-			if merr := matchToken(tok.Claims, v.IDKind, value, s.cfg.Customer); merr != nil {
+			claims, merr := matchToken(tok.IDToken, v.IDKind, value, s.cfg.Customer)
+			if merr != nil {
 				reason := merr.Error()
 				finish(v, store.VerFailed, reason, now)
 				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
 			}
-			v.Subject = tok.Claims.Subject
-			v.Name = tok.Claims.Name
-			v.GivenName = tok.Claims.GivenName
-			v.FamilyName = tok.Claims.FamilyName
+			v.Subject = tok.IDToken.Subject
+			v.Name = claims.Name
+			v.GivenName = claims.GivenName
+			v.FamilyName = claims.FamilyName
 			if v.Name == "" {
 				v.Name = joinName(v.GivenName, v.FamilyName)
 			}

@@ -53,6 +53,17 @@ func (b *scriptedBroker) Token(ctx context.Context, id string) (*ciba.TokenRespo
 
 func pendingAnswer() (*ciba.TokenResponse, error) { return nil, ciba.ErrAuthorizationPending }
 
+// idToken is a token response whose ID token has claims (a JSON object),
+// as a broker's would after validation.
+func idToken(t *testing.T, claims string) *ciba.TokenResponse {
+	t.Helper()
+	tok, err := ciba.NewIDToken([]byte(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ciba.TokenResponse{RawIDToken: "x", IDToken: tok}
+}
+
 func TestPollerObeysSlowDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := &scriptedBroker{}
@@ -66,7 +77,7 @@ func TestPollerObeysSlowDown(t *testing.T) {
 				return nil, errors.Join(ciba.ErrTransport, errors.New("connection refused"))
 			},
 			func() (*ciba.TokenResponse, error) {
-				return &ciba.TokenResponse{IDToken: "x", Claims: &ciba.Claims{SSN: b.number, Name: "Astrid Lindqvist", GivenName: "Astrid"}}, nil
+				return idToken(t, `{"sub":"s","ssn":"`+b.number+`","name":"Astrid Lindqvist","given_name":"Astrid"}`), nil
 			},
 		}
 		e := newEnv(t)
@@ -109,7 +120,7 @@ func TestMismatchedNationalIDFails(t *testing.T) {
 		b := &scriptedBroker{}
 		b.answers = []func() (*ciba.TokenResponse, error){
 			func() (*ciba.TokenResponse, error) {
-				return &ciba.TokenResponse{IDToken: "x", Claims: &ciba.Claims{SSN: cibatest.SEDecline, Name: "Someone Else"}}, nil
+				return idToken(t, `{"sub":"s","ssn":"`+cibatest.SEDecline+`","name":"Someone Else"}`), nil
 			},
 		}
 		e := newEnv(t)

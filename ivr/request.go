@@ -1,9 +1,12 @@
 package ivr
 
 import (
+	"cmp"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"strings"
 
@@ -97,14 +100,67 @@ func BindingCode(v *store.Verification) string {
 
 // Errors of matching an ID token to the identity asked for.
 var (
-	errTokenMismatch = errors.New("verified identity differs from the one entered")
-	errTokenMissing  = errors.New("ID token carries no national identity number")
+	errTokenMismatch   = errors.New("verified identity differs from the one entered")
+	errTokenMissing    = errors.New("ID token carries no national identity number")
+	errTokenUnreadable = errors.New("ID token claims unreadable")
 )
 
-// MatchToken checks that the person in an ID token's claims is id, as the
-// IVR does before it calls a caller verified: see matchToken.
-func MatchToken(c *ciba.Claims, id Identity, rules CustomerRules) error {
-	return matchToken(c, id.Kind(), id.Value(), rules)
+// TokenClaims are the claims of a validated ID token that the IVR reads
+// besides the standard ones ciba checks: the national identity number as
+// Idura names it (ssn in Sweden, socialno in Norway), the OpenID Connect
+// phone_number and email, and the person's name, under the OpenID Connect
+// names or Idura's older givenname and surname. Every printed form hides
+// them.
+type TokenClaims struct {
+	SSN            string `json:"ssn"`      // Swedish personnummer (Idura)
+	SocialNo       string `json:"socialno"` // Norwegian fødselsnummer (Idura)
+	PhoneNumber    string `json:"phone_number"`
+	Email          string `json:"email"`
+	Name           string `json:"name"`
+	GivenName      string `json:"given_name"`
+	FamilyName     string `json:"family_name"`
+	Country        string `json:"country"`        // Idura: "SE", "NO"
+	IdentityScheme string `json:"identityscheme"` // Idura: "sebankid", "nobankid-oidc"
+	BirthDate      string `json:"birthdate"`
+}
+
+// UnmarshalJSON reads the claims, taking Idura's givenname and surname
+// where given_name and family_name are absent.
+func (c *TokenClaims) UnmarshalJSON(b []byte) error {
+	type plain TokenClaims // without this method
+	var v struct {
+		plain
+		IduraGivenName string `json:"givenname"`
+		IduraSurname   string `json:"surname"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = TokenClaims(v.plain)
+	c.GivenName = cmp.Or(c.GivenName, v.IduraGivenName)
+	c.FamilyName = cmp.Or(c.FamilyName, v.IduraSurname)
+	return nil
+}
+
+// NationalID is the national identity number claim: ssn, else socialno.
+func (c TokenClaims) NationalID() string { return cmp.Or(c.SSN, c.SocialNo) }
+
+// String hides every claim but the country and identity scheme.
+func (c TokenClaims) String() string {
+	return fmt.Sprintf("ivr.TokenClaims{country=%q identityscheme=%q name=[redacted] national_id=[redacted]}", c.Country, c.IdentityScheme)
+}
+
+// GoString is String.
+func (c TokenClaims) GoString() string { return c.String() }
+
+// LogValue is String, for log/slog.
+func (c TokenClaims) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MatchToken checks that the person in a validated ID token is id, as the
+// IVR does before it calls a caller verified (see matchToken), and returns
+// the token's claims.
+func MatchToken(tok *ciba.IDToken, id Identity, rules CustomerRules) (TokenClaims, error) {
+	return matchToken(tok, id.Kind(), id.Value(), rules)
 }
 
 // matchToken checks that the person the broker verified is the one asked
@@ -112,28 +168,59 @@ func MatchToken(c *ciba.Claims, id Identity, rules CustomerRules) error {
 // the number typed; the subject is the user id a customer number names;
 // a phone number or e-mail address claim, when the token has one, equals
 // the one used (the broker sent the request to its owner).
-func matchToken(c *ciba.Claims, kind store.IDKind, value string, rules CustomerRules) error {
+func matchToken(tok *ciba.IDToken, kind store.IDKind, value string, rules CustomerRules) (TokenClaims, error) {
+	var c TokenClaims
+	if err := tok.Claims(&c); err != nil {
+		return TokenClaims{}, errTokenUnreadable
+	}
 	switch kind {
 	case store.IDNationalID:
-		err := c.MatchNationalID(value)
-		if errors.Is(err, ciba.ErrNationalIDMissing) {
-			return errTokenMissing
+		got := c.NationalID()
+		if got == "" {
+			return c, errTokenMissing
 		}
-		if err != nil {
-			return errTokenMismatch
+		if !sameNationalID(got, value) {
+			return c, errTokenMismatch
 		}
 	case store.IDCustomer:
-		if c.Subject != rules.UserID(value) {
-			return errTokenMismatch
+		if tok.Subject != rules.UserID(value) {
+			return c, errTokenMismatch
 		}
 	case store.IDCallerID, store.IDPhone:
-		if got, ok := c.Raw["phone_number"].(string); ok && got != value {
-			return errTokenMismatch
+		if c.PhoneNumber != "" && c.PhoneNumber != value {
+			return c, errTokenMismatch
 		}
 	case store.IDEmail:
-		if got, ok := c.Raw["email"].(string); ok && !strings.EqualFold(got, value) {
-			return errTokenMismatch
+		if c.Email != "" && !strings.EqualFold(c.Email, value) {
+			return c, errTokenMismatch
 		}
 	}
-	return nil
+	return c, nil
+}
+
+// sameNationalID compares two national identity numbers on their digits
+// only (so "19680202-0575" equals "196802020575"); a Swedish 10-digit form
+// equals the 12-digit one with the same last ten digits.
+func sameNationalID(a, b string) bool {
+	a, b = digitsOnly(a), digitsOnly(b)
+	switch {
+	case a == "" || b == "":
+		return false
+	case a == b:
+		return true
+	case len(a) == 12 && len(b) == 10:
+		return a[2:] == b
+	case len(a) == 10 && len(b) == 12:
+		return b[2:] == a
+	}
+	return false
+}
+
+func digitsOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }

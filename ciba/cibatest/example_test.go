@@ -105,7 +105,13 @@ func ExampleNew_auth0() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(tok.Claims.Subject, tok.Claims.Raw["email"])
+	var claims struct {
+		Email string `json:"email"`
+	}
+	if err := tok.IDToken.Claims(&claims); err != nil {
+		panic(err)
+	}
+	fmt.Println(tok.IDToken.Subject, claims.Email)
 	// Output:
 	// interval: 5s
 	// auth0 auth0|******51 Chloe Martin Call 4711

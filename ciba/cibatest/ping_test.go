@@ -225,8 +225,8 @@ func TestPingWithCibaClient(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
-		if tok.Claims.Subject != p.approve || e.b.Polls(ar.AuthReqID) != 1 {
-			t.Errorf("sub %q after %d polls, want %s after 1", tok.Claims.Subject, e.b.Polls(ar.AuthReqID), p.approve)
+		if tok.IDToken.Subject != p.approve || e.b.Polls(ar.AuthReqID) != 1 {
+			t.Errorf("sub %q after %d polls, want %s after 1", tok.IDToken.Subject, e.b.Polls(ar.AuthReqID), p.approve)
 		}
 	})
 }

@@ -347,17 +347,28 @@ func TestProfileApproveWithCibaClient(t *testing.T) {
 						t.Errorf("approved after %v, want %v", got, want)
 					}
 					u := p.testUser(t, p.approve)
-					cl := tok.Claims
-					if cl.Issuer != p.issuer || cl.Subject != p.userID(p.approve) || cl.GivenName != u.GivenName ||
+					var cl struct {
+						Issuer     string `json:"iss"`
+						Subject    string `json:"sub"`
+						Name       string `json:"name"`
+						GivenName  string `json:"given_name"`
+						FamilyName string `json:"family_name"`
+						Email      string `json:"email"`
+						Phone      string `json:"phone_number"`
+					}
+					if err := tok.IDToken.Claims(&cl); err != nil {
+						t.Fatal(err)
+					}
+					if tok.IDToken.Issuer != p.issuer || tok.IDToken.Subject != p.userID(p.approve) || cl.GivenName != u.GivenName ||
 						cl.FamilyName != u.FamilyName || cl.Name != u.GivenName+" "+u.FamilyName {
 						t.Errorf("claims iss %q sub %q name %q %q %q, want %q %q and %s %s",
-							cl.Issuer, cl.Subject, cl.Name, cl.GivenName, cl.FamilyName, p.issuer, p.userID(p.approve), u.GivenName, u.FamilyName)
+							tok.IDToken.Issuer, tok.IDToken.Subject, cl.Name, cl.GivenName, cl.FamilyName, p.issuer, p.userID(p.approve), u.GivenName, u.FamilyName)
 					}
-					if email, _ := cl.Raw["email"].(string); email != u.Email {
-						t.Errorf("email claim %q, want %q", email, u.Email)
+					if cl.Email != u.Email {
+						t.Errorf("email claim %q, want %q", cl.Email, u.Email)
 					}
-					if phone, _ := cl.Raw["phone_number"].(string); phone != u.Phone {
-						t.Errorf("phone_number claim %q, want %q", phone, u.Phone)
+					if cl.Phone != u.Phone {
+						t.Errorf("phone_number claim %q, want %q", cl.Phone, u.Phone)
 					}
 				})
 			})
@@ -856,8 +867,8 @@ func TestTransmitHintsWithCibaClient(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Poll: %v", err)
 				}
-				if tok.Claims.Subject != cibatest.TransmitApprove {
-					t.Errorf("sub = %q, want the user id", tok.Claims.Subject)
+				if tok.IDToken.Subject != cibatest.TransmitApprove {
+					t.Errorf("sub = %q, want the user id", tok.IDToken.Subject)
 				}
 			})
 		})

@@ -197,25 +197,21 @@ func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile,
 		}
 	})
 	res.Timings.DecisionMS = time.Since(start).Milliseconds()
+	var c ivr.TokenClaims
 	if err == nil {
-		err = ivr.MatchToken(tok.Claims, id, ivr.CustomerRules{})
+		c, err = ivr.MatchToken(tok.IDToken, id, ivr.CustomerRules{})
 	}
 	if err != nil {
 		return fail(res, start, err)
 	}
-	c := tok.Claims
 	res.Status = "approved"
 	res.Claims = map[string]string{
-		"sub": c.Subject, "name": c.Name, "given_name": c.GivenName, "family_name": c.FamilyName,
+		"sub": tok.IDToken.Subject, "name": c.Name, "given_name": c.GivenName, "family_name": c.FamilyName,
 		"country": c.Country, "identityscheme": c.IdentityScheme, "birthdate": c.BirthDate,
+		"email": c.Email, "phone_number": c.PhoneNumber,
 	}
 	if id.Kind() == store.IDNationalID {
 		res.Claims["national_id"] = id.Masked()
-	}
-	for _, k := range []string{"email", "phone_number"} {
-		if v, ok := c.Raw[k].(string); ok {
-			res.Claims[k] = v
-		}
 	}
 	for k, v := range res.Claims {
 		if v == "" {
