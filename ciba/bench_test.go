@@ -15,7 +15,7 @@ func BenchmarkSignAssertion(b *testing.B) {
 	}{{RS256, testRSAKey}, {PS256, testPSKey}, {ES256, testECKey}} {
 		b.Run(k.alg, func(b *testing.B) {
 			f := newFakeBroker(b)
-			c, err := New(b.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: k.key(), HTTPClient: f.httpClient()})
+			c, err := New(b.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: clientKey(k.key()), HTTPClient: f.httpClient()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -39,7 +39,7 @@ func BenchmarkValidateIDToken(b *testing.B) {
 			f.key = k.key()
 			pub, _ := f.key.PublicKey()
 			f.jwks = []jwk.Key{pub}
-			c, err := New(b.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: testRSAKey(), HTTPClient: f.httpClient()})
+			c, err := New(b.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: clientKey(testRSAKey()), HTTPClient: f.httpClient()})
 			if err != nil {
 				b.Fatal(err)
 			}

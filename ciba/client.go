@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
 // AuthMethod is a token endpoint client authentication method.
@@ -62,12 +61,16 @@ const maxBody = 1 << 20
 // Config configures a Client. Issuer and ClientID are required, plus Key or
 // Secret depending on AuthMethod.
 type Config struct {
-	Issuer   string  // broker issuer URL; https, or http on loopback only
-	ClientID string  // our client_id at the broker
-	Key      jwk.Key // private key for private_key_jwt (from LoadKey/GenerateKey)
-	Secret   string  // client secret for client_secret_basic / client_secret_post
-	// AuthMethod defaults to private_key_jwt when Key is set, else to the
-	// profile's first secret method (client_secret_basic for Idura).
+	Issuer   string // broker issuer URL; https, or http on loopback only
+	ClientID string // our client_id at the broker
+	// Key signs the client assertions of private_key_jwt: a crypto.Signer
+	// with the kid the broker knows it by (from LoadKey or GenerateKey, or
+	// a signer of the caller's own). Key.Alg defaults from the key type:
+	// RS256 for RSA, ES256 for P-256.
+	Key    Key
+	Secret string // client secret for client_secret_basic / client_secret_post
+	// AuthMethod defaults to private_key_jwt when Key.Signer is set, else
+	// to the profile's first secret method (client_secret_basic for Idura).
 	AuthMethod AuthMethod
 	// Audience is the client assertion's aud; default the discovered issuer.
 	Audience string
@@ -152,7 +155,7 @@ func (c *Client) configure() error {
 	}
 	c.method = cfg.AuthMethod
 	if c.method == "" {
-		if cfg.Key != nil {
+		if cfg.Key.Signer != nil {
 			c.method = PrivateKeyJWT
 		} else {
 			c.method = ClientSecretBasic
@@ -166,20 +169,17 @@ func (c *Client) configure() error {
 	}
 	switch c.method {
 	case PrivateKeyJWT:
-		if cfg.Key == nil {
-			return errors.New("ciba: config: Key: required for private_key_jwt")
+		if cfg.Key.Signer == nil {
+			return errors.New("ciba: config: Key: a Signer is required for private_key_jwt")
 		}
-		if priv, err := jwk.IsPrivateKey(cfg.Key); err != nil || !priv {
-			return errors.New("ciba: config: Key: not a private key")
-		}
-		alg, err := keyAlg(cfg.Key)
+		alg, err := cfg.Key.algorithm()
 		if err != nil {
 			return fmt.Errorf("ciba: config: Key: %w", err)
 		}
-		if _, ok := cfg.Key.KeyID(); !ok {
-			return errors.New("ciba: config: Key: no kid (use LoadKey or GenerateKey)")
+		if cfg.Key.ID == "" {
+			return errors.New("ciba: config: Key: no ID, the kid the broker knows the key by (LoadKey and GenerateKey set it)")
 		}
-		c.alg = alg
+		c.alg, _ = jwa.LookupSignatureAlgorithm(alg)
 	case ClientSecretBasic, ClientSecretPost:
 		if cfg.Secret == "" {
 			return fmt.Errorf("ciba: config: Secret: required for %s", c.method)

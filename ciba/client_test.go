@@ -1,10 +1,17 @@
 package ciba
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,17 +33,17 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"issuer with query", func(c *Config) { c.Issuer = "https://broker.example?x=1" }, "Issuer"},
 		{"ftp issuer", func(c *Config) { c.Issuer = "ftp://broker.example" }, "Issuer"},
 		{"missing client id", func(c *Config) { c.ClientID = " " }, "ClientID"},
-		{"private_key_jwt without key", func(c *Config) { c.Key = nil; c.AuthMethod = PrivateKeyJWT }, "Key"},
-		{"public key for private_key_jwt", func(c *Config) { c.Key, _ = testRSAKey().PublicKey() }, "Key"},
-		{"secret method without secret", func(c *Config) { c.Key = nil; c.AuthMethod = ClientSecretPost }, "Secret"},
+		{"private_key_jwt without key", func(c *Config) { c.Key = Key{}; c.AuthMethod = PrivateKeyJWT }, "Key"},
+		{"private_key_jwt without a signer", func(c *Config) { c.Key.Signer = nil; c.AuthMethod = PrivateKeyJWT }, "Key"},
+		{"secret method without secret", func(c *Config) { c.Key = Key{}; c.AuthMethod = ClientSecretPost }, "Secret"},
 		{"unknown auth method", func(c *Config) { c.AuthMethod = "tls_client_auth" }, "AuthMethod"},
-		{"method the profile forbids", func(c *Config) { c.Profile = Transmit; c.Key = testRSAKey() }, "AuthMethod"},
+		{"method the profile forbids", func(c *Config) { c.Profile = Transmit; c.Key = clientKey(testRSAKey()) }, "AuthMethod"},
 		{"assertion lifetime above 5 minutes", func(c *Config) { c.AssertionLifetime = 6 * time.Minute }, "AssertionLifetime"},
 		{"negative skew", func(c *Config) { c.Skew = -time.Second }, "Skew"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{Issuer: f.issuer, ClientID: "ivr", Key: testRSAKey(), HTTPClient: f.httpClient()}
+			cfg := Config{Issuer: f.issuer, ClientID: "ivr", Key: clientKey(testRSAKey()), HTTPClient: f.httpClient()}
 			tt.mod(&cfg)
 			_, err := New(t.Context(), cfg)
 			if err == nil {
@@ -82,7 +89,7 @@ func TestDiscovery(t *testing.T) {
 	t.Run("issuer mismatch is refused", func(t *testing.T) {
 		f := newFakeBroker(t)
 		f.discovery["issuer"] = "https://evil.example"
-		_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: testRSAKey(), HTTPClient: f.httpClient()})
+		_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: clientKey(testRSAKey()), HTTPClient: f.httpClient()})
 		if err == nil {
 			t.Fatal("want error")
 		}
@@ -90,14 +97,14 @@ func TestDiscovery(t *testing.T) {
 	t.Run("http endpoint off loopback is refused", func(t *testing.T) {
 		f := newFakeBroker(t)
 		f.discovery["token_endpoint"] = "http://broker.example/token"
-		_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: testRSAKey(), HTTPClient: f.httpClient()})
+		_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: clientKey(testRSAKey()), HTTPClient: f.httpClient()})
 		if err == nil || !strings.Contains(err.Error(), "token_endpoint") {
 			t.Fatalf("err = %v, want token_endpoint refused", err)
 		}
 	})
 	t.Run("unreachable broker wraps ErrTransport", func(t *testing.T) {
 		hc := &http.Client{Transport: handlerTransport{http.NotFoundHandler()}}
-		_, err := New(t.Context(), Config{Issuer: "https://broker.example", ClientID: "ivr", Key: testRSAKey(), HTTPClient: hc})
+		_, err := New(t.Context(), Config{Issuer: "https://broker.example", ClientID: "ivr", Key: clientKey(testRSAKey()), HTTPClient: hc})
 		if !errors.Is(err, ErrTransport) {
 			t.Fatalf("err = %v, want ErrTransport", err)
 		}
@@ -131,7 +138,7 @@ func TestClientAssertion(t *testing.T) {
 	}{{RS256, testRSAKey}, {PS256, testPSKey}, {ES256, testECKey}} {
 		t.Run(key.alg, func(t *testing.T) {
 			f := newFakeBroker(t)
-			c := newTestClient(t, f, func(cfg *Config) { cfg.Key = key.key() })
+			c := newTestClient(t, f, func(cfg *Config) { cfg.Key = clientKey(key.key()) })
 			f.queueToken(reply{400, nil, `{"error":"authorization_pending"}`})
 			for range 2 {
 				_, _ = c.Token(t.Context(), "req-1")
@@ -146,7 +153,7 @@ func TestClientAssertion(t *testing.T) {
 					t.Errorf("client_assertion_type = %q", got)
 				}
 				h, cl := decodeJWT(t, r.form.Get("client_assertion"))
-				kid, _ := Thumbprint(c.cfg.Key)
+				kid, _ := Thumbprint(c.cfg.Key.Signer.Public())
 				if h["alg"] != key.alg || h["kid"] != kid || h["typ"] != "JWT" {
 					t.Errorf("header = %v, want alg %s kid %s", h, key.alg, kid)
 				}
@@ -182,7 +189,7 @@ func TestClientAssertion(t *testing.T) {
 func TestClientSecretMethods(t *testing.T) {
 	t.Run("client_secret_basic is the default without a key", func(t *testing.T) {
 		f := newFakeBroker(t)
-		c := newTestClient(t, f, func(cfg *Config) { cfg.Key = nil; cfg.Secret = "s3cr:t" })
+		c := newTestClient(t, f, func(cfg *Config) { cfg.Key = Key{}; cfg.Secret = "s3cr:t" })
 		_, _ = c.Token(t.Context(), "req-1")
 		r := f.recorded()[0]
 		want := "Basic " + base64.StdEncoding.EncodeToString([]byte("ivr:s3cr%3At"))
@@ -196,7 +203,7 @@ func TestClientSecretMethods(t *testing.T) {
 	t.Run("client_secret_post", func(t *testing.T) {
 		f := newFakeBroker(t)
 		c := newTestClient(t, f, func(cfg *Config) {
-			cfg.Key = nil
+			cfg.Key = Key{}
 			cfg.Secret = "s3cret"
 			cfg.AuthMethod = ClientSecretPost
 			cfg.Profile = Auth0
@@ -209,7 +216,7 @@ func TestClientSecretMethods(t *testing.T) {
 	})
 	t.Run("transmit profile defaults to client_secret_post", func(t *testing.T) {
 		f := newFakeBroker(t)
-		c := newTestClient(t, f, func(cfg *Config) { cfg.Key = nil; cfg.Secret = "s"; cfg.Profile = Transmit })
+		c := newTestClient(t, f, func(cfg *Config) { cfg.Key = Key{}; cfg.Secret = "s"; cfg.Profile = Transmit })
 		if c.method != ClientSecretPost {
 			t.Errorf("method = %s", c.method)
 		}
@@ -406,20 +413,53 @@ func TestClientRequestFillsTheIssuer(t *testing.T) {
 	}
 }
 
-func TestKeyWithoutKidOrWithForeignAlg(t *testing.T) {
+func TestKeyConfig(t *testing.T) {
 	f := newFakeBroker(t)
-	noKid, _ := testECKey().Clone()
-	noKid.Remove(jwk.KeyIDKey)
-	hs, _ := testRSAKey().Clone()
-	hs.Set(jwk.AlgorithmKey, "RS512")
-	for name, k := range map[string]jwk.Key{"no kid": noKid, "RS512": hs} {
-		t.Run(name, func(t *testing.T) {
-			_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: k, HTTPClient: f.httpClient()})
-			if err == nil || !strings.Contains(err.Error(), "Key:") {
-				t.Fatalf("err = %v, want a Key error", err)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, ecKey := clientKey(testRSAKey()), clientKey(testECKey())
+	tests := []struct {
+		name    string
+		key     Key
+		wantErr string // "" = accepted
+	}{
+		{"RSA, alg defaulted to RS256", Key{Signer: rsaKey.Signer, ID: "k"}, ""},
+		{"RSA with PS256", Key{Signer: rsaKey.Signer, ID: "k", Alg: PS256}, ""},
+		{"P-256, alg defaulted to ES256", Key{Signer: ecKey.Signer, ID: "k"}, ""},
+		{"an opaque signer (a KMS key)", Key{Signer: opaqueSigner{ecKey.Signer}, ID: "k"}, ""},
+		{"no kid", Key{Signer: ecKey.Signer}, "no ID"},
+		{"RS512", Key{Signer: rsaKey.Signer, ID: "k", Alg: "RS512"}, "RS512"},
+		{"ES256 with an RSA key", Key{Signer: rsaKey.Signer, ID: "k", Alg: ES256}, "ES256"},
+		{"RSA 1024", Key{Signer: small, ID: "k"}, "2048"},
+		{"P-384", Key{Signer: p384, ID: "k"}, "P-256"},
+		{"Ed25519", Key{Signer: ed, ID: "k"}, "unsupported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(t.Context(), Config{Issuer: f.issuer, ClientID: "ivr", Key: tt.key, HTTPClient: f.httpClient()})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "Key:") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want a Key error about %q", err, tt.wantErr)
 			}
 		})
 	}
+}
+
+// opaqueSigner hides the concrete key type, as a KMS or HSM signer does.
+type opaqueSigner struct{ s crypto.Signer }
+
+func (o opaqueSigner) Public() crypto.PublicKey { return o.s.Public() }
+func (o opaqueSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return o.s.Sign(r, digest, opts)
 }
 
 func TestPrintedFormsHideSecrets(t *testing.T) {
@@ -431,11 +471,14 @@ func TestPrintedFormsHideSecrets(t *testing.T) {
 	tr := TokenResponse{AccessToken: "secret-at", RawIDToken: "secret-idt", IDToken: idt, RefreshToken: "secret-rt"}
 	cl := *idt
 	req := AuthRequest{LoginHint: "sub:ssn:196802020575", BindingMessage: "x"}
+	key := clientKey(testRSAKey())
 	for _, s := range []string{
 		fmt.Sprint(ar), fmt.Sprintf("%#v", ar), ar.LogValue().String(),
 		fmt.Sprint(tr), fmt.Sprintf("%#v", tr), tr.LogValue().String(),
 		fmt.Sprint(cl), fmt.Sprintf("%#v", cl), cl.LogValue().String(),
 		fmt.Sprint(req), fmt.Sprintf("%#v", req), req.LogValue().String(),
+		fmt.Sprint(key), fmt.Sprintf("%+v", key), fmt.Sprintf("%#v", key), key.LogValue().String(),
+		fmt.Sprintf("%+v", Config{Key: key}),
 	} {
 		for _, secret := range []string{"secret-", "196802020575", "Terne"} {
 			if strings.Contains(s, secret) {

@@ -64,8 +64,10 @@ func (c *Client) signAssertion() (string, error) {
 	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
 		return "", fmt.Errorf("client assertion: header: %w", err)
 	}
-	// The kid comes from the key itself (its thumbprint).
-	signed, err := jws.Sign(payload, jws.WithKey(c.alg, c.cfg.Key, jws.WithProtectedHeaders(h)))
+	if err := h.Set(jws.KeyIDKey, c.cfg.Key.ID); err != nil {
+		return "", fmt.Errorf("client assertion: header: %w", err)
+	}
+	signed, err := jws.Sign(payload, jws.WithKey(c.alg, c.cfg.Key.Signer, jws.WithProtectedHeaders(h)))
 	if err != nil {
 		// jwx errors do not carry key material; keep only a fixed text anyway.
 		return "", fmt.Errorf("client assertion: sign with %s failed", c.alg.String())

@@ -29,7 +29,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	jwks, _ := ciba.PublicSet(key)
+	jwks, _ := ciba.PublicJWKS(key)
 	_ = broker.RegisterClient(cibatest.Client{ID: "ivr", JWKS: jwks})
 
 	client, err := ciba.New(ctx, ciba.Config{

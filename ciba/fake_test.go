@@ -2,6 +2,7 @@ package ciba
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -30,10 +31,34 @@ var (
 	testPSKey  = sync.OnceValue(func() jwk.Key { return mustKey(PS256) })
 )
 
+// mustKey makes a private JWK for alg with kid, alg and use set: the
+// fake broker signs ID tokens with it, and clientKey makes it a client's.
 func mustKey(alg string) jwk.Key {
 	k, err := GenerateKey(alg)
 	if err != nil {
 		panic(err)
+	}
+	j, err := jwk.Import(k.Signer)
+	if err != nil {
+		panic(err)
+	}
+	sa, _ := jwa.LookupSignatureAlgorithm(k.Alg)
+	_ = j.Set(jwk.KeyIDKey, k.ID)
+	_ = j.Set(jwk.AlgorithmKey, sa)
+	_ = j.Set(jwk.KeyUsageKey, jwk.ForSignature)
+	return j
+}
+
+// clientKey is a private JWK as the client's Key.
+func clientKey(j jwk.Key) Key {
+	var raw any
+	if err := jwk.Export(j, &raw); err != nil {
+		panic(err)
+	}
+	k := Key{Signer: raw.(crypto.Signer)}
+	k.ID, _ = j.KeyID()
+	if a, ok := j.Algorithm(); ok {
+		k.Alg = a.String()
 	}
 	return k
 }
@@ -200,7 +225,7 @@ func newTestClient(t *testing.T, f *fakeBroker, mod func(*Config)) *Client {
 	cfg := Config{
 		Issuer:     f.issuer,
 		ClientID:   "ivr",
-		Key:        testRSAKey(),
+		Key:        clientKey(testRSAKey()),
 		HTTPClient: f.httpClient(),
 	}
 	if mod != nil {

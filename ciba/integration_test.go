@@ -1,6 +1,7 @@
 package ciba_test
 
 import (
+	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -30,9 +31,9 @@ const issuer = "http://127.0.0.1:9999"
 
 // Keys are slow to make; the tests share them.
 var (
-	clientKey = sync.OnceValue(func() jwk.Key { return mustGenerate(ciba.RS256) })
-	ecKey     = sync.OnceValue(func() jwk.Key { return mustGenerate(ciba.ES256) })
-	psKey     = sync.OnceValue(func() jwk.Key { return mustGenerate(ciba.PS256) })
+	clientKey = sync.OnceValue(func() ciba.Key { return mustGenerate(ciba.RS256) })
+	ecKey     = sync.OnceValue(func() ciba.Key { return mustGenerate(ciba.ES256) })
+	psKey     = sync.OnceValue(func() ciba.Key { return mustGenerate(ciba.PS256) })
 	brokerKey = sync.OnceValue(func() *rsa.PrivateKey {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -42,7 +43,7 @@ var (
 	})
 )
 
-func mustGenerate(alg string) jwk.Key {
+func mustGenerate(alg string) ciba.Key {
 	k, err := ciba.GenerateKey(alg)
 	if err != nil {
 		panic(err)
@@ -90,7 +91,7 @@ func newSim(t *testing.T, cfg cibatest.Config, mod func(*ciba.Config)) *sim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := ciba.PublicSet(clientKey(), ecKey(), psKey())
+	set, err := ciba.PublicJWKS(clientKey(), ecKey(), psKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +425,14 @@ func TestReplayedAssertionRejected(t *testing.T) {
 	})
 }
 
+// opaque hides the concrete key type, as a KMS or HSM signer does.
+type opaque struct{ s crypto.Signer }
+
+func (o opaque) Public() crypto.PublicKey { return o.s.Public() }
+func (o opaque) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return o.s.Sign(r, digest, opts)
+}
+
 func TestClientAuthMethodsAgainstTheSimulator(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -431,7 +440,12 @@ func TestClientAuthMethodsAgainstTheSimulator(t *testing.T) {
 	}{
 		{"ES256 assertion", func(c *ciba.Config) { c.Key = ecKey() }},
 		{"PS256 assertion", func(c *ciba.Config) { c.Key = psKey() }},
-		{"client_secret_basic", func(c *ciba.Config) { c.Key = nil; c.Secret = "s3cret" }},
+		{"client_secret_basic", func(c *ciba.Config) { c.Key = ciba.Key{}; c.Secret = "s3cret" }},
+		{"an opaque signer (a KMS key) with RS256", func(c *ciba.Config) { c.Key = ciba.Key{Signer: opaque{clientKey().Signer}, ID: clientKey().ID} }},
+		{"an opaque signer with ES256", func(c *ciba.Config) { c.Key = ciba.Key{Signer: opaque{ecKey().Signer}, ID: ecKey().ID} }},
+		{"an opaque signer with PS256", func(c *ciba.Config) {
+			c.Key = ciba.Key{Signer: opaque{psKey().Signer}, ID: psKey().ID, Alg: ciba.PS256}
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -461,7 +475,7 @@ func TestClientAuthMethodsAgainstTheSimulator(t *testing.T) {
 	})
 	t.Run("a wrong secret is refused", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			s := newSim(t, cibatest.Config{}, func(c *ciba.Config) { c.Key = nil; c.Secret = "wrong" })
+			s := newSim(t, cibatest.Config{}, func(c *ciba.Config) { c.Key = ciba.Key{}; c.Secret = "wrong" })
 			err := s.c.CheckClientAuth(t.Context())
 			if !errors.Is(err, ciba.ErrInvalidClient) || strings.Contains(err.Error(), "wrong") {
 				t.Fatalf("CheckClientAuth = %v", err)
@@ -476,7 +490,7 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 // tamper builds an ID token from the broker's claims and key.
 type tamper func(t *testing.T, claims map[string]any, key jwk.Key) string
 
-func signWith(t *testing.T, claims map[string]any, key jwk.Key, alg jwa.SignatureAlgorithm) string {
+func signWith(t *testing.T, claims map[string]any, key any, alg jwa.SignatureAlgorithm) string {
 	t.Helper()
 	payload, _ := json.Marshal(claims)
 	tok, err := jws.Sign(payload, jws.WithKey(alg, key))
@@ -495,7 +509,7 @@ func TestRefusedIDTokens(t *testing.T) {
 	}{
 		{"wrong signature", func(t *testing.T, c map[string]any, key jwk.Key) string {
 			good := strings.Split(signWith(t, c, key, jwa.RS256()), ".")
-			forged := strings.Split(signWith(t, c, clientKey(), jwa.RS256()), ".")
+			forged := strings.Split(signWith(t, c, clientKey().Signer, jwa.RS256()), ".")
 			return good[0] + "." + good[1] + "." + forged[2]
 		}, "signature"},
 		{"alg none", func(t *testing.T, c map[string]any, key jwk.Key) string {
@@ -532,7 +546,9 @@ func TestRefusedIDTokens(t *testing.T) {
 			return signWith(t, c, key, jwa.RS256())
 		}, "future"},
 		{"unknown kid, even after a JWKS refresh", func(t *testing.T, c map[string]any, _ jwk.Key) string {
-			return signWith(t, c, mustGenerate(ciba.RS256), jwa.RS256())
+			k, _ := jwk.Import(mustGenerate(ciba.RS256).Signer)
+			_ = jwk.AssignKeyID(k)
+			return signWith(t, c, k, jwa.RS256())
 		}, "unknown kid"},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -26,63 +27,121 @@ const (
 	ES256 = "ES256"
 )
 
-// minRSABits is the smallest RSA modulus accepted for our own keys.
+// minRSABits is the smallest RSA modulus accepted for a client key.
 const minRSABits = 2048
 
+// Key is the client's private_key_jwt signing key: a signer and the kid and
+// JWS algorithm the broker knows its public key by. LoadKey and GenerateKey
+// make one; a key held elsewhere (a hardware module, a cloud KMS) is any
+// crypto.Signer whose public key is RSA (2048 bits or more) or ECDSA on
+// P-256, with its kid.
+//
+// Every printed form of a Key shows only its kid and algorithm.
+type Key struct {
+	// Signer signs: an *rsa.PrivateKey, an *ecdsa.PrivateKey, or any
+	// crypto.Signer whose Public is an *rsa.PublicKey or *ecdsa.PublicKey.
+	Signer crypto.Signer
+	// ID is the kid sent in every client assertion's header. LoadKey and
+	// GenerateKey set the RFC 7638 thumbprint of the public key.
+	ID string
+	// Alg is RS256, PS256 or ES256. Empty means RS256 for an RSA key (the
+	// only algorithm Idura documents for client assertions) and ES256 for
+	// a P-256 key.
+	Alg string
+}
+
+// String shows the kid and algorithm only.
+func (k Key) String() string { return fmt.Sprintf("ciba.Key{kid=%q alg=%q}", k.ID, k.Alg) }
+
+// GoString is String, so that %#v never prints the private key.
+func (k Key) GoString() string { return k.String() }
+
+// LogValue is String, for log/slog.
+func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// algorithm checks k and returns the algorithm it signs with.
+func (k Key) algorithm() (string, error) {
+	if k.Signer == nil {
+		return "", errors.New("no Signer")
+	}
+	switch pub := k.Signer.Public().(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < minRSABits {
+			return "", fmt.Errorf("RSA key shorter than %d bits", minRSABits)
+		}
+		switch k.Alg {
+		case "":
+			return RS256, nil
+		case RS256, PS256:
+			return k.Alg, nil
+		}
+		return "", fmt.Errorf("RSA key with alg %q (want RS256 or PS256)", k.Alg)
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return "", errors.New("EC key not on P-256")
+		}
+		if k.Alg != "" && k.Alg != ES256 {
+			return "", fmt.Errorf("P-256 key with alg %q (want ES256)", k.Alg)
+		}
+		return ES256, nil
+	}
+	return "", fmt.Errorf("unsupported public key type %T (want RSA or ECDSA P-256)", k.Signer.Public())
+}
+
 // LoadKey reads a private signing key from a PEM file (PKCS#1 RSA, PKCS#8
-// RSA or EC, SEC 1 EC) or a JWK JSON file. The returned key has kid set to
-// its RFC 7638 thumbprint (base64url SHA-256), use=sig, and alg RS256 for RSA
-// (unless the JWK says PS256) or ES256 for P-256. The error never contains
-// key material.
-func LoadKey(path string) (jwk.Key, error) {
+// RSA or EC, SEC 1 EC) or a JWK JSON file. The key's ID is the RFC 7638
+// thumbprint of its public key (whatever kid a JWK file names), its Alg
+// RS256 for RSA (PS256 when a JWK file says so) and ES256 for P-256. The
+// error never contains key material.
+func LoadKey(path string) (Key, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("ciba: load key: %w", err)
+		return Key{}, fmt.Errorf("ciba: load key: %w", err)
 	}
 	k, err := parseKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("ciba: load key %s: %w", path, err)
+		return Key{}, fmt.Errorf("ciba: load key %s: %w", path, err)
 	}
 	return k, nil
 }
 
-func parseKey(data []byte) (jwk.Key, error) {
+func parseKey(data []byte) (Key, error) {
 	trimmed := strings.TrimSpace(string(data))
-	var (
-		k       jwk.Key
-		wantAlg string
-	)
+	var k Key
 	switch {
 	case strings.HasPrefix(trimmed, "{"):
 		var probe struct {
 			Alg string `json:"alg"`
 		}
 		if err := json.Unmarshal([]byte(trimmed), &probe); err != nil {
-			return nil, errors.New("not a JWK: invalid JSON")
+			return Key{}, errors.New("not a JWK: invalid JSON")
 		}
 		parsed, err := jwk.ParseKey([]byte(trimmed))
 		if err != nil {
-			return nil, errors.New("not a valid JWK")
+			return Key{}, errors.New("not a valid JWK")
 		}
-		k, wantAlg = parsed, probe.Alg
+		if priv, err := jwk.IsPrivateKey(parsed); err != nil || !priv {
+			return Key{}, errors.New("not a private key")
+		}
+		var raw any
+		if err := jwk.Export(parsed, &raw); err != nil {
+			return Key{}, errors.New("unusable key")
+		}
+		signer, ok := raw.(crypto.Signer)
+		if !ok {
+			return Key{}, errors.New("not a signing key")
+		}
+		k = Key{Signer: signer, Alg: probe.Alg}
 	case strings.HasPrefix(trimmed, "-----BEGIN"):
-		raw, err := parsePEMPrivateKey([]byte(trimmed))
+		signer, err := parsePEMPrivateKey([]byte(trimmed))
 		if err != nil {
-			return nil, err
+			return Key{}, err
 		}
-		if rk, ok := raw.(*rsa.PrivateKey); ok && rk.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("RSA key shorter than %d bits", minRSABits)
-		}
-		if k, err = jwk.Import(raw); err != nil {
-			return nil, errors.New("unsupported key")
-		}
+		k = Key{Signer: signer}
 	default:
-		return nil, errors.New("neither a PEM nor a JWK file")
+		return Key{}, errors.New("neither a PEM nor a JWK file")
 	}
-	if priv, err := jwk.IsPrivateKey(k); err != nil || !priv {
-		return nil, errors.New("not a private key")
-	}
-	return prepareKey(k, wantAlg)
+	return prepareKey(k)
 }
 
 func parsePEMPrivateKey(data []byte) (crypto.Signer, error) {
@@ -119,63 +178,28 @@ func parsePEMPrivateKey(data []byte) (crypto.Signer, error) {
 	return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
 }
 
-// prepareKey checks the key is one we can sign with and sets kid, alg and use.
-// alg is the algorithm the key's JWK asked for, "" if none.
-func prepareKey(k jwk.Key, alg string) (jwk.Key, error) {
-	switch k.KeyType() {
-	case jwa.RSA():
-		var raw rsa.PrivateKey
-		if err := jwk.Export(k, &raw); err != nil {
-			return nil, errors.New("unusable RSA key")
-		}
-		if raw.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("RSA key shorter than %d bits", minRSABits)
-		}
-		switch alg {
-		case "":
-			alg = RS256
-		case RS256, PS256:
-		default:
-			return nil, fmt.Errorf("RSA key with unsupported alg %q", alg)
-		}
-	case jwa.EC():
-		var raw ecdsa.PrivateKey
-		if err := jwk.Export(k, &raw); err != nil {
-			return nil, errors.New("unusable EC key")
-		}
-		if raw.Curve != elliptic.P256() {
-			return nil, errors.New("EC key not on P-256")
-		}
-		switch alg {
-		case "", ES256:
-			alg = ES256
-		default:
-			return nil, fmt.Errorf("EC key with unsupported alg %q", alg)
-		}
-	default:
-		return nil, fmt.Errorf("unsupported key type %q", k.KeyType().String())
-	}
-	sa, _ := jwa.LookupSignatureAlgorithm(alg)
-	if err := k.Set(jwk.AlgorithmKey, sa); err != nil {
-		return nil, fmt.Errorf("set alg: %w", err)
-	}
-	if err := k.Set(jwk.KeyUsageKey, jwk.ForSignature); err != nil {
-		return nil, fmt.Errorf("set use: %w", err)
-	}
-	kid, err := Thumbprint(k)
+// prepareKey checks that k is a key we can sign with, and sets its Alg
+// (the default for its type when empty) and its ID (the thumbprint).
+func prepareKey(k Key) (Key, error) {
+	alg, err := k.algorithm()
 	if err != nil {
-		return nil, err
+		return Key{}, err
 	}
-	if err := k.Set(jwk.KeyIDKey, kid); err != nil {
-		return nil, fmt.Errorf("set kid: %w", err)
+	kid, err := Thumbprint(k.Signer.Public())
+	if err != nil {
+		return Key{}, err
 	}
+	k.Alg, k.ID = alg, kid
 	return k, nil
 }
 
-// Thumbprint returns the RFC 7638 JWK thumbprint of k: base64url (no
-// padding) of its SHA-256. It is the same for a private key and its public
-// half.
-func Thumbprint(k jwk.Key) (string, error) {
+// Thumbprint returns the RFC 7638 JWK thumbprint of a public key: base64url
+// (no padding) of its SHA-256.
+func Thumbprint(pub crypto.PublicKey) (string, error) {
+	k, err := jwk.Import(pub)
+	if err != nil {
+		return "", fmt.Errorf("ciba: key thumbprint: %w", err)
+	}
 	tp, err := k.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return "", fmt.Errorf("ciba: key thumbprint: %w", err)
@@ -184,115 +208,80 @@ func Thumbprint(k jwk.Key) (string, error) {
 }
 
 // GenerateKey creates a fresh signing key for alg: "RS256" and "PS256" make
-// an RSA 2048 key, "ES256" a P-256 key. kid, alg and use are set as by
-// LoadKey.
-func GenerateKey(alg string) (jwk.Key, error) {
-	var raw any
+// an RSA 2048 key, "ES256" a P-256 key. ID and Alg are set as by LoadKey.
+func GenerateKey(alg string) (Key, error) {
+	var signer crypto.Signer
 	var err error
 	switch alg {
 	case RS256, PS256:
-		raw, err = rsa.GenerateKey(rand.Reader, minRSABits)
+		signer, err = rsa.GenerateKey(rand.Reader, minRSABits)
 	case ES256:
-		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	default:
-		return nil, fmt.Errorf("ciba: generate key: unsupported alg %q (want RS256, PS256 or ES256)", alg)
+		return Key{}, fmt.Errorf("ciba: generate key: unsupported alg %q (want RS256, PS256 or ES256)", alg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ciba: generate key: %w", err)
+		return Key{}, fmt.Errorf("ciba: generate key: %w", err)
 	}
-	k, err := jwk.Import(raw)
+	k, err := prepareKey(Key{Signer: signer, Alg: alg})
 	if err != nil {
-		return nil, fmt.Errorf("ciba: generate key: %w", err)
-	}
-	k, err = prepareKey(k, alg)
-	if err != nil {
-		return nil, fmt.Errorf("ciba: generate key: %w", err)
+		return Key{}, fmt.Errorf("ciba: generate key: %w", err)
 	}
 	return k, nil
 }
 
-// MarshalPrivateKeyPEM encodes a private key as PKCS#8 PEM ("PRIVATE KEY").
-// The alg of a PS256 key is not kept by PEM: load such a key from a JWK file,
-// or accept that LoadKey reads it back as RS256.
-func MarshalPrivateKeyPEM(k jwk.Key) ([]byte, error) {
-	if k == nil {
-		return nil, errors.New("ciba: marshal key: nil key")
-	}
-	var raw any
-	switch k.KeyType() {
-	case jwa.RSA():
-		var r rsa.PrivateKey
-		if err := jwk.Export(k, &r); err != nil {
-			return nil, errors.New("ciba: marshal key: not an RSA private key")
-		}
-		raw = &r
-	case jwa.EC():
-		var e ecdsa.PrivateKey
-		if err := jwk.Export(k, &e); err != nil {
-			return nil, errors.New("ciba: marshal key: not an EC private key")
-		}
-		raw = &e
+// MarshalPrivateKeyPEM encodes an in-memory private key (*rsa.PrivateKey or
+// *ecdsa.PrivateKey) as PKCS#8 PEM ("PRIVATE KEY"). PEM does not keep the
+// algorithm: LoadKey reads an RSA key back as RS256, so keep a PS256 key
+// in a JWK file instead.
+func MarshalPrivateKeyPEM(k Key) ([]byte, error) {
+	switch k.Signer.(type) {
+	case *rsa.PrivateKey, *ecdsa.PrivateKey:
 	default:
-		return nil, errors.New("ciba: marshal key: unsupported key type")
+		return nil, errors.New("ciba: marshal key: not an in-memory RSA or EC private key")
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(raw)
+	der, err := x509.MarshalPKCS8PrivateKey(k.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("ciba: marshal key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// PublicJWKS returns the JSON of a JWK Set holding the public halves of keys
-// (kid, alg and use kept, private parts stripped), to register at the broker
-// or serve at /.well-known/jwks.json.
-func PublicJWKS(keys ...jwk.Key) ([]byte, error) {
-	set, err := PublicSet(keys...)
-	if err != nil {
-		return nil, err
+// PublicJWKS returns the JSON of a JWK Set holding the public keys of keys,
+// each with its kid, alg and "use":"sig", to register at the broker or to
+// serve at a JWKS URL the broker fetches.
+func PublicJWKS(keys ...Key) ([]byte, error) {
+	set := jwk.NewSet()
+	for i, k := range keys {
+		alg, err := k.algorithm()
+		if err != nil {
+			return nil, fmt.Errorf("ciba: public JWKS: key %d: %w", i, err)
+		}
+		pub, err := jwk.Import(k.Signer.Public())
+		if err != nil {
+			return nil, fmt.Errorf("ciba: public JWKS: key %d: %w", i, err)
+		}
+		sa, _ := jwa.LookupSignatureAlgorithm(alg)
+		for _, f := range []struct {
+			name string
+			v    any
+		}{{jwk.KeyIDKey, k.ID}, {jwk.AlgorithmKey, sa}, {jwk.KeyUsageKey, jwk.ForSignature}} {
+			if f.v == "" {
+				continue // no kid
+			}
+			if err := pub.Set(f.name, f.v); err != nil {
+				return nil, fmt.Errorf("ciba: public JWKS: key %d: set %s: %w", i, f.name, err)
+			}
+		}
+		if err := set.AddKey(pub); err != nil {
+			return nil, fmt.Errorf("ciba: public JWKS: key %d: %w", i, err)
+		}
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
 		return nil, fmt.Errorf("ciba: public JWKS: %w", err)
 	}
 	return b, nil
-}
-
-// PublicSet is PublicJWKS as a jwk.Set.
-func PublicSet(keys ...jwk.Key) (jwk.Set, error) {
-	set := jwk.NewSet()
-	for i, k := range keys {
-		if k == nil {
-			return nil, fmt.Errorf("ciba: public JWKS: key %d is nil", i)
-		}
-		pub, err := k.PublicKey()
-		if err != nil {
-			return nil, fmt.Errorf("ciba: public JWKS: key %d: %w", i, err)
-		}
-		if priv, err := jwk.IsPrivateKey(pub); err != nil || priv {
-			return nil, fmt.Errorf("ciba: public JWKS: key %d: private part not stripped", i)
-		}
-		if err := set.AddKey(pub); err != nil {
-			return nil, fmt.Errorf("ciba: public JWKS: key %d: %w", i, err)
-		}
-	}
-	return set, nil
-}
-
-// keyAlg returns the signature algorithm a prepared key signs with.
-func keyAlg(k jwk.Key) (jwa.SignatureAlgorithm, error) {
-	if a, ok := k.Algorithm(); ok {
-		if sa, ok := jwa.LookupSignatureAlgorithm(a.String()); ok && allowedAlg(sa.String()) {
-			return sa, nil
-		}
-		return jwa.EmptySignatureAlgorithm(), fmt.Errorf("key alg %q not one of RS256, PS256, ES256", a.String())
-	}
-	switch k.KeyType() {
-	case jwa.RSA():
-		return jwa.RS256(), nil
-	case jwa.EC():
-		return jwa.ES256(), nil
-	}
-	return jwa.EmptySignatureAlgorithm(), errors.New("unsupported key type")
 }
 
 func allowedAlg(alg string) bool {

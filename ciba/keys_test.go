@@ -26,10 +26,7 @@ func writeFile(t *testing.T, name string, data []byte) string {
 }
 
 func TestLoadKey(t *testing.T) {
-	var rsaRaw rsa.PrivateKey
-	if err := jwk.Export(testRSAKey(), &rsaRaw); err != nil {
-		t.Fatal(err)
-	}
+	rsaRaw := *clientKey(testRSAKey()).Signer.(*rsa.PrivateKey)
 	ecRaw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
@@ -38,7 +35,7 @@ func TestLoadKey(t *testing.T) {
 	sec1, _ := x509.MarshalECPrivateKey(ecRaw)
 	psJWK, _ := json.Marshal(testPSKey())
 	ecJWK, _ := json.Marshal(testECKey())
-	pubJWK, _ := PublicJWKS(testRSAKey())
+	pubJWK, _ := PublicJWKS(clientKey(testRSAKey()))
 	var pubSet struct{ Keys []json.RawMessage }
 	json.Unmarshal(pubJWK, &pubSet)
 	spki, _ := x509.MarshalPKIXPublicKey(&rsaRaw.PublicKey)
@@ -74,12 +71,9 @@ func TestLoadKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			alg, _ := k.Algorithm()
-			use, _ := k.KeyUsage()
-			kid, _ := k.KeyID()
-			tp, _ := Thumbprint(k)
-			if alg.String() != tt.wantAlg || use != "sig" || kid != tp || len(kid) != 43 {
-				t.Errorf("alg %s use %s kid %s (thumbprint %s)", alg, use, kid, tp)
+			tp, _ := Thumbprint(k.Signer.Public())
+			if k.Alg != tt.wantAlg || k.ID != tp || len(k.ID) != 43 {
+				t.Errorf("alg %s kid %s (thumbprint %s)", k.Alg, k.ID, tp)
 			}
 		})
 	}
@@ -93,7 +87,7 @@ func TestLoadKey(t *testing.T) {
 func TestKeyRoundTrip(t *testing.T) {
 	for _, alg := range []string{RS256, ES256} {
 		t.Run(alg, func(t *testing.T) {
-			k := map[string]jwk.Key{RS256: testRSAKey(), ES256: testECKey()}[alg]
+			k := clientKey(map[string]jwk.Key{RS256: testRSAKey(), ES256: testECKey()}[alg])
 			pemBytes, err := MarshalPrivateKeyPEM(k)
 			if err != nil {
 				t.Fatal(err)
@@ -102,24 +96,51 @@ func TestKeyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k1, _ := k.KeyID()
-			k2, _ := back.KeyID()
-			if k1 != k2 {
-				t.Errorf("kid changed: %s -> %s", k1, k2)
+			if back.ID != k.ID || back.Alg != alg {
+				t.Errorf("kid %s alg %s, want %s %s", back.ID, back.Alg, k.ID, alg)
 			}
-			set, err := PublicJWKS(k)
+			b, err := PublicJWKS(k)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(string(set), `"d"`) || !strings.Contains(string(set), k1) {
-				t.Errorf("public JWKS = %s", set)
+			set, err := jwk.Parse(b)
+			if err != nil || set.Len() != 1 {
+				t.Fatalf("public JWKS %s: %v", b, err)
+			}
+			pub, _ := set.Key(0)
+			kid, _ := pub.KeyID()
+			a, _ := pub.Algorithm()
+			use, _ := pub.KeyUsage()
+			if priv, _ := jwk.IsPrivateKey(pub); priv || strings.Contains(string(b), `"d"`) || kid != k.ID || a.String() != alg || use != "sig" {
+				t.Errorf("public JWKS = %s", b)
 			}
 		})
 	}
 	if _, err := GenerateKey("HS256"); err == nil {
 		t.Error("GenerateKey(HS256) succeeded")
 	}
-	if _, err := MarshalPrivateKeyPEM(nil); err == nil {
-		t.Error("MarshalPrivateKeyPEM(nil) succeeded")
+	if _, err := MarshalPrivateKeyPEM(Key{}); err == nil {
+		t.Error("MarshalPrivateKeyPEM of no key succeeded")
+	}
+	if _, err := MarshalPrivateKeyPEM(Key{Signer: opaqueSigner{clientKey(testECKey()).Signer}}); err == nil {
+		t.Error("MarshalPrivateKeyPEM of an opaque signer succeeded")
+	}
+	if _, err := PublicJWKS(Key{}); err == nil {
+		t.Error("PublicJWKS of no key succeeded")
+	}
+}
+
+func TestGenerateKey(t *testing.T) {
+	for _, alg := range []string{RS256, PS256, ES256} {
+		t.Run(alg, func(t *testing.T) {
+			k, err := GenerateKey(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp, _ := Thumbprint(k.Signer.Public())
+			if k.Alg != alg || k.ID != tp {
+				t.Errorf("key %v, want alg %s kid %s", k, alg, tp)
+			}
+		})
 	}
 }

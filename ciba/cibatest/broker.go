@@ -55,7 +55,7 @@
 //
 // The /sim API has no authentication: it is for tests and demos. Standalone,
 // a Broker is served like any handler (http.ListenAndServe(addr, b)); a
-// client's JWKS file can be read with jwk.ReadFile.
+// client's JWKS file is registered as it is (Client.JWKS takes its bytes).
 //
 // The broker never logs, and all its time comes from Config.Now, so it runs
 // inside testing/synctest bubbles, reached through HTTPClient without a

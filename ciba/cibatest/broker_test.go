@@ -351,13 +351,13 @@ func TestClientJWKSURL(t *testing.T) {
 	second := privateJWK(t, otherRSA())
 	var (
 		fetches atomic.Int32
-		served  atomic.Pointer[jwk.Set]
+		served  atomic.Pointer[[]byte]
 	)
 	set1 := publicSet(t, first)
 	served.Store(&set1)
 	jwksSite := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
-		json.NewEncoder(w).Encode(*served.Load())
+		w.Write(*served.Load())
 	})
 	e := newEnv(t, cibatest.Config{})
 	e.b.SetFetchClient(&http.Client{Transport: handlerTransport{jwksSite}})
@@ -950,7 +950,9 @@ func TestRegisterClientValidation(t *testing.T) {
 	for _, c := range []cibatest.Client{
 		{},
 		{ID: "x"},
-		{ID: "x", JWKS: jwk.NewSet()},
+		{ID: "x", JWKS: []byte(`{"keys":[]}`)},
+		{ID: "x", JWKS: []byte(`not a JWKS`)},
+		{ID: "x", JWKS: []byte{}},
 		{ID: "x", JWKSURL: "not a url"},
 		{ID: "x", JWKS: publicSet(t, ecJWK(t)), JWKSURL: "https://rp.example/jwks"},
 	} {

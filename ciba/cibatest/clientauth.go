@@ -36,9 +36,10 @@ const (
 // (transmit: secrets only). Both kinds may be set.
 type Client struct {
 	ID string
-	// JWKS are the registered public keys for private_key_jwt (private keys
+	// JWKS is the JSON of the JWK Set registered for private_key_jwt, as
+	// ciba.PublicJWKS makes it or an operator's file holds it (private keys
 	// are reduced to their public part), or
-	JWKS jwk.Set
+	JWKS []byte
 	// JWKSURL is fetched with the broker's fetch client (SetFetchClient),
 	// cached for 10 minutes and refetched when an assertion names an
 	// unknown kid.
@@ -58,6 +59,7 @@ type Client struct {
 
 type client struct {
 	Client
+	keys      jwk.Set // parsed from JWKS
 	fetched   jwk.Set // from JWKSURL
 	fetchedAt time.Time
 }
@@ -73,15 +75,18 @@ func (b *Broker) RegisterClient(c Client) error {
 	if c.JWKS != nil && c.JWKSURL != "" {
 		return errors.New("cibatest: register client: JWKS and JWKSURL are exclusive")
 	}
+	var keys jwk.Set
 	if c.JWKS != nil {
-		pub, err := jwk.PublicSetOf(c.JWKS)
+		set, err := jwk.Parse(c.JWKS)
 		if err != nil {
+			return fmt.Errorf("cibatest: register client: JWKS is not a JWK Set: %w", err)
+		}
+		if keys, err = jwk.PublicSetOf(set); err != nil {
 			return fmt.Errorf("cibatest: register client: public keys: %w", err)
 		}
-		if pub.Len() == 0 {
+		if keys.Len() == 0 {
 			return errors.New("cibatest: register client: empty JWKS")
 		}
-		c.JWKS = pub
 	}
 	if c.JWKSURL != "" && !absoluteHTTP(c.JWKSURL) {
 		return errors.New("cibatest: register client: JWKSURL must be an absolute http(s) URL")
@@ -106,7 +111,7 @@ func (b *Broker) RegisterClient(c Client) error {
 		return errors.New("cibatest: register client: DeliveryMode must be poll or ping")
 	}
 	b.mu.Lock()
-	b.clients[c.ID] = &client{Client: c}
+	b.clients[c.ID] = &client{Client: c, keys: keys}
 	b.mu.Unlock()
 	return nil
 }
@@ -266,7 +271,7 @@ func (b *Broker) verifyAssertion(ctx context.Context, assertion, formID string) 
 	b.mu.Lock()
 	c := b.clients[cl.Iss]
 	b.mu.Unlock()
-	if c == nil || (c.JWKS == nil && c.JWKSURL == "") {
+	if c == nil || (c.keys == nil && c.JWKSURL == "") {
 		return fail("unknown client or no keys registered for private_key_jwt")
 	}
 
@@ -400,8 +405,8 @@ func (b *Broker) useJTI(clientID, jti string, forgetAt, now time.Time) bool {
 // fetching them when missing, stale or lacking kid; fetched reports a
 // fetch.
 func (b *Broker) clientKeys(ctx context.Context, c *client, kid string) (set jwk.Set, fetched bool, err error) {
-	if c.JWKS != nil {
-		return c.JWKS, false, nil
+	if c.keys != nil {
+		return c.keys, false, nil
 	}
 	b.mu.Lock()
 	set, at := c.fetched, c.fetchedAt

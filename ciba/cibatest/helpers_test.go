@@ -65,7 +65,8 @@ func ecJWK(t testing.TB) jwk.Key {
 	return privateJWK(t, raw)
 }
 
-func publicSet(t testing.TB, keys ...jwk.Key) jwk.Set {
+// publicSet is the JSON of a JWK Set with the public halves of keys.
+func publicSet(t testing.TB, keys ...jwk.Key) []byte {
 	t.Helper()
 	set := jwk.NewSet()
 	for _, k := range keys {
@@ -77,7 +78,11 @@ func publicSet(t testing.TB, keys ...jwk.Key) jwk.Set {
 			t.Fatalf("add key: %v", err)
 		}
 	}
-	return set
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatalf("encode JWKS: %v", err)
+	}
+	return b
 }
 
 // env is a broker with one private_key_jwt client (RSA key) and an
@@ -87,6 +92,13 @@ type env struct {
 	b   *cibatest.Broker
 	hc  *http.Client
 	key jwk.Key
+}
+
+// clientKey is the client's key (clientRSA, registered as e.key) for a
+// ciba.Client.
+func (e *env) clientKey() ciba.Key {
+	kid, _ := e.key.KeyID()
+	return ciba.Key{Signer: clientRSA(), ID: kid}
 }
 
 func newEnv(t testing.TB, cfg cibatest.Config) *env {

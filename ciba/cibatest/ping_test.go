@@ -199,7 +199,7 @@ func TestPingWithCibaClient(t *testing.T) {
 		if err := e.b.RegisterClient(cibatest.Client{ID: pingClientID, JWKS: publicSet(t, e.key), DeliveryMode: cibatest.DeliveryPing, NotificationEndpoint: notifyURL}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := ciba.New(t.Context(), ciba.Config{Issuer: p.issuer, ClientID: pingClientID, Key: e.key, Profile: ciba.Generic, HTTPClient: e.hc})
+		c, err := ciba.New(t.Context(), ciba.Config{Issuer: p.issuer, ClientID: pingClientID, Key: e.clientKey(), Profile: ciba.Generic, HTTPClient: e.hc})
 		if err != nil {
 			t.Fatal(err)
 		}

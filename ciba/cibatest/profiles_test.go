@@ -218,7 +218,7 @@ func (e *penv) client(method ciba.AuthMethod) (*ciba.Client, error) {
 		Profile: e.p.cp, HTTPClient: e.hc,
 	}
 	if method == ciba.PrivateKeyJWT {
-		cfg.ClientID, cfg.Secret, cfg.Key = clientID, "", e.key
+		cfg.ClientID, cfg.Secret, cfg.Key = clientID, "", e.clientKey()
 	}
 	return ciba.New(e.t.Context(), cfg)
 }

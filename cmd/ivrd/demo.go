@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/ivr/callerverify/agentui"
 	"github.com/ivr/callerverify/ciba"
@@ -184,15 +183,15 @@ func loopbackHostOnly(addr string, next http.Handler) http.Handler {
 // fresh private_key_jwt key where the profile takes one, a client secret
 // where it does not (Transmit).
 type demoCreds struct {
-	key    jwk.Key
+	key    ciba.Key
 	secret string
 }
 
-func (c demoCreds) jwks() []jwkKey {
-	if c.key == nil {
+func (c demoCreds) jwks() []ciba.Key {
+	if c.key.Signer == nil {
 		return nil
 	}
-	return []jwkKey{c.key}
+	return []ciba.Key{c.key}
 }
 
 // demoBroker starts the in-process simulator speaking profile's broker and
@@ -212,7 +211,7 @@ func demoBroker(issuer string, profile *ciba.Profile, notify string) (*cibatest.
 		if creds.key, err = ciba.GenerateKey("RS256"); err != nil {
 			return nil, creds, fmt.Errorf("demo: signing key: %w", err)
 		}
-		if client.JWKS, err = jwk.PublicSetOf(mustSet(creds.key)); err != nil {
+		if client.JWKS, err = ciba.PublicJWKS(creds.key); err != nil {
 			return nil, creds, fmt.Errorf("demo: public key: %w", err)
 		}
 	} else {
@@ -233,12 +232,6 @@ func demoCustomerRules(p *ciba.Profile) ivr.CustomerRules {
 		r.Template = cibatest.Auth0UserIDPrefix + "{digits}"
 	}
 	return r
-}
-
-func mustSet(k jwk.Key) jwk.Set {
-	s := jwk.NewSet()
-	_ = s.AddKey(k)
-	return s
 }
 
 func (a *app) addDemoAgent(ctx context.Context, password string) error {

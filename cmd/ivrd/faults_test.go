@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
@@ -215,11 +214,7 @@ func TestKill9MidVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := jwk.Parse(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RegisterClient(cibatest.Client{ID: "ivr", JWKS: set}); err != nil {
+	if err := b.RegisterClient(cibatest.Client{ID: "ivr", JWKS: pub}); err != nil {
 		t.Fatal(err)
 	}
 	sim := &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}

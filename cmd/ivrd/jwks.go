@@ -3,16 +3,12 @@ package main
 import (
 	"net/http"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/ivr/callerverify/ciba"
 )
 
-type jwkKey = jwk.Key
-
 // jwksHandler publishes our public signing keys so that the broker can use
 // a JWKS URL (Idura's recommended registration) instead of a static JWKS.
-func jwksHandler(keys []jwkKey) http.HandlerFunc {
+func jwksHandler(keys []ciba.Key) http.HandlerFunc {
 	body, err := ciba.PublicJWKS(keys...)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err != nil {

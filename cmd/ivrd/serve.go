@@ -82,7 +82,7 @@ type server struct {
 	admin     net.Listener // IVR_ADMIN_LISTEN; nil serves /metrics on listener
 	broker    *lazyBroker
 	discover  func(ctx context.Context)       // makes broker ready; runs in the background
-	jwks      []jwkKey                        // our public signing keys, published for the broker
+	jwks      []ciba.Key                      // our signing keys, whose public halves the broker fetches
 	extra     func(r chi.Router)              // more routes (the demo pages)
 	demoLogin string                          // the demo's one-click agent login, offered on the login page
 	wrap      func(http.Handler) http.Handler // wraps the whole public handler (the demo's Host check)
@@ -348,8 +348,8 @@ func housekeeping(ctx context.Context, db database, calls *ivr.Service, retentio
 // next key, let the broker see it, switch CIBA_CLIENT_KEY to it while
 // publishing the old one, and drop the old one once its last assertions
 // have expired (a minute).
-func publishedKeys(b BrokerConfig) ([]jwkKey, error) {
-	var keys []jwkKey
+func publishedKeys(b BrokerConfig) ([]ciba.Key, error) {
+	var keys []ciba.Key
 	if b.KeyFile != "" {
 		k, err := ciba.LoadKey(b.KeyFile)
 		if err != nil {

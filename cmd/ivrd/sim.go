@@ -14,8 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/netutil"
@@ -71,17 +69,10 @@ func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 		client.DeliveryMode, client.NotificationEndpoint = cibatest.DeliveryPing, *notify
 	}
 	if *jwksFile != "" {
-		raw, err := os.ReadFile(*jwksFile)
-		if err != nil {
+		if client.JWKS, err = os.ReadFile(*jwksFile); err != nil {
 			ln.Close()
 			return fmt.Errorf("sim: --client-jwks: %w", err)
 		}
-		set, err := jwk.Parse(raw)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("sim: --client-jwks %s is not a JWKS: %w", *jwksFile, err)
-		}
-		client.JWKS = set
 	}
 	if err := b.RegisterClient(client); err != nil {
 		ln.Close()

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 )
@@ -144,9 +142,7 @@ func startSim(cfg simConfig) (*sim, error) {
 		ln.Close()
 		return nil, fmt.Errorf("client key: %w", err)
 	}
-	set := jwk.NewSet()
-	_ = set.AddKey(key)
-	pub, err := jwk.PublicSetOf(set)
+	pub, err := ciba.PublicJWKS(key)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("client key: %w", err)
