@@ -1,17 +1,3 @@
-// Package ciba is a client for OpenID Connect Client-Initiated Backchannel
-// Authentication (CIBA Core 1.0) in poll and ping mode, written for eID
-// brokers such as Idura Verify (Swedish and Norwegian BankID), Auth0 and
-// Transmit/Mosaic.
-//
-// It authenticates the client (private_key_jwt, client_secret_basic or
-// client_secret_post), starts backchannel authentications, polls the token
-// endpoint, and validates the ID token against the broker's JWKS before any
-// claim is returned. Provider differences are data (Profile), not branches.
-//
-// The package knows nothing of telephony, HTTP servers of its own (apart from
-// the ping-mode notification handler) or storage, and it never logs: it
-// returns errors, and its error strings never contain login hints, national
-// identity numbers, client assertions, auth_req_ids or tokens.
 package ciba
 
 import (
@@ -62,7 +48,7 @@ const maxBody = 1 << 20
 // Secret depending on AuthMethod.
 type Config struct {
 	Issuer   string // broker issuer URL; https, or http on loopback only
-	ClientID string // our client_id at the broker
+	ClientID string // the client's client_id at the broker
 	// Key signs the client assertions of private_key_jwt: a crypto.Signer
 	// with the kid the broker knows it by (from LoadKey or GenerateKey, or
 	// a signer of the caller's own). Key.Alg defaults from the key type:

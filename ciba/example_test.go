@@ -13,8 +13,8 @@ import (
 // Example shows the typical flow: load (here: generate) the client key,
 // register its public JWKS at the broker, discover the broker, start a
 // Norwegian BankID caller authentication, read the word pair to the caller,
-// and poll until the ID token is validated. The broker is the in-process
-// simulator, so the example needs no network.
+// poll until the ID token is validated, and decode the broker's own claims.
+// The broker is the in-process simulator, so the example needs no network.
 func Example() {
 	ctx := context.Background()
 
@@ -24,7 +24,8 @@ func Example() {
 		panic(err)
 	}
 
-	// `ivrd keys generate` does this once; the JWKS is registered at Idura.
+	// Done once: the key is kept (MarshalPrivateKeyPEM) and its public
+	// JWKS registered at the broker, or served at a JWKS URL it fetches.
 	key, err := ciba.GenerateKey(ciba.RS256) // or ciba.LoadKey("client-key.pem")
 	if err != nil {
 		panic(err)

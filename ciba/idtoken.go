@@ -38,8 +38,8 @@ const maxIDToken = 64 << 10
 type IDToken struct {
 	Issuer          string    // iss: the broker's issuer
 	Subject         string    // sub: the user at the broker
-	Audience        []string  // aud: contains our client_id
-	AuthorizedParty string    // azp: our client_id, or ""
+	Audience        []string  // aud: contains the client's client_id
+	AuthorizedParty string    // azp: the client's client_id, or ""
 	Expiry          time.Time // exp
 	IssuedAt        time.Time // iat
 	NotBefore       time.Time // nbf; zero when absent
@@ -99,7 +99,7 @@ func NewIDToken(claims []byte) (*IDToken, error) {
 //     (iss, sub, azp and acr strings; aud a string or an array of strings;
 //     exp, iat, nbf and auth_time numbers; amr an array of strings), and no
 //     key that differs from a standard claim's name only in case;
-//   - iss exactly the discovered issuer; aud containing our client_id, and
+//   - iss exactly the discovered issuer; aud containing Config.ClientID, and
 //     azp equal to it when present or when aud has several members;
 //   - exp (required), iat (required, not in the future) and nbf, each with
 //     Config.Skew of tolerance.
@@ -277,10 +277,10 @@ func (c *Client) checkClaims(cl *IDToken) error {
 		return invalidIDToken("wrong issuer")
 	}
 	if !slices.Contains(cl.Audience, c.cfg.ClientID) {
-		return invalidIDToken("audience does not contain our client_id")
+		return invalidIDToken("audience does not contain the client's client_id")
 	}
 	if (len(cl.Audience) > 1 || cl.AuthorizedParty != "") && cl.AuthorizedParty != c.cfg.ClientID {
-		return invalidIDToken("azp is not our client_id")
+		return invalidIDToken("azp is not the client's client_id")
 	}
 	now, skew := c.now(), c.cfg.Skew
 	switch {

@@ -26,17 +26,20 @@ const (
 )
 
 // MaxBindingMessage is the longest binding_message, in characters, that any
-// profile sends. It is Auth0's documented limit ("required and up to 64
-// characters", reference notes ciba-idura.md §3.1), the only length limit
-// any of these brokers documents: Idura documents none (§1.8), nor does
-// Transmit (§3.2), and CIBA Core §7.1 asks only that the message "SHOULD be
-// relatively short". Holding every profile to the tightest documented limit
-// keeps a message that passes here valid at each of them.
+// profile sends. It is Auth0's documented limit: binding_message is
+// "required and up to 64 characters" (Auth0 Authentication API,
+// Back-Channel Login; our reference notes, ciba-idura.md §3.1). It is the
+// only length any of these brokers documents: Idura's caller authentication
+// guide gives none (ciba-idura.md §1.8), nor does Transmit's (§3.2), and
+// CIBA Core §7.1 says only that it "SHOULD be relatively short". Holding
+// every profile to the tightest documented limit keeps a message that
+// passes here valid at each of them.
 const MaxBindingMessage = 64
 
 // Auth0BindingCharset is every character Auth0 allows in a binding_message:
-// "Use only alphanumeric and +-_.,:# characters" (ciba-idura.md §3.1), plus
-// the space that Auth0's own examples use.
+// "Use only alphanumeric and +-_.,:# characters" (Auth0 Authentication API,
+// Back-Channel Login; ciba-idura.md §3.1), plus the space that Auth0's own
+// examples use.
 const Auth0BindingCharset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-_.,:# "
 
 // BindingRule constrains the binding_message of a method.
@@ -180,8 +183,8 @@ var (
 	}
 
 	// Auth0 is Auth0's CIBA (Guardian push): iss_sub login hints, a
-	// required binding message of at most 64 characters, requested_expiry
-	// of at most 300 s.
+	// required binding message of at most MaxBindingMessage characters of
+	// Auth0BindingCharset, requested_expiry of at most 300 s.
 	Auth0 = &Profile{
 		Name:               "auth0",
 		BackchannelPath:    "/bc-authorize",

@@ -195,7 +195,7 @@ func (c *Client) Poll(ctx context.Context, ar *AuthResponse, onPending func(desc
 	}
 }
 
-// CheckClientAuth proves the broker accepts our client authentication
+// CheckClientAuth proves the broker accepts the client's authentication
 // without starting an authentication: it asks the token endpoint for a random
 // auth_req_id. invalid_grant (or expired_token) means the client was
 // authenticated and only the id was refused; invalid_client,
@@ -205,7 +205,7 @@ func (c *Client) CheckClientAuth(ctx context.Context) error {
 	if _, err := rand.Read(b[:]); err != nil {
 		return fmt.Errorf("ciba: check client auth: %w", err)
 	}
-	_, err := c.Token(ctx, "ivrd-check-"+base64.RawURLEncoding.EncodeToString(b[:]))
+	_, err := c.Token(ctx, "ciba-check-"+base64.RawURLEncoding.EncodeToString(b[:]))
 	switch {
 	case err == nil:
 		return errors.New("ciba: check client auth: broker issued a token for a made-up auth_req_id")

@@ -1,5 +1,5 @@
 // Package cibatest is an in-process simulator of a CIBA broker, for tests,
-// the demo and `ivrd sim`, named like net/http/httptest. By default it is
+// demos and a standalone simulator, named like net/http/httptest. By default it is
 // Idura Verify with Swedish and Norwegian BankID; Config.Profile makes it
 // Auth0, Transmit Security Mosaic or a plain CIBA Core broker instead.
 //
@@ -24,10 +24,10 @@
 //	          sub-states; the Norwegian word pair (bindingMessage); poll.
 //	auth0     POST /bc-authorize       POST /oauth/token   GET /.well-known/jwks.json
 //	          login_hint {"format":"iss_sub","iss":<issuer>,"sub":"auth0|<id>"};
-//	          binding_message required (ciba.MaxBindingMessage, 64,
-//	          characters of ciba.Auth0BindingCharset); requested_expiry 1..300 s; interval 5; Auth0's
-//	          error texts, expiry answered as access_denied, slow_down with
-//	          a growing Retry-After; poll.
+//	          binding_message required (at most ciba.MaxBindingMessage
+//	          characters of ciba.Auth0BindingCharset); requested_expiry
+//	          1..300 s; interval 5; Auth0's error texts, expiry answered
+//	          as access_denied, slow_down with a growing Retry-After; poll.
 //	transmit  POST /cis/oidc/backchannel  POST /oidc/token  GET /cis/oidc/jwks
 //	          login_hint an e-mail address, E.164 phone number or user id;
 //	          request_context {channel, login_hint_type, custom_message};
@@ -62,7 +62,8 @@
 // socket. Its only goroutines are the time.AfterFunc timers that send ping
 // notifications; they run on the bubble's fake clock, and Close stops them.
 //
-// It must not know about the IVR, Twilio or the ciba client's internals.
+// It knows nothing of the service that uses it (telephony, storage) nor of
+// the ciba client's internals.
 package cibatest
 
 import (

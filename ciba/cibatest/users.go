@@ -100,7 +100,7 @@ const (
 )
 
 // Test users of the auth0, transmit and generic profiles. Their numbers are
-// 8 digits, the last a Luhn check digit over the first seven, so an IVR can
+// 8 digits, the last a Luhn check digit over the first seven, so a service can
 // check a typed number. They answer like the Norwegian users: approve after
 // 4 s (slow: 60 s), decline after 4 s, never, or by hand.
 const (
