@@ -1,6 +1,7 @@
 package ciba
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -80,7 +81,7 @@ func (t IDToken) LogValue() slog.Value { return slog.StringValue(t.String()) }
 // fakes of Client.Token in tests, which need an IDToken with claims of
 // their choosing.
 func NewIDToken(claims []byte) (*IDToken, error) {
-	t, err := parseClaims(claims)
+	t, err := parseClaims(bytes.Clone(claims))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidIDToken, err)
 	}
