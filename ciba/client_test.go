@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -472,15 +473,20 @@ func TestPrintedFormsHideSecrets(t *testing.T) {
 	cl := *idt
 	req := AuthRequest{LoginHint: "sub:ssn:196802020575", BindingMessage: "x"}
 	key := clientKey(testRSAKey())
-	for _, s := range []string{
-		fmt.Sprint(ar), fmt.Sprintf("%#v", ar), ar.LogValue().String(),
-		fmt.Sprint(tr), fmt.Sprintf("%#v", tr), tr.LogValue().String(),
-		fmt.Sprint(cl), fmt.Sprintf("%#v", cl), cl.LogValue().String(),
-		fmt.Sprint(req), fmt.Sprintf("%#v", req), req.LogValue().String(),
-		fmt.Sprint(key), fmt.Sprintf("%+v", key), fmt.Sprintf("%#v", key), key.LogValue().String(),
-		fmt.Sprintf("%+v", Config{Key: key}),
-	} {
-		for _, secret := range []string{"secret-", "196802020575", "Terne"} {
+	var printed []string
+	for _, v := range []interface {
+		fmt.Stringer
+		LogValue() slog.Value
+	}{ar, tr, cl, req, key} {
+		printed = append(printed, v.LogValue().String())
+		for _, format := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%t", "%10.3v"} {
+			printed = append(printed, fmt.Sprintf(format, v))
+		}
+	}
+	printed = append(printed, fmt.Sprintf("%+v", Config{Key: key}), fmt.Sprintf("%d", []Key{key}))
+	d := key.Signer.(*rsa.PrivateKey).D
+	for _, s := range printed {
+		for _, secret := range []string{"secret-", "196802020575", "Terne", d.String(), d.Text(16)} {
 			if strings.Contains(s, secret) {
 				t.Errorf("%q leaks %q", s, secret)
 			}

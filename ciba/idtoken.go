@@ -72,6 +72,9 @@ func (t IDToken) String() string {
 // GoString is String, so that %#v hides the same.
 func (t IDToken) GoString() string { return t.String() }
 
+// Format prints the redacted form for every verb.
+func (t IDToken) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t.String()) }
+
 // LogValue hides the subject and the claims for log/slog.
 func (t IDToken) LogValue() slog.Value { return slog.StringValue(t.String()) }
 

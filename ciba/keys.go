@@ -56,6 +56,9 @@ func (k Key) String() string { return fmt.Sprintf("ciba.Key{kid=%q alg=%q}", k.I
 // GoString is String, so that %#v never prints the private key.
 func (k Key) GoString() string { return k.String() }
 
+// Format prints the kid and algorithm for every verb.
+func (k Key) Format(f fmt.State, verb rune) { formatRedacted(f, verb, k.String()) }
+
 // LogValue is String, for log/slog.
 func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
 

@@ -73,6 +73,9 @@ func (r AuthRequest) String() string {
 // GoString is String, so that %#v redacts too.
 func (r AuthRequest) GoString() string { return r.String() }
 
+// Format prints the redacted form for every verb.
+func (r AuthRequest) Format(f fmt.State, verb rune) { formatRedacted(f, verb, r.String()) }
+
 // LogValue redacts the request for log/slog.
 func (r AuthRequest) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
@@ -110,6 +113,9 @@ func (a AuthResponse) String() string {
 // GoString is String.
 func (a AuthResponse) GoString() string { return a.String() }
 
+// Format prints the redacted form for every verb.
+func (a AuthResponse) Format(f fmt.State, verb rune) { formatRedacted(f, verb, a.String()) }
+
 // LogValue hides the auth_req_id.
 func (a AuthResponse) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
@@ -136,6 +142,23 @@ func (t TokenResponse) String() string {
 
 // GoString is String.
 func (t TokenResponse) GoString() string { return t.String() }
+
+// Format prints the redacted form for every verb.
+func (t TokenResponse) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t.String()) }
+
+// formatRedacted formats a redacting type by its redacted form s. String
+// alone covers %v, %s, %q, %x and %X; any other verb (%d, %t, …) would
+// print the fields, so it prints s as a bad verb instead.
+func formatRedacted(f fmt.State, verb rune, s string) {
+	if !strings.ContainsRune("vsqxX", verb) {
+		fmt.Fprintf(f, "%%!%c(%s)", verb, s)
+		return
+	}
+	if verb == 'v' {
+		verb = 's'
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), s)
+}
 
 // LogValue hides the tokens.
 func (t TokenResponse) LogValue() slog.Value { return slog.StringValue(t.String()) }

@@ -100,7 +100,7 @@ func TestTokenClaims(t *testing.T) {
 	if err := tok.Claims(&both); err != nil || both.GivenName != "A" || both.FamilyName != "C" {
 		t.Errorf("claims = %+v, %v", both, err)
 	}
-	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), c.LogValue().String()} {
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%d", c), fmt.Sprintf("%t", c), c.LogValue().String()} {
 		if strings.Contains(s, cibatest.SEApprove) || strings.Contains(s, "Terne") {
 			t.Errorf("%q shows personal data", s)
 		}

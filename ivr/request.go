@@ -153,6 +153,11 @@ func (c TokenClaims) String() string {
 // GoString is String.
 func (c TokenClaims) GoString() string { return c.String() }
 
+// Format keeps every fmt verb redacted.
+func (c TokenClaims) Format(f fmt.State, verb rune) {
+	formatMasked(f, verb, "ivr.TokenClaims", c.String())
+}
+
 // LogValue is String, for log/slog.
 func (c TokenClaims) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
