@@ -126,17 +126,17 @@ func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	accepted := false
-	got, _, err := s.mutateVerification(r.Context(), v, func(v *store.Verification) []*store.Event {
+	got, _, err := s.mutateVerification(r.Context(), v, func(v *store.Verification) mutation {
 		accepted = false
 		if !v.NotifiedAt.IsZero() {
-			return nil
+			return keep()
 		}
 		accepted = true
 		v.NotifiedAt = now
 		if v.Status == store.VerPending {
 			v.NextPollAt = now // poll at once; bc-authorize's result does the same if it is still on its way
 		}
-		return []*store.Event{}
+		return save()
 	})
 	switch {
 	case err != nil:

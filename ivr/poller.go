@@ -166,16 +166,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // the result could not be stored.
 func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 	now := s.now()
-	var f func(*store.Verification) []*store.Event
+	var f func(*store.Verification) mutation
 	switch {
 	case v.Status == store.VerStarting:
 		if now.Before(v.CreatedAt.Add(s.cfg.StartTimeout)) {
-			f = func(v *store.Verification) []*store.Event { // not yet: come back at the timeout
+			f = func(v *store.Verification) mutation { // not yet: come back at the timeout
 				if v.Status != store.VerStarting {
-					return nil
+					return keep()
 				}
 				v.NextPollAt = v.CreatedAt.Add(s.cfg.StartTimeout)
-				return []*store.Event{}
+				return save()
 			}
 			break
 		}
@@ -225,7 +225,7 @@ func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 // answered cannot be asked again (a token is issued once; asking again gets
 // invalid_grant), so a store that is busy or briefly unwritable must not
 // lose it. Each failure is logged.
-func (s *Service) storeResult(ctx context.Context, v *store.Verification, f func(*store.Verification) []*store.Event) (*store.Verification, []*store.Event, error) {
+func (s *Service) storeResult(ctx context.Context, v *store.Verification, f func(*store.Verification) mutation) (*store.Verification, []*store.Event, error) {
 	wait := storeBackoff
 	for {
 		got, evs, err := s.mutateVerification(ctx, v, f)
@@ -241,27 +241,23 @@ func (s *Service) storeResult(ctx context.Context, v *store.Verification, f func
 }
 
 // ending returns a mutation that ends a still-open verification with st.
-func (s *Service) ending(st store.VerificationStatus, reason string, now time.Time) func(*store.Verification) []*store.Event {
-	return func(v *store.Verification) []*store.Event {
+func (s *Service) ending(st store.VerificationStatus, reason string, now time.Time) func(*store.Verification) mutation {
+	return func(v *store.Verification) mutation {
 		if v.Status.Done() {
-			return nil
+			return keep()
 		}
 		finish(v, st, reason, now)
-		return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+		return save(s.verificationEvent(v, statusEvent(st), reason, now))
 	}
 }
 
 // outcome turns one token response into a mutation of the verification.
-func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) func(*store.Verification) []*store.Event {
+func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) func(*store.Verification) mutation {
 	if err == nil {
-		return func(v *store.Verification) []*store.Event {
-			if v.Status != store.VerPending {
-				return nil
-			}
-			v.Polls++
+		return polled(func(v *store.Verification) mutation {
 			if tok == nil || tok.IDToken == nil {
 				finish(v, store.VerFailed, "no ID token", now)
-				return []*store.Event{s.verificationEvent(v, store.EventFailed, "no ID token", now)}
+				return save(s.verificationEvent(v, store.EventFailed, "no ID token", now))
 			}
 			value, oerr := s.seal.open(v.SealedID, v.ID)
 			if oerr != nil {
@@ -269,13 +265,13 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				// row was tampered with: nothing to check the token
 				// against.
 				finish(v, store.VerFailed, errUnsealable, now)
-				return []*store.Event{s.verificationEvent(v, store.EventFailed, errUnsealable, now)}
+				return save(s.verificationEvent(v, store.EventFailed, errUnsealable, now))
 			}
 			claims, merr := matchToken(tok.IDToken, v.IDKind, value, s.cfg.Customer)
 			if merr != nil {
 				reason := merr.Error()
 				finish(v, store.VerFailed, reason, now)
-				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
+				return save(s.verificationEvent(v, store.EventFailed, reason, now))
 			}
 			v.Subject = tok.IDToken.Subject
 			v.Name = claims.Name
@@ -286,8 +282,8 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			}
 			v.Pending = ""
 			finish(v, store.VerApproved, "", now)
-			return []*store.Event{s.verificationEvent(v, store.EventApproved, "verified", now)}
-		}
+			return save(s.verificationEvent(v, store.EventApproved, "verified", now))
+		})
 	}
 	switch {
 	case errors.Is(err, ciba.ErrAuthorizationPending):
@@ -295,30 +291,22 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 		if e, ok := errors.AsType[*ciba.Error](err); ok {
 			desc = pendingText(e.Description)
 		}
-		return func(v *store.Verification) []*store.Event {
-			if v.Status != store.VerPending {
-				return nil
-			}
-			v.Polls++
+		return polled(func(v *store.Verification) mutation {
 			v.Failures = 0
 			v.NextPollAt = ceilMS(minTime(now.Add(s.pollWait(v)), v.ExpiresAt))
 			v.UpdatedAt = now
 			if desc != "" && desc != v.Pending {
 				v.Pending = desc
-				return []*store.Event{s.verificationEvent(v, store.EventPendingUpdate, desc, now)}
+				return save(s.verificationEvent(v, store.EventPendingUpdate, desc, now))
 			}
-			return []*store.Event{}
-		}
+			return save()
+		})
 	case errors.Is(err, ciba.ErrSlowDown):
 		var retryAfter time.Duration
 		if e, ok := errors.AsType[*ciba.Error](err); ok {
 			retryAfter = e.RetryAfter
 		}
-		return func(v *store.Verification) []*store.Event {
-			if v.Status != store.VerPending {
-				return nil
-			}
-			v.Polls++
+		return polled(func(v *store.Verification) mutation {
 			v.SlowDowns++
 			v.Failures = 0
 			v.Interval += ciba.SlowDownStep
@@ -327,8 +315,8 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 			}
 			v.NextPollAt = ceilMS(minTime(now.Add(s.pollWait(v)), v.ExpiresAt))
 			v.UpdatedAt = now
-			return []*store.Event{}
-		}
+			return save()
+		})
 	}
 	st, reason := classify(err)
 	if errors.Is(err, ciba.ErrInvalidGrant) {
@@ -339,28 +327,33 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 		st = ""
 	}
 	if st == "" { // transport: back off, retry until the deadline
-		return func(v *store.Verification) []*store.Event {
-			if v.Status != store.VerPending {
-				return nil
-			}
-			v.Polls++
+		return polled(func(v *store.Verification) mutation {
 			v.Failures++
 			if errors.Is(err, ciba.ErrInvalidGrant) && v.Failures >= maxInvalidGrants {
 				finish(v, store.VerFailed, reason, now)
-				return []*store.Event{s.verificationEvent(v, store.EventFailed, reason, now)}
+				return save(s.verificationEvent(v, store.EventFailed, reason, now))
 			}
 			v.NextPollAt = ceilMS(minTime(now.Add(backoff(v.Interval, v.Failures)), v.ExpiresAt))
 			v.UpdatedAt = now
-			return []*store.Event{}
-		}
+			return save()
+		})
 	}
-	return func(v *store.Verification) []*store.Event {
+	return polled(func(v *store.Verification) mutation {
+		finish(v, st, reason, now)
+		return save(s.verificationEvent(v, statusEvent(st), reason, now))
+	})
+}
+
+// polled is the mutation for a token answer: none when the verification
+// is no longer pending (a hang-up, the expiry or another poll ended it),
+// else the poll is counted and f applied.
+func polled(f func(*store.Verification) mutation) func(*store.Verification) mutation {
+	return func(v *store.Verification) mutation {
 		if v.Status != store.VerPending {
-			return nil
+			return keep()
 		}
 		v.Polls++
-		finish(v, st, reason, now)
-		return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+		return f(v)
 	}
 }
 

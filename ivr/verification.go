@@ -81,9 +81,9 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Id
 		cancel()
 	}
 	now := s.now()
-	got, evs, werr := s.storeResult(ctx, v, func(v *store.Verification) []*store.Event {
+	got, evs, werr := s.storeResult(ctx, v, func(v *store.Verification) mutation {
 		if v.Status != store.VerStarting {
-			return nil // cancelled or timed out meanwhile
+			return keep() // cancelled or timed out meanwhile
 		}
 		v.Method = in.Method
 		if err != nil {
@@ -92,7 +92,7 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Id
 				st = store.VerFailed
 			}
 			finish(v, st, reason, now)
-			return []*store.Event{s.verificationEvent(v, statusEvent(st), reason, now)}
+			return save(s.verificationEvent(v, statusEvent(st), reason, now))
 		}
 		v.Status = store.VerPending
 		v.AuthReqID = resp.AuthReqID
@@ -120,7 +120,7 @@ func (s *Service) authenticate(ctx context.Context, v *store.Verification, id Id
 		if v.Country == store.Norway {
 			detail = "word pair sent"
 		}
-		return []*store.Event{s.verificationEvent(v, store.EventPending, detail, now)}
+		return save(s.verificationEvent(v, store.EventPending, detail, now))
 	})
 	if werr != nil {
 		s.log.Error("store bc-authorize result", "call_sid", v.CallSID, "verification_id", v.ID, "err", werr)
@@ -142,18 +142,31 @@ func (s *Service) verificationEvent(v *store.Verification, kind store.EventKind,
 	return &store.Event{At: now, CallSID: v.CallSID, VerificationID: v.ID, Kind: kind, Actor: actor, Detail: detail}
 }
 
-// mutateVerification applies f to v and stores it with the events f
-// returns; on a version conflict it reloads v and applies f again. f
-// returning nil means "nothing to change". It returns the verification as
-// stored and the events written.
-func (s *Service) mutateVerification(ctx context.Context, v *store.Verification, f func(*store.Verification) []*store.Event) (*store.Verification, []*store.Event, error) {
+// mutation is what a change to a verification decided: leave it as
+// stored (keep), or store it with these events, none being fine (save).
+type mutation struct {
+	write  bool
+	events []*store.Event
+}
+
+// keep leaves the verification as it is stored.
+func keep() mutation { return mutation{} }
+
+// save stores the verification with evs.
+func save(evs ...*store.Event) mutation { return mutation{write: true, events: evs} }
+
+// mutateVerification applies f to v and, when f says so, stores it with
+// the events f returns; on a version conflict it reloads v and applies f
+// again. It returns the verification as stored and the events written.
+func (s *Service) mutateVerification(ctx context.Context, v *store.Verification, f func(*store.Verification) mutation) (*store.Verification, []*store.Event, error) {
 	cur := *v
 	for i := 0; ; i++ {
 		wasDone := cur.Status.Done()
-		evs := f(&cur)
-		if evs == nil {
+		u := f(&cur)
+		if !u.write {
 			return &cur, nil, nil
 		}
+		evs := u.events
 		err := s.store.UpdateVerification(ctx, &cur, evs...)
 		if err == nil {
 			if !wasDone && cur.Status.Done() && s.cfg.Observer != nil {
@@ -188,12 +201,12 @@ func (s *Service) cancelVerification(ctx context.Context, id string) (*store.Ver
 		return nil, err
 	}
 	now := s.now()
-	got, evs, err := s.mutateVerification(ctx, v, func(v *store.Verification) []*store.Event {
+	got, evs, err := s.mutateVerification(ctx, v, func(v *store.Verification) mutation {
 		if v.Status.Done() {
-			return nil
+			return keep()
 		}
 		finish(v, store.VerCancelled, "call ended", now)
-		return []*store.Event{s.verificationEvent(v, store.EventCancelled, "call ended", now)}
+		return save(s.verificationEvent(v, store.EventCancelled, "call ended", now))
 	})
 	if err != nil {
 		return got, err
