@@ -333,7 +333,13 @@ func (s *Service) outcome(tok *ciba.TokenResponse, err error, now time.Time) fun
 				finish(v, store.VerFailed, reason, now)
 				return save(s.verificationEvent(v, store.EventFailed, reason, now))
 			}
-			v.NextPollAt = ceilMS(minTime(now.Add(backoff(v.Interval, v.Failures)), v.ExpiresAt))
+			wait := backoff(v.Interval, v.Failures)
+			if errors.Is(err, ciba.ErrInvalidGrant) {
+				// The poll that spent it may still be storing its token:
+				// give it a whole lease before asking again.
+				wait = max(wait, pollLease)
+			}
+			v.NextPollAt = ceilMS(minTime(now.Add(wait), v.ExpiresAt))
 			v.UpdatedAt = now
 			return save()
 		})

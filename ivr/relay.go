@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -21,7 +22,42 @@ const relayRetry = time.Second
 // store this is the only way events reach the Publisher, so every
 // dashboard sees every event whichever instance made it. A gap in the feed
 // (a lost connection) resyncs the Publisher from the store.
+//
+// The feed only queues the seqs it delivers; another goroutine loads and
+// publishes all those queued at once, so that a relay that falls behind (a
+// burst of calls, a busy machine) catches up in one batch instead of
+// paying a few round trips to the store per notification.
 func (s *Service) relay(ctx context.Context) {
+	var (
+		mu      sync.Mutex
+		pending []int64
+		ready   = make(chan struct{}, 1)
+		wg      sync.WaitGroup
+	)
+	defer wg.Wait()
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ready:
+			}
+			mu.Lock()
+			seqs := pending
+			pending = nil
+			mu.Unlock()
+			s.relayEvents(ctx, seqs)
+		}
+	})
+	queue := func(seqs []int64) {
+		mu.Lock()
+		pending = append(pending, seqs...)
+		mu.Unlock()
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
 	for ctx.Err() == nil {
 		started := false
 		err := s.feed.Listen(ctx, func(seqs []int64, resync bool) {
@@ -35,7 +71,7 @@ func (s *Service) relay(ctx context.Context) {
 				}
 				return
 			}
-			s.relayEvents(ctx, seqs)
+			queue(seqs)
 		})
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("event feed failed; listening again", "err", err)
@@ -47,7 +83,8 @@ func (s *Service) relay(ctx context.Context) {
 	}
 }
 
-// relayEvents loads the events seqs and publishes them with their calls.
+// relayEvents loads the events seqs and publishes them, in seq order, with
+// their calls (each loaded once).
 func (s *Service) relayEvents(ctx context.Context, seqs []int64) {
 	if s.pub == nil {
 		return
@@ -60,21 +97,44 @@ func (s *Service) relayEvents(ctx context.Context, seqs []int64) {
 		}
 		return
 	}
+	// The calls, a few at a time: a batch can name many.
+	var sids []string
 	views := map[string]*store.CallView{}
 	for _, e := range evs {
-		cv, ok := views[e.CallSID]
-		if !ok {
-			if c, err := s.store.Call(ctx, e.CallSID); err == nil {
-				v, _ := s.current(ctx, c)
-				view := View(c, v)
-				cv = &view
-			}
-			views[e.CallSID] = cv
+		if _, ok := views[e.CallSID]; !ok {
+			views[e.CallSID] = nil
+			sids = append(sids, e.CallSID)
 		}
-		if cv != nil {
+	}
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, relayLoads)
+	)
+	for _, sid := range sids {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			c, err := s.store.Call(ctx, sid)
+			if err != nil {
+				return
+			}
+			v, _ := s.current(ctx, c)
+			view := View(c, v)
+			mu.Lock()
+			views[sid] = &view
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, e := range evs {
+		if cv := views[e.CallSID]; cv != nil {
 			cp := *cv
 			e.Call = &cp
 		}
 		s.pub.Publish(ctx, e)
 	}
 }
+
+// relayLoads is how many calls relayEvents loads at once.
+const relayLoads = 8
