@@ -31,6 +31,7 @@ func TestEveryCommandHelpExitsZero(t *testing.T) {
 		{[]string{"healthcheck", "-h"}, "-url"},
 		{[]string{"version"}, "ivrd "},
 		{[]string{"--version"}, "go1."},
+		{[]string{"migrate", "-h"}, "-from"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -48,7 +49,7 @@ func TestEveryCommandHelpExitsZero(t *testing.T) {
 
 // TestHelpListsEveryCommand: the usage names every command run knows.
 func TestHelpListsEveryCommand(t *testing.T) {
-	for _, cmd := range []string{"serve", "demo", "sim", "verify", "check", "twilio configure", "keys generate", "agents add", "healthcheck", "version"} {
+	for _, cmd := range []string{"serve", "demo", "sim", "verify", "check", "twilio configure", "keys generate", "agents add", "healthcheck", "version", "migrate"} {
 		if !strings.Contains(usage, "ivrd "+cmd) {
 			t.Errorf("usage does not mention ivrd %s", cmd)
 		}

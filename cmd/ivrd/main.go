@@ -14,6 +14,7 @@
 //	ivrd agents add|list|remove    dashboard accounts
 //	ivrd healthcheck               /healthz of a running ivrd
 //	ivrd version                   the build
+//	ivrd migrate --from F --to URL copy a sqlite database into PostgreSQL
 package main
 
 import (
@@ -86,6 +87,8 @@ Usage:
   ivrd agents list|remove NAME  manage dashboard agents
   ivrd healthcheck              ask a running ivrd for /healthz (the container's HEALTHCHECK)
   ivrd version                  the build's version and commit
+  ivrd migrate --from FILE --to URL
+                                copy the sqlite database into an empty PostgreSQL one (several instances)
 
 Run "ivrd COMMAND -h" for a command's flags.
 `
@@ -113,6 +116,8 @@ func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout
 		return cmdAgents(ctx, rest, getenv, stdin, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, getenv, stdout)
 	case "version", "-version", "--version":
