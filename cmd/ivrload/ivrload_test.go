@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ivr/callerverify/internal/postgres/postgrestest"
 )
 
 func TestPersonnummerAreValidAndDistinct(t *testing.T) {
@@ -45,6 +50,18 @@ func TestRefusesNonLoopback(t *testing.T) {
 	if _, err := parseRun([]string{"--host", "10.0.0.1"}, io.Discard); err == nil {
 		t.Error("--host 10.0.0.1: got no error, want a refusal")
 	}
+	if _, err := parseRun([]string{"--db", "postgres://ivr@db.example.com/ivr"}, io.Discard); err == nil {
+		t.Error("--db on another host: got no error, want a refusal")
+	}
+}
+
+func TestSeveralInstancesNeedPostgreSQL(t *testing.T) {
+	if _, err := parseRun([]string{"--instances", "2"}, io.Discard); err == nil {
+		t.Error("--instances 2 without --db: got no error, want a refusal")
+	}
+	if _, err := parsePending([]string{"--instances", "2", "--db", "postgres://postgres@127.0.0.1/test"}, io.Discard); err != nil {
+		t.Errorf("--instances 2 --db postgres://…: %v", err)
+	}
 }
 
 // TestSmoke builds ivrd and runs 20 calls against it: every call must end
@@ -77,4 +94,96 @@ func TestSmoke(t *testing.T) {
 	if rep.ApprovalToDash.N == 0 || rep.ApprovalToEar.N == 0 {
 		t.Errorf("no end-to-end figures: %+v %+v", rep.ApprovalToDash, rep.ApprovalToEar)
 	}
+}
+
+// TestSmokePostgres runs 20 calls on two instances sharing a PostgreSQL
+// database behind the balancer, with dashboards on both: no call or event
+// may be lost, approvals must reach the dashboards of both instances, no
+// slow_down, and the run's schema is dropped after.
+func TestSmokePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ivrd and runs two instances for ~15 s")
+	}
+	dbURL := postgrestest.URL(t)
+	before := runSchemas(t, dbURL)
+	out := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"run", "--calls", "20", "--concurrency", "20", "--dashboards", "4", "--expiry", "6s",
+		"--decide-after", "1s-2s", "--key-alg", "ES256", "--instances", "2", "--db", dbURL, "--json", out}
+	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	var rep runReport
+	readReport(t, out, &rep)
+	L := rep.Losses
+	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerMissing != 0 || L.VerNotFinal != 0 {
+		t.Errorf("calls: got %+v, want 20 placed and no errors", L)
+	}
+	if L.EventsStored == 0 || L.EventsMissing != 0 || L.DashDisconnects != 0 {
+		t.Errorf("events: %d stored, %d missing at dashboards, %d disconnects; want none missing", L.EventsStored, L.EventsMissing, L.DashDisconnects)
+	}
+	if len(rep.ApprovalToDashBy) != 2 || rep.ApprovalToDashBy[0].N == 0 || rep.ApprovalToDashBy[1].N == 0 {
+		t.Errorf("approval → dashboard by instance: %+v, want figures from the dashboards of both", rep.ApprovalToDashBy)
+	}
+	if rep.TokenCodes["slow_down"] != 0 || rep.SlowDownMetric != 0 || rep.Punctuality.Early != 0 {
+		t.Errorf("token answers %v, slow_down metric %v, early polls %d: want no early poll", rep.TokenCodes, rep.SlowDownMetric, rep.Punctuality.Early)
+	}
+	if len(rep.Server.Instances) != 2 || rep.Server.Instances[0].PeakRSS == 0 || rep.Server.Instances[1].PeakRSS == 0 {
+		t.Errorf("per-instance figures: %+v", rep.Server.Instances)
+	}
+	if after := runSchemas(t, dbURL); after != before {
+		t.Errorf("%d ivrload schemas in the database after the run, %d before: the run's schema was not dropped", after, before)
+	}
+}
+
+// TestSmokePendingPostgres parks 60 verifications on two instances and
+// measures a few seconds: every call is set up, nothing polled early,
+// everything ends when the callers hang up.
+func TestSmokePendingPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ivrd and runs two instances for ~15 s")
+	}
+	dbURL := postgrestest.URL(t)
+	out := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"pending", "--n", "60", "--concurrency", "8", "--measure", "4s", "--key-alg", "ES256",
+		"--instances", "2", "--db", dbURL, "--json", out}
+	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	var rep pendingReport
+	readReport(t, out, &rep)
+	if rep.SetupErrors != 0 || rep.NotFinal != 0 {
+		t.Errorf("%d set-up errors, %d verifications not final after the hang-ups; want none", rep.SetupErrors, rep.NotFinal)
+	}
+	if rep.TokenCodes["slow_down"] != 0 || rep.SlowDownMetr != 0 || rep.All.Early != 0 {
+		t.Errorf("token answers %v, slow_down metric %v, early polls %d: want no early poll", rep.TokenCodes, rep.SlowDownMetr, rep.All.Early)
+	}
+	if rep.Steady.Polls == 0 || len(rep.Instances) != 2 {
+		t.Errorf("steady polls %d, instances %+v: want polls measured on two instances", rep.Steady.Polls, rep.Instances)
+	}
+}
+
+func readReport(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runSchemas counts the schemas ivrload runs make in the database.
+func runSchemas(t *testing.T, dbURL string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'ivrload\_%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -11,6 +11,10 @@
 //	ivrload run [flags]       callers with a mix of outcomes (the default)
 //	ivrload pending [flags]   N verifications pending at once: poll punctuality and memory
 //
+// With --instances N --db postgres://… it runs N instances on one
+// PostgreSQL database (a fresh schema per run, dropped after) behind a
+// round-robin balancer, with the dashboards spread over the instances.
+//
 // Run "ivrload run -h" for the flags. BENCHMARKS.md has the commands used.
 package main
 
@@ -80,6 +84,8 @@ type common struct {
 	Host          string
 	Env           []string
 	CPUProfile    string
+	Instances     int
+	DB            string
 }
 
 func (c *common) flags(fs *flag.FlagSet) *stringList {
@@ -91,9 +97,24 @@ func (c *common) flags(fs *flag.FlagSet) *stringList {
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temp dir (database, ivrd log)")
 	fs.StringVar(&c.Host, "host", "127.0.0.1", "address ivrd, the simulator and the baseline listen on; must be loopback")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write ivrload's own CPU profile (load generator and simulator) to this file")
+	fs.IntVar(&c.Instances, "instances", 1, "ivrd serve instances on one database; more than 1 needs --db postgres://… and puts a round-robin balancer in front")
+	fs.StringVar(&c.DB, "db", "", "a PostgreSQL database URL (loopback) for the instances: each run gets a fresh schema in it, dropped at the end (default: a sqlite file in the temp dir)")
 	env := &stringList{}
 	fs.Var(env, "env", "extra KEY=VALUE for ivrd serve (repeatable), e.g. GOMAXPROCS=1")
 	return env
+}
+
+// describe says where the instances run: "1 instance, sqlite" or
+// "2 instances, PostgreSQL".
+func (c *common) describe() string {
+	db := "sqlite"
+	if c.DB != "" {
+		db = "PostgreSQL"
+	}
+	if c.Instances == 1 {
+		return "1 instance, " + db
+	}
+	return fmt.Sprintf("%d instances behind a round-robin balancer, %s", c.Instances, db)
 }
 
 type stringList []string
@@ -107,6 +128,15 @@ func (c *common) check() error {
 	}
 	if c.Interval < time.Second || c.Interval%time.Second != 0 {
 		return errors.New("--interval: whole seconds, at least 1s (the broker sends seconds)")
+	}
+	if err := checkDB(c.DB); err != nil {
+		return err
+	}
+	switch {
+	case c.Instances < 1:
+		return errors.New("--instances: at least 1")
+	case c.Instances > 1 && c.DB == "":
+		return errors.New("--instances: several instances share a PostgreSQL database: give --db postgres://…")
 	}
 	return nil
 }
@@ -184,13 +214,16 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	return c, c.check()
 }
 
-// env is the shared setting-up of a run: temp dir, simulator, ivrd.
+// env is the shared setting-up of a run: temp dir, database, simulator,
+// the ivrd instances.
 type env struct {
 	profile *os.File
 	dir     string
 	sim     *sim
-	srv     *server
+	cl      *cluster
 	rest    *restAPI
+	db      string       // IVR_DB
+	dropDB  func() error // removes the run's PostgreSQL schema
 }
 
 func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
@@ -225,11 +258,18 @@ func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
 		e.tearDown(c)
 		return nil, err
 	}
-	if e.srv, err = startServer(ctx, bin, dir, c.Host, e.sim, append([]string{"TWILIO_API_URL=" + e.rest.url}, c.Env...)); err != nil {
+	if e.db, e.dropDB, err = runDatabase(ctx, c.DB, dir); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "ivrload: ivrd serving at %s (pid %d), simulator at %s\n", e.srv.base, e.srv.cmd.Process.Pid, e.sim.issuer)
+	if e.cl, err = startCluster(ctx, bin, dir, c.Host, e.db, c.Instances, e.sim, append([]string{"TWILIO_API_URL=" + e.rest.url}, c.Env...)); err != nil {
+		e.tearDown(c)
+		return nil, err
+	}
+	for _, s := range e.cl.servers {
+		fmt.Fprintf(stderr, "ivrload: %s serving at %s (pid %d)\n", s.name, s.base, s.cmd.Process.Pid)
+	}
+	fmt.Fprintf(stderr, "ivrload: public URL %s, simulator at %s\n", e.cl.public, e.sim.issuer)
 	return e, nil
 }
 
@@ -238,8 +278,8 @@ func (e *env) tearDown(c common) {
 		pprof.StopCPUProfile()
 		e.profile.Close()
 	}
-	if e.srv != nil {
-		_ = e.srv.stop()
+	if e.cl != nil {
+		_ = e.cl.stop()
 	}
 	if e.sim != nil {
 		e.sim.close()
@@ -248,8 +288,13 @@ func (e *env) tearDown(c common) {
 		e.rest.close()
 	}
 	if c.Keep {
-		fmt.Fprintln(os.Stderr, "ivrload: kept", e.dir)
+		fmt.Fprintln(os.Stderr, "ivrload: kept", e.dir, "and the database", e.db)
 		return
+	}
+	if e.dropDB != nil {
+		if err := e.dropDB(); err != nil {
+			fmt.Fprintln(os.Stderr, "ivrload: drop the run's schema:", err)
+		}
 	}
 	os.RemoveAll(e.dir)
 }

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
@@ -48,6 +47,7 @@ func parsePending(args []string, stderr io.Writer) (pendingConfig, error) {
 type pendingReport struct {
 	Config       pendingConfig  `json:"config"`
 	Setup        time.Duration  `json:"setup"`
+	Wall         time.Duration  `json:"wall"` // set-up and measurement
 	Routes       []routeReport  `json:"routes"`
 	Steady       punctuality    `json:"steady_punctuality"`
 	All          punctuality    `json:"all_punctuality"`
@@ -58,7 +58,9 @@ type pendingReport struct {
 	PendingGauge float64        `json:"pending_gauge"`
 	CPU          time.Duration  `json:"cpu"`
 	Cores        float64        `json:"cores"`
-	PeakRSS      int64          `json:"peak_rss_bytes"`
+	PeakRSS      int64          `json:"peak_rss_bytes"` // the highest of the instances
+	Instances    []instanceUse  `json:"instances"`
+	DBCPU        time.Duration  `json:"postgres_cpu,omitempty"`
 	Goroutines   float64        `json:"goroutines_max"`
 	SetupErrors  int            `json:"setup_errors"`
 	NotFinal     int            `json:"not_final_after_hangup"`
@@ -74,17 +76,17 @@ func runPending(ctx context.Context, cfg pendingConfig, stdout, stderr io.Writer
 	defer e.tearDown(cfg.common)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	pid := e.srv.cmd.Process.Pid
 	stats := newRouteStats()
-	tw := &ivrtest.Twilio{BaseURL: e.srv.base, AuthToken: e.srv.authToken, HTTPClient: &http.Client{
+	tw := &ivrtest.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
 		Timeout:   15 * time.Second,
 		Transport: timedTransport{next: newTransport(cfg.Concurrency + 16), stats: stats},
 	}}
 	e.rest.use(tw)
 	rep := pendingReport{Config: cfg}
-	before, _ := readProc(pid)
+	before := e.cl.procs()
 	self0, _ := readProc(os.Getpid())
 	busy0 := machineBusy()
+	pg0 := processCPU("postgres")
 	start := time.Now()
 
 	sids := make([]string, cfg.N)
@@ -122,6 +124,13 @@ func runPending(ctx context.Context, cfg pendingConfig, stdout, stderr io.Writer
 	// verification is in its steady polling rhythm.
 	steadyFrom := setupDone.Add(cfg.Interval)
 	var maxG float64
+	sampleNow := func() {
+		for _, srv := range e.cl.servers {
+			m, _ := scrape(srv.base, "go_goroutines", "ivr_verifications_pending")
+			maxG = max(maxG, m["go_goroutines"])
+			rep.PendingGauge = m["ivr_verifications_pending"] // the store's count: the same on every instance
+		}
+	}
 	t := time.NewTicker(5 * time.Second)
 	end := time.After(cfg.Measure)
 measure:
@@ -132,12 +141,11 @@ measure:
 		case <-end:
 			break measure
 		case <-t.C:
-			m, _ := scrape(e.srv.base, "go_goroutines", "ivr_verifications_pending")
-			maxG = max(maxG, m["go_goroutines"])
-			rep.PendingGauge = m["ivr_verifications_pending"]
+			sampleNow()
 		}
 	}
 	t.Stop()
+	sampleNow()
 	measured := time.Now()
 	e.sim.mu.Lock()
 	n := 0
@@ -153,20 +161,27 @@ measure:
 	rep.Steady = punctualityOf(e.sim, steadyFrom)
 	rep.All = punctualityOf(e.sim, time.Time{})
 	rep.Goroutines = maxG
-	if m, err := scrape(e.srv.base, "ivr_broker_request_duration_seconds_count"); err == nil {
+	if m, err := e.cl.scrape("ivr_broker_request_duration_seconds_count"); err == nil {
 		for k, v := range m {
 			if strings.Contains(k, `result="slow_down"`) {
 				rep.SlowDownMetr += v
 			}
 		}
 	}
-	after, _ := readProc(pid)
+	after := e.cl.procs()
 	self1, _ := readProc(os.Getpid())
-	rep.CPU = after.CPU - before.CPU
-	rep.Others = machineBusy() - busy0 - rep.CPU - (self1.CPU - self0.CPU)
+	if isPostgres(e.db) {
+		rep.DBCPU = cpuSince(pg0, processCPU("postgres"))
+	}
+	rep.Wall = measured.Sub(start)
+	rep.Instances = e.cl.use(before, after, rep.Wall)
+	for _, u := range rep.Instances {
+		rep.CPU += u.CPU
+		rep.PeakRSS = max(rep.PeakRSS, u.PeakRSS)
+	}
+	rep.Others = machineBusy() - busy0 - rep.CPU - (self1.CPU - self0.CPU) - rep.DBCPU
 	rep.LoadCPU = self1.CPU - self0.CPU
-	rep.Cores = rep.CPU.Seconds() / measured.Sub(start).Seconds()
-	rep.PeakRSS = after.PeakRSS
+	rep.Cores = rep.CPU.Seconds() / rep.Wall.Seconds()
 
 	// Everyone hangs up; every verification must end (cancelled).
 	next.Store(0)
@@ -180,7 +195,7 @@ measure:
 				if sids[i] == "" {
 					continue
 				}
-				resp, err := tw.Post(context.WithoutCancel(ctx), "/twilio/status", url.Values{"CallSid": {sids[i]}, "CallStatus": {"completed"}, "From": {"+46700000000"}, "To": {"+46812345678"}})
+				resp, err := tw.Post(context.WithoutCancel(ctx), "/twilio/status", url.Values{"CallSid": {sids[i]}, "AccountSid": {"AC00000000000000000000000000000000"}, "CallStatus": {"completed"}, "From": {"+46700000000"}, "To": {"+46812345678"}})
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -190,8 +205,8 @@ measure:
 	}
 	wg.Wait()
 	rep.Routes = stats.report()
-	_ = e.srv.stop()
-	if db, err := sqlite.Open(context.WithoutCancel(ctx), e.srv.db); err == nil {
+	_ = e.cl.stop()
+	if db, err := openStore(context.WithoutCancel(ctx), e.db); err == nil {
 		for _, sid := range sids {
 			if sid == "" {
 				continue
@@ -253,8 +268,8 @@ func post(ctx context.Context, tw *ivrtest.Twilio, path string, form url.Values)
 
 func printPending(w io.Writer, r *pendingReport) {
 	c := r.Config
-	fmt.Fprintf(w, "\nivrload pending: %d verifications pending (set up in %s, %d errors), broker latency %s, interval %s, key %s\n",
-		c.N-r.SetupErrors, r.Setup.Round(time.Millisecond), r.SetupErrors, c.BrokerLatency, c.Interval, c.KeyAlg)
+	fmt.Fprintf(w, "\nivrload pending: %d verifications pending (set up in %s, %d errors), broker latency %s, interval %s, key %s; %s\n",
+		c.N-r.SetupErrors, r.Setup.Round(time.Millisecond), r.SetupErrors, c.BrokerLatency, c.Interval, c.KeyAlg, c.common.describe())
 	for _, rt := range r.Routes {
 		fmt.Fprintf(w, "  %-16s %7.1f req/s errors %d  %s\n", rt.Route, rt.Rate, rt.Errors, rt.Latency)
 	}
@@ -267,7 +282,8 @@ func printPending(w io.Writer, r *pendingReport) {
 			p.name, p.p.Late, p.p.Over10Pct, p.p.Polls, 100*float64(p.p.Over10Pct)/float64(max(p.p.Polls, 1)), p.p.Early)
 	}
 	fmt.Fprintf(w, "token answers %v; slow_down in ivrd metrics %.0f; ivr_verifications_pending gauge %.0f\n", r.TokenCodes, r.SlowDownMetr, r.PendingGauge)
-	fmt.Fprintf(w, "server: CPU %.1fs = %.2f cores; peak RSS %.1f MB; goroutines max %.0f; verifications not final after hang-up: %d\n",
+	fmt.Fprintf(w, "server: CPU %.1fs = %.2f cores; peak RSS %.1f MB; goroutines max %.0f (per instance); verifications not final after hang-up: %d\n",
 		r.CPU.Seconds(), r.Cores, float64(r.PeakRSS)/1e6, r.Goroutines, r.NotFinal)
+	printInstances(w, r.Instances, r.DBCPU, r.Wall)
 	fmt.Fprintf(w, "load generator + simulator CPU %.1fs; other processes on the machine %.1fs\n", r.LoadCPU.Seconds(), r.Others.Seconds())
 }

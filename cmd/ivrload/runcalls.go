@@ -12,44 +12,51 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr/ivrtest"
 )
 
 // runReport is everything a callers run measured.
 type runReport struct {
-	Config         runConfig      `json:"config"`
-	Wall           time.Duration  `json:"wall"`
-	Routes         []routeReport  `json:"routes"`
-	ServerHoldP99  float64        `json:"server_hold_p99_bucket_s"`
-	ApprovalToDash summary        `json:"approval_to_dashboard"`
-	ApprovalToEar  summary        `json:"approval_to_caller"`
-	DeclineToEar   summary        `json:"decline_to_caller"`
-	Fanout         summary        `json:"event_fanout"`
-	SteadyFrom     time.Duration  `json:"steady_from"`
-	SteadyTo       time.Duration  `json:"steady_to"`
-	SteadyHold     summary        `json:"steady_hold"`
-	SteadyBase     summary        `json:"steady_baseline"`
-	SteadyHoldRate float64        `json:"steady_hold_rate"`
-	FanoutSpread   summary        `json:"event_fanout_spread"`
-	SettledGor     float64        `json:"goroutines_settled"`
-	AuthAtBroker   summary        `json:"bc_authorize_at_broker"`
-	TokenAtBroker  summary        `json:"token_at_broker"`
-	PollsPerVer    summary        `json:"-"`
-	PollsMean      float64        `json:"polls_per_verification_mean"`
-	PollsMax       int            `json:"polls_per_verification_max"`
-	TokenCodes     map[string]int `json:"token_answers"`
-	SlowDownMetric float64        `json:"slow_down_metric"`
-	Punctuality    punctuality    `json:"poll_punctuality"`
-	Server         serverUse      `json:"server"`
-	Losses         losses         `json:"losses"`
+	Config         runConfig     `json:"config"`
+	Wall           time.Duration `json:"wall"`
+	Routes         []routeReport `json:"routes"`
+	ServerHoldP99  float64       `json:"server_hold_p99_bucket_s"`
+	ApprovalToDash summary       `json:"approval_to_dashboard"` // on every dashboard
+	// ApprovalToDashBy is ApprovalToDash for the dashboards on each
+	// instance.
+	ApprovalToDashBy []summary      `json:"approval_to_dashboard_by_instance"`
+	ApprovalToEar    summary        `json:"approval_to_caller"`
+	DeclineToEar     summary        `json:"decline_to_caller"`
+	Fanout           summary        `json:"event_fanout"`
+	FanoutBy         []summary      `json:"event_fanout_by_instance"`
+	SteadyFrom       time.Duration  `json:"steady_from"`
+	SteadyTo         time.Duration  `json:"steady_to"`
+	SteadyHold       summary        `json:"steady_hold"`
+	SteadyBase       summary        `json:"steady_baseline"`
+	SteadyHoldRate   float64        `json:"steady_hold_rate"`
+	FanoutSpread     summary        `json:"event_fanout_spread"`
+	SettledGor       float64        `json:"goroutines_settled"`
+	AuthAtBroker     summary        `json:"bc_authorize_at_broker"`
+	TokenAtBroker    summary        `json:"token_at_broker"`
+	PollsPerVer      summary        `json:"-"`
+	PollsMean        float64        `json:"polls_per_verification_mean"`
+	PollsMax         int            `json:"polls_per_verification_max"`
+	TokenCodes       map[string]int `json:"token_answers"`
+	SlowDownMetric   float64        `json:"slow_down_metric"`
+	Punctuality      punctuality    `json:"poll_punctuality"`
+	Server           serverUse      `json:"server"`
+	Losses           losses         `json:"losses"`
 }
 
+// serverUse is what the instances used: CPU summed over them, the highest
+// peak RSS, goroutines, heap and RSS in the samples summed over them.
 type serverUse struct {
 	CPU         time.Duration `json:"cpu"`
 	Cores       float64       `json:"cores"`
 	PeakRSS     int64         `json:"peak_rss_bytes"`
+	Instances   []instanceUse `json:"instances"`
+	DBCPU       time.Duration `json:"postgres_cpu,omitempty"`
 	LoadCPU     time.Duration `json:"load_generator_cpu"`
 	Samples     []sample      `json:"samples"`
 	Goroutines0 float64       `json:"goroutines_start"`
@@ -86,16 +93,15 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.tearDown(cfg.common)
-	if !loopbackURL(e.srv.base) || !loopbackURL(e.sim.issuer) {
+	if !loopbackURL(e.cl.public) || !loopbackURL(e.sim.issuer) {
 		return fmt.Errorf("refusing a non-loopback target")
 	}
-	pid := e.srv.cmd.Process.Pid
 
-	dash, err := connectDashboards(ctx, e.srv.base, e.srv.password, cfg.Dashboards)
+	dash, err := connectDashboards(ctx, e.cl.bases(), e.cl.public, e.cl.password, cfg.Dashboards)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "ivrload: %d dashboards connected\n", cfg.Dashboards)
+	fmt.Fprintf(stderr, "ivrload: %d dashboards connected over %d instances\n", cfg.Dashboards, len(e.cl.servers))
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -105,7 +111,7 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 
 	stats := newRouteStats()
 	transport := newTransport(cfg.Concurrency + 16)
-	tw := &ivrtest.Twilio{BaseURL: e.srv.base, AuthToken: e.srv.authToken, HTTPClient: &http.Client{
+	tw := &ivrtest.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
 		Timeout:   15 * time.Second, // Twilio's webhook timeout
 		Transport: timedTransport{next: transport, stats: stats},
 	}}
@@ -114,10 +120,11 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 
 	var rep runReport
 	rep.Config = cfg
-	before, _ := readProc(pid)
+	before := e.cl.procs()
 	self0, _ := readProc(os.Getpid())
 	busy0 := machineBusy()
-	m0, _ := scrape(e.srv.base, "go_goroutines")
+	pg0 := processCPU("postgres")
+	m0, _ := e.cl.scrape("go_goroutines")
 	rep.Server.Goroutines0 = m0["go_goroutines"]
 
 	start := time.Now()
@@ -132,23 +139,30 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 		defer bl.srv.Close()
 		bg.Go(func() { bl.load(loadCtx, cfg.Concurrency, cfg.Hop, stats) })
 	}
-	bg.Go(func() { rep.Server.Samples = sampleServer(loadCtx, e.srv.base, pid, cfg.Sample, start, cs, stderr) })
+	bg.Go(func() { rep.Server.Samples = sampleServers(loadCtx, e.cl, cfg.Sample, start, cs, stderr) })
 	cs.run(runCtx, cfg.Concurrency, cfg.Ramp)
 	rep.Wall = time.Since(start)
 	stopLoad()
 	bg.Wait()
-	// Let the last events reach the dashboards.
-	time.Sleep(500 * time.Millisecond)
+	// Let the last events reach the dashboards: until none has arrived
+	// for a second (a lagging relay delivers them late, not never).
+	dash.settle(time.Second, time.Minute)
 	stopSched()
 
-	after, _ := readProc(pid)
+	after := e.cl.procs()
 	self1, _ := readProc(os.Getpid())
-	rep.Server.Others = machineBusy() - busy0 - (after.CPU - before.CPU) - (self1.CPU - self0.CPU)
-	rep.Server.CPU = after.CPU - before.CPU
+	if isPostgres(e.db) {
+		rep.Server.DBCPU = cpuSince(pg0, processCPU("postgres"))
+	}
+	rep.Server.Instances = e.cl.use(before, after, rep.Wall)
+	for _, u := range rep.Server.Instances {
+		rep.Server.CPU += u.CPU
+		rep.Server.PeakRSS = max(rep.Server.PeakRSS, u.PeakRSS)
+	}
+	rep.Server.Others = machineBusy() - busy0 - rep.Server.CPU - (self1.CPU - self0.CPU) - rep.Server.DBCPU
 	rep.Server.Cores = rep.Server.CPU.Seconds() / rep.Wall.Seconds()
-	rep.Server.PeakRSS = after.PeakRSS
 	rep.Server.LoadCPU = self1.CPU - self0.CPU
-	if mt, err := scrape(e.srv.base, "ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count"); err == nil {
+	if mt, err := e.cl.scrape("ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count"); err == nil {
 		rep.ServerHoldP99, _ = histQuantile(mt, "ivr_webhook_duration_seconds", `route="/twilio/hold"`, .99)
 		for k, v := range mt {
 			if strings.Contains(k, `result="slow_down"`) {
@@ -160,11 +174,11 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	// the dashboards still connected (two goroutines each).
 	transport.CloseIdleConnections()
 	time.Sleep(2 * time.Second)
-	if m, err := scrape(e.srv.base, "go_goroutines"); err == nil {
+	if m, err := e.cl.scrape("go_goroutines"); err == nil {
 		rep.SettledGor = m["go_goroutines"]
 	}
 	dash.close()
-	if err := e.srv.stop(); err != nil {
+	if err := e.cl.stop(); err != nil {
 		fmt.Fprintln(stderr, "ivrload: ivrd stop:", err)
 	}
 
@@ -189,16 +203,19 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	return writeJSON(cfg.JSON, rep)
 }
 
-// sampleServer records the server's goroutines and memory every period.
-func sampleServer(ctx context.Context, base string, pid int, period time.Duration, start time.Time, cs *callers, stderr io.Writer) []sample {
+// sampleServers records the instances' goroutines, heap and RSS, summed
+// over them, every period.
+func sampleServers(ctx context.Context, cl *cluster, period time.Duration, start time.Time, cs *callers, stderr io.Writer) []sample {
 	var out []sample
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
-		m, err := scrape(base, "go_goroutines", "go_memstats_heap_inuse_bytes")
-		p, _ := readProc(pid)
+		m, err := cl.scrape("go_goroutines", "go_memstats_heap_inuse_bytes")
 		if err == nil {
-			s := sample{At: time.Since(start).Round(time.Second), Goroutines: m["go_goroutines"], HeapInuse: m["go_memstats_heap_inuse_bytes"], RSS: p.RSS, ActiveCall: cs.active.Load()}
+			s := sample{At: time.Since(start).Round(time.Second), Goroutines: m["go_goroutines"], HeapInuse: m["go_memstats_heap_inuse_bytes"], ActiveCall: cs.active.Load()}
+			for _, p := range cl.procs() {
+				s.RSS += p.RSS
+			}
 			out = append(out, s)
 			if period >= 10*time.Second {
 				fmt.Fprintf(stderr, "ivrload: t=%s calls done=%d active=%d goroutines=%.0f heap=%.1fMB rss=%.1fMB\n", s.At, cs.done.Load(), s.ActiveCall, s.Goroutines, s.HeapInuse/1e6, float64(s.RSS)/1e6)
@@ -224,24 +241,12 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 	rep.TokenAtBroker = s.tokenLat.summary()
 	rep.Punctuality = punctualityOf(s, time.Time{})
 
-	// Dashboard 0's outcome events by call.
-	dashAt := map[string]map[string]time.Time{}
-	dash.mu.Lock()
-	for _, ev := range dash.first {
-		if dashAt[ev.callSID] == nil {
-			dashAt[ev.callSID] = map[string]time.Time{}
-		}
-		if _, ok := dashAt[ev.callSID][ev.kind]; !ok {
-			dashAt[ev.callSID][ev.kind] = ev.arrived
-		}
-	}
-	dash.mu.Unlock()
-
 	var toDash, toEar, declEar []time.Duration
+	toDashBy := make([][]time.Duration, len(e.cl.servers))
 	polls := s.pollsPerAuth()
 	var pollN []time.Duration
 	sumPolls, maxPolls := 0, 0
-	db, dberr := sqlite.Open(ctx, e.srv.db)
+	db, dberr := openStore(ctx, e.db)
 	if dberr == nil {
 		defer db.Close()
 	}
@@ -270,12 +275,11 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 			maxPolls = max(maxPolls, n)
 		}
 		if t0, ok := decided[r.user]; ok {
-			kind := store.EventApproved
-			if r.plan == decline {
-				kind = store.EventDeclined
-			}
-			if at, ok := dashAt[sid][string(kind)]; ok && r.plan == approve {
-				toDash = append(toDash, at.Sub(t0))
+			for i := range dash.conns {
+				if at, ok := dash.approvedAt(i, sid); ok && r.plan == approve {
+					toDash = append(toDash, at.Sub(t0))
+					toDashBy[dash.instance[i]] = append(toDashBy[dash.instance[i]], at.Sub(t0))
+				}
 			}
 			for _, l := range r.tr.Lines {
 				at := r.start.Add(l.At)
@@ -332,9 +336,15 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 		L.ErrorSamples = append(L.ErrorSamples, "open store for checks: "+dberr.Error())
 	}
 	rep.ApprovalToDash = summarize(toDash)
+	for _, d := range toDashBy {
+		rep.ApprovalToDashBy = append(rep.ApprovalToDashBy, summarize(d))
+	}
 	rep.ApprovalToEar = summarize(toEar)
 	rep.DeclineToEar = summarize(declEar)
 	rep.Fanout = dash.fanout.summary()
+	for i := range dash.fanoutBy {
+		rep.FanoutBy = append(rep.FanoutBy, dash.fanoutBy[i].summary())
+	}
 	rep.FanoutSpread = dash.spread()
 	rep.PollsPerVer = summarize(pollN)
 	if len(pollN) > 0 {
@@ -385,8 +395,8 @@ func punctualityOf(s *sim, since time.Time) punctuality {
 
 func printRun(w io.Writer, r *runReport) {
 	c := r.Config
-	fmt.Fprintf(w, "\nivrload run: %d calls placed in %s, concurrency %d, mix approve=%d decline=%d noanswer=%d, broker latency %s, interval %s, expiry %s, %d dashboards, key %s\n",
-		r.Losses.CallsPlaced, r.Wall.Round(time.Second), c.Concurrency, c.Mix[approve], c.Mix[decline], c.Mix[noAnswer], c.BrokerLatency, c.Interval, c.Expiry, c.Dashboards, c.KeyAlg)
+	fmt.Fprintf(w, "\nivrload run: %d calls placed in %s, concurrency %d, mix approve=%d decline=%d noanswer=%d, broker latency %s, interval %s, expiry %s, %d dashboards, key %s; %s\n",
+		r.Losses.CallsPlaced, r.Wall.Round(time.Second), c.Concurrency, c.Mix[approve], c.Mix[decline], c.Mix[noAnswer], c.BrokerLatency, c.Interval, c.Expiry, c.Dashboards, c.KeyAlg, c.common.describe())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "route\treq/s\terrors\tn\tp50\tp95\tp99\tmax\t")
 	for _, rt := range r.Routes {
@@ -402,10 +412,20 @@ func printRun(w io.Writer, r *runReport) {
 		fmt.Fprintf(w, "steady hold phase %s–%s (%.0f hops/s): hold %s; baseline %s; p99 ratio %.2f×\n", r.SteadyFrom.Round(time.Second), r.SteadyTo.Round(time.Second), r.SteadyHoldRate,
 			r.SteadyHold, r.SteadyBase, float64(r.SteadyHold.P99)/float64(max(r.SteadyBase.P99, 1)))
 	}
-	fmt.Fprintf(w, "broker approval → dashboard event:   %s\n", r.ApprovalToDash)
+	fmt.Fprintf(w, "broker approval → dashboard event (every dashboard): %s\n", r.ApprovalToDash)
+	if len(r.ApprovalToDashBy) > 1 {
+		for i, s := range r.ApprovalToDashBy {
+			fmt.Fprintf(w, "  dashboards on ivrd-%d: %s\n", i+1, s)
+		}
+	}
 	fmt.Fprintf(w, "broker approval → caller hears it:   %s\n", r.ApprovalToEar)
 	fmt.Fprintf(w, "broker decline  → caller hears it:   %s\n", r.DeclineToEar)
 	fmt.Fprintf(w, "event fan-out (event time → arrival, every dashboard): %s\n", r.Fanout)
+	if len(r.FanoutBy) > 1 {
+		for i, s := range r.FanoutBy {
+			fmt.Fprintf(w, "  dashboards on ivrd-%d: %s\n", i+1, s)
+		}
+	}
 	fmt.Fprintf(w, "event fan-out spread (first → last dashboard, per event): %s\n", r.FanoutSpread)
 	fmt.Fprintf(w, "broker handling (incl. simulated latency): bc-authorize %s; token %s\n", r.AuthAtBroker, r.TokenAtBroker)
 	fmt.Fprintf(w, "token answers: %v; polls per verification mean %.1f max %d; slow_down seen by broker %d, in ivrd metrics %.0f\n",
@@ -414,6 +434,7 @@ func printRun(w io.Writer, r *runReport) {
 	fmt.Fprintf(w, "poll lateness vs due (answer + interval): %s; >10%% of interval late: %d of %d; early: %d\n", p.Late, p.Over10Pct, p.Polls, p.Early)
 	fmt.Fprintf(w, "server: CPU %.1fs over %.0fs wall = %.2f cores; peak RSS %.1f MB; load generator CPU %.1fs; other processes on the machine %.1fs (%.2f cores)\n",
 		r.Server.CPU.Seconds(), r.Wall.Seconds(), r.Server.Cores, float64(r.Server.PeakRSS)/1e6, r.Server.LoadCPU.Seconds(), r.Server.Others.Seconds(), r.Server.Others.Seconds()/r.Wall.Seconds())
+	printInstances(w, r.Server.Instances, r.Server.DBCPU, r.Wall)
 	if n := len(r.Server.Samples); n > 0 {
 		var mx sample
 		for _, s := range r.Server.Samples {
@@ -438,6 +459,24 @@ func printRun(w io.Writer, r *runReport) {
 		L.CallErrors, L.NotEnqueued, L.WrongOutcome, L.VerMissing, L.VerNotFinal, L.EventsStored, L.EventsMissing, L.MissingByKind, L.DashDisconnects)
 	for _, e := range L.ErrorSamples {
 		fmt.Fprintln(w, "  error:", e)
+	}
+}
+
+// printInstances prints each instance's CPU and peak RSS, and
+// PostgreSQL's CPU, when there is more than one instance or PostgreSQL.
+func printInstances(w io.Writer, in []instanceUse, dbCPU, wall time.Duration) {
+	if len(in) < 2 && dbCPU == 0 {
+		return
+	}
+	for _, u := range in {
+		fmt.Fprintf(w, "  %s: CPU %.1fs = %.2f cores; peak RSS %.1f MB", u.Name, u.CPU.Seconds(), u.Cores, float64(u.PeakRSS)/1e6)
+		if u.Requests > 0 {
+			fmt.Fprintf(w, "; %d requests from the balancer", u.Requests)
+		}
+		fmt.Fprintln(w)
+	}
+	if dbCPU > 0 {
+		fmt.Fprintf(w, "  PostgreSQL (every postgres process on the machine): CPU %.1fs = %.2f cores\n", dbCPU.Seconds(), dbCPU.Seconds()/wall.Seconds())
 	}
 }
 
