@@ -10,7 +10,7 @@ import (
 
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // TestNationalIDsNeverReachTheDatabaseFiles is the finding of the security
@@ -26,7 +26,7 @@ func TestNationalIDsNeverReachTheDatabaseFiles(t *testing.T) {
 		e.call(&caller{numbers: []string{cibatest.SEApprove}})
 		e.call(&caller{numbers: []string{cibatest.SEDecline, cibatest.NOApprove}, retries: []string{"1"}})
 		e.call(&caller{numbers: []string{cibatest.NODecline}})
-		e.call(&caller{numbers: []string{cibatest.SEManual}}, func(c *ivrtest.Caller) { c.HangUpAfter = 20 * time.Second })
+		e.call(&caller{numbers: []string{cibatest.SEManual}}, func(c *virtualtwilio.Caller) { c.HangUpAfter = 20 * time.Second })
 		sid := agentCall(e, "at rest")
 		if _, err := e.svc.StartAgentVerification(t.Context(), sid, store.IDNationalID, cibatest.SEApprove, "alice"); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // unknownCustomer is a customer number with a valid Luhn check digit that
@@ -58,7 +58,7 @@ func TestBrokers(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnvFor(t, tc.profile)
 				c := tc.caller
-				tr := e.call(&c, func(ic *ivrtest.Caller) {
+				tr := e.call(&c, func(ic *virtualtwilio.Caller) {
 					if tc.from != "" {
 						ic.From = tc.from
 					}
@@ -98,7 +98,7 @@ func TestBrokers(t *testing.T) {
 func TestWithheldCallerIDOnlyGoesToAnAgent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnvFor(t, ciba.Transmit, func(c *ivr.Config) { c.Identify = []store.IDKind{store.IDCallerID} })
-		tr := e.call(&caller{}, func(ic *ivrtest.Caller) { ic.From = "anonymous" })
+		tr := e.call(&caller{}, func(ic *virtualtwilio.Caller) { ic.From = "anonymous" })
 		if !strings.Contains(sayLines(tr), "Vi ser inte numret du ringer från") || tr.Outcome != "enqueued:support" {
 			t.Errorf("withheld caller:\n%s", tr)
 		}

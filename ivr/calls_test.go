@@ -10,7 +10,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 func TestSwedishApprove(t *testing.T) {
@@ -136,7 +136,7 @@ func TestNorwegianWordPairRepeatedOnKey(t *testing.T) {
 		e := newEnv(t, func(c *ivr.Config) { c.Language = ivr.English })
 		pressed := false
 		c := &caller{numbers: []string{cibatest.NONoAnswer}} // NOManual is born after the bubble's year 2000
-		tr, err := e.tw.Call(t.Context(), ivrtest.Caller{
+		tr, err := e.tw.Call(t.Context(), virtualtwilio.Caller{
 			Keys: func(heard string) string {
 				if k := c.keys(heard); k != "" {
 					return k
@@ -200,7 +200,7 @@ func TestExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SENoAnswer}}
-		tr := e.call(c, func(ic *ivrtest.Caller) { ic.MaxSteps = 400 })
+		tr := e.call(c, func(ic *virtualtwilio.Caller) { ic.MaxSteps = 400 })
 
 		heard := sayLines(tr)
 		if !strings.Contains(heard, "Tiden för identifieringen gick ut") {
@@ -296,7 +296,7 @@ func TestHangUpMidWaitStopsPolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SENoAnswer}}
-		tr := e.call(c, func(ic *ivrtest.Caller) { ic.HangUpAfter = 20 * time.Second })
+		tr := e.call(c, func(ic *virtualtwilio.Caller) { ic.HangUpAfter = 20 * time.Second })
 		if tr.Outcome != "caller-hung-up" {
 			t.Fatalf("outcome %q", tr.Outcome)
 		}
@@ -323,9 +323,9 @@ func TestRestartMidVerification(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApproveSlow}}
-		done := make(chan *ivrtest.Transcript)
+		done := make(chan *virtualtwilio.Transcript)
 		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), ivrtest.Caller{Keys: c.keys})
+			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys})
 			if err != nil {
 				t.Errorf("call: %v", err)
 			}
@@ -370,9 +370,9 @@ func TestBrokerDownWhilePolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApproveSlow}}
-		done := make(chan *ivrtest.Transcript)
+		done := make(chan *virtualtwilio.Transcript)
 		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), ivrtest.Caller{Keys: c.keys, MaxSteps: 400})
+			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys, MaxSteps: 400})
 			if err != nil {
 				t.Errorf("call: %v", err)
 			}
@@ -392,7 +392,7 @@ func TestBrokerDownWhilePolling(t *testing.T) {
 	})
 }
 
-func sayLines(tr *ivrtest.Transcript) string {
+func sayLines(tr *virtualtwilio.Transcript) string {
 	var b strings.Builder
 	for _, l := range tr.Lines {
 		if l.Kind == "say" {
@@ -402,7 +402,7 @@ func sayLines(tr *ivrtest.Transcript) string {
 	return b.String()
 }
 
-func lineAt(tr *ivrtest.Transcript, kind string) time.Duration {
+func lineAt(tr *virtualtwilio.Transcript, kind string) time.Duration {
 	for _, l := range tr.Lines {
 		if l.Kind == kind {
 			return l.At
@@ -412,7 +412,7 @@ func lineAt(tr *ivrtest.Transcript, kind string) time.Duration {
 }
 
 // checkVoices checks that every <Say> names a voice and its language.
-func checkVoices(t *testing.T, tr *ivrtest.Transcript) {
+func checkVoices(t *testing.T, tr *virtualtwilio.Transcript) {
 	t.Helper()
 	want := map[string]string{"sv-SE": "Polly.Elin-Neural", "nb-NO": "Polly.Ida-Neural", "en-US": "Polly.Joanna-Neural"}
 	for _, l := range tr.Lines {

@@ -24,7 +24,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // brokerFault is what the broker does wrong.
@@ -105,7 +105,7 @@ func faultEnv(t *testing.T, mod ...func(*ivr.Config)) (*env, *faultyNet, *timedH
 	e.client = cl
 	e.restart()
 	th := &timedHandler{next: e.front}
-	e.tw = &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(th)}
+	e.tw = &virtualtwilio.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: virtualtwilio.HandlerClient(th)}
 	return e, fn, th
 }
 
@@ -168,7 +168,7 @@ func TestBrokerSlowAtStart(t *testing.T) {
 		e, _, th := faultEnv(t)
 		e.broker.SetOutage(cibatest.Outage{Latency: 10 * time.Second}) // bc-authorize takes 10 s
 		c := &caller{numbers: []string{cibatest.SEApprove}}
-		tr := e.call(c, func(ic *ivrtest.Caller) {
+		tr := e.call(c, func(ic *virtualtwilio.Caller) {
 			keys := ic.Keys
 			ic.Keys = func(heard string) string {
 				if strings.Contains(heard, "Ett ögonblick") {
@@ -204,9 +204,9 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 				// even seconds).
 				c := &caller{numbers: []string{cibatest.SEApproveSlow}}
 				var down, up time.Time
-				done := make(chan *ivrtest.Transcript)
+				done := make(chan *virtualtwilio.Transcript)
 				go func() {
-					tr, err := e.tw.Call(context.WithoutCancel(t.Context()), ivrtest.Caller{Keys: c.keys, MaxSteps: 400})
+					tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys, MaxSteps: 400})
 					if err != nil {
 						t.Errorf("call: %v", err)
 					}
@@ -326,7 +326,7 @@ func TestStoreUnwritableWhenTheNumberIsEntered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, fs := storeEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApprove}}
-		tr, err := e.tw.Call(t.Context(), ivrtest.Caller{Keys: func(heard string) string {
+		tr, err := e.tw.Call(t.Context(), virtualtwilio.Caller{Keys: func(heard string) string {
 			fs.failing.Store(true) // the disk fills up while the caller types
 			return c.keys(heard)
 		}})
@@ -365,9 +365,9 @@ func TestStoreUnwritableAtApprovalLosesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, fs := storeEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApprove}} // approves 6 s after the start
-		done := make(chan *ivrtest.Transcript)
+		done := make(chan *virtualtwilio.Transcript)
 		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), ivrtest.Caller{Keys: c.keys})
+			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys})
 			if err != nil {
 				t.Errorf("call: %v", err)
 			}

@@ -18,13 +18,13 @@ import (
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 const (
 	publicURL = "http://127.0.0.1:8080"
 	authToken = "0123456789abcdeftesttoken"
-	// accountSID is the Twilio account of the tests' calls (ivrtest's default).
+	// accountSID is the Twilio account of the tests' calls (virtualtwilio's default).
 	accountSID = "AC00000000000000000000000000000000"
 	issuer     = "http://127.0.0.1:9999"
 )
@@ -100,7 +100,7 @@ type env struct {
 	stop   func() // stops the service's poller and waits for it
 	front  *switchHandler
 	notify *switchHandler // the service's ping notification endpoint, for the broker
-	tw     *ivrtest.Twilio
+	tw     *virtualtwilio.Twilio
 	cfg    ivr.Config
 	auth   ivr.Authenticator // replaces the ciba client when set (before start)
 	store  store.Store       // replaces db as the service's store when set (before start)
@@ -147,7 +147,7 @@ func newEnvFor(t testing.TB, p *ciba.Profile, mod ...func(*ivr.Config)) *env {
 		// The broker's notifications reach the service's notification
 		// endpoint, as over the internet.
 		client.DeliveryMode, client.NotificationEndpoint = cibatest.DeliveryPing, publicURL+ivr.NotifyPath
-		b.SetFetchClient(ivrtest.HandlerClient(e.notify))
+		b.SetFetchClient(virtualtwilio.HandlerClient(e.notify))
 	}
 	if err := b.RegisterClient(client); err != nil {
 		t.Fatal(err)
@@ -164,10 +164,10 @@ func newEnvFor(t testing.TB, p *ciba.Profile, mod ...func(*ivr.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.db.Close() })
-	e.tw = &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(e.front)}
+	e.tw = &virtualtwilio.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: virtualtwilio.HandlerClient(e.front)}
 	// Interrupts reach the virtual Twilio through Twilio's REST API, as
 	// in production.
-	calls, err := ivr.NewTwilioCalls(accountSID, authToken, "https://api.twilio.test", ivrtest.HandlerClient(e.tw.RESTHandler()))
+	calls, err := ivr.NewTwilioCalls(accountSID, authToken, "https://api.twilio.test", virtualtwilio.HandlerClient(e.tw.RESTHandler()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,9 +271,9 @@ func containsAny(s string, subs ...string) bool {
 }
 
 // call places a call and returns the transcript and the caller.
-func (e *env) call(c *caller, mod ...func(*ivrtest.Caller)) *ivrtest.Transcript {
+func (e *env) call(c *caller, mod ...func(*virtualtwilio.Caller)) *virtualtwilio.Transcript {
 	e.t.Helper()
-	ic := ivrtest.Caller{Keys: c.keys}
+	ic := virtualtwilio.Caller{Keys: c.keys}
 	for _, m := range mod {
 		m(&ic)
 	}
@@ -360,7 +360,7 @@ func (e *env) checkEnded(sid string) {
 }
 
 // saidAt returns the call time at which text was first said, or -1.
-func saidAt(tr *ivrtest.Transcript, text string) time.Duration {
+func saidAt(tr *virtualtwilio.Transcript, text string) time.Duration {
 	for _, l := range tr.Lines {
 		if l.Kind == "say" && strings.Contains(l.Text, text) {
 			return l.At

@@ -12,7 +12,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 var fuzzRoutes = []string{"/twilio/voice", "/twilio/gather", "/twilio/hold", "/twilio/retry", "/twilio/status",
@@ -91,7 +91,7 @@ func FuzzWebhook(f *testing.F) {
 		req.RemoteAddr = "127.0.0.1:1234"
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		form, perr := url.ParseQuery(body)
-		req.Header.Set("X-Twilio-Signature", ivrtest.Sign(authToken, publicURL+req.URL.RequestURI(), form))
+		req.Header.Set("X-Twilio-Signature", virtualtwilio.Sign(authToken, publicURL+req.URL.RequestURI(), form))
 
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -102,7 +102,7 @@ func FuzzWebhook(f *testing.F) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/xml" {
 				t.Errorf("200 with content type %q", ct)
 			}
-			if _, err := ivrtest.ParseTwiML([]byte(got)); err != nil {
+			if _, err := virtualtwilio.ParseTwiML([]byte(got)); err != nil {
 				t.Errorf("200 with a body that is not TwiML (%v):\n%s", err, got)
 			}
 			if perr != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -109,7 +109,7 @@ func TestGoldenTwiML(t *testing.T) {
 // Gather lacks actionOnEmptyResult, and every action carries its step.
 func checkDoc(t *testing.T, name, doc string, broken *regexp.Regexp) {
 	t.Helper()
-	r, err := ivrtest.ParseTwiML([]byte(doc))
+	r, err := virtualtwilio.ParseTwiML([]byte(doc))
 	if err != nil {
 		t.Fatalf("%s: TwiML does not parse: %v\n%s", name, err, doc)
 	}

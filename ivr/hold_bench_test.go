@@ -18,7 +18,7 @@ import (
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 	"github.com/twilio/twilio-go/client"
 )
 
@@ -69,16 +69,16 @@ func newHoldBench(b *testing.B, n int) *holdBench {
 	}
 	b.Cleanup(svc.Close)
 	hb := &holdBench{h: svc.Handler()}
-	post := func(path string, form url.Values) *ivrtest.Response {
+	post := func(path string, form url.Values) *virtualtwilio.Response {
 		req := httptest.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", ivrtest.Sign(benchToken, base+path, form))
+		req.Header.Set("X-Twilio-Signature", virtualtwilio.Sign(benchToken, base+path, form))
 		w := httptest.NewRecorder()
 		hb.h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("%s: status %d", path, w.Code)
 		}
-		doc, err := ivrtest.ParseTwiML(w.Body.Bytes())
+		doc, err := virtualtwilio.ParseTwiML(w.Body.Bytes())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func newHoldBench(b *testing.B, n int) *holdBench {
 		hold := strings.TrimSpace(r[0].Text)
 		form.Del("Digits")
 		form.Set("Digits", "")
-		hb.holds = append(hb.holds, holdReq{target: base + hold, form: form, sig: ivrtest.Sign(benchToken, base+hold, form)})
+		hb.holds = append(hb.holds, holdReq{target: base + hold, form: form, sig: virtualtwilio.Sign(benchToken, base+hold, form)})
 	}
 	return hb
 }
@@ -165,7 +165,7 @@ func BenchmarkBareTwiML(b *testing.B) {
 	})
 	form := url.Values{"CallSid": {"CA00000000000000000000000000000001"}, "From": {"+46701234567"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}}
 	target := "http://127.0.0.1:8080/twilio/hold?s=4&a=1&n=3"
-	sig := ivrtest.Sign(benchToken, target, form)
+	sig := virtualtwilio.Sign(benchToken, target, form)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

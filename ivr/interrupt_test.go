@@ -12,7 +12,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // interruptObserver records interrupts and safety-net deliveries.
@@ -126,7 +126,7 @@ func TestSafetyNetWhenTwilioCannotBeReached(t *testing.T) {
 func TestLateAndDuplicateInterruptsChangeNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}}, func(c *ivrtest.Caller) { c.HangUpAfter = time.Minute })
+		tr := e.call(&caller{numbers: []string{cibatest.SEApprove}}, func(c *virtualtwilio.Caller) { c.HangUpAfter = time.Minute })
 		sid := tr.CallSID
 		var update string
 		for _, l := range tr.Lines {

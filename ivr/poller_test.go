@@ -14,7 +14,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // scriptedBroker is an Authenticator whose token answers follow a script.
@@ -242,13 +242,13 @@ func TestManyConcurrentCalls(t *testing.T) {
 		e := newEnv(t, func(c *ivr.Config) { c.PollConcurrency = 3 })
 		numbers := []string{cibatest.SEApprove, cibatest.NOApprove, cibatest.SEDecline, cibatest.NODecline, cibatest.SEApproveSlow, cibatest.NOApproveSlow}
 		var wg sync.WaitGroup
-		results := make([]*ivrtest.Transcript, len(numbers))
+		results := make([]*virtualtwilio.Transcript, len(numbers))
 		for i, n := range numbers {
 			wg.Go(func() {
 				c := &caller{numbers: []string{n}}
 				// Six different people: one caller id would meet its rate limit.
 				from := "+4670123450" + strconv.Itoa(i)
-				tr, err := e.tw.Call(t.Context(), ivrtest.Caller{Keys: c.keys, From: from})
+				tr, err := e.tw.Call(t.Context(), virtualtwilio.Caller{Keys: c.keys, From: from})
 				if err != nil {
 					t.Errorf("call %d: %v", i, err)
 				}

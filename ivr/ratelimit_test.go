@@ -12,20 +12,20 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 const rateLimitedSV = "Vi har redan skickat flera BankID-förfrågningar"
 
 // from returns a caller option: the call comes from this caller id.
-func from(number string) func(*ivrtest.Caller) {
-	return func(c *ivrtest.Caller) { c.From = number }
+func from(number string) func(*virtualtwilio.Caller) {
+	return func(c *virtualtwilio.Caller) { c.From = number }
 }
 
 // checkRateLimited checks a call that met a rate limit: told calmly,
 // handed to agents unverified, the refusal in the audit trail without the
 // number, and no BankID request sent.
-func checkRateLimited(t *testing.T, e *env, tr *ivrtest.Transcript, wantDetail string) {
+func checkRateLimited(t *testing.T, e *env, tr *virtualtwilio.Transcript, wantDetail string) {
 	t.Helper()
 	if !strings.Contains(sayLines(tr), rateLimitedSV) || !strings.Contains(sayLines(tr), "Du kopplas nu till en medarbetare") {
 		t.Errorf("caller over the limit not told so:\n%s", tr)
@@ -119,7 +119,7 @@ func TestWithheldCallersShareOneBucket(t *testing.T) {
 		people := []string{cibatest.SEApprove, cibatest.NOApprove, cibatest.SEDecline, cibatest.NODecline, cibatest.SEApproveSlow, cibatest.NOApproveSlow}
 		withheld := []string{"anonymous", "unknown", "+266696687", "Restricted", "client:anonymous", "+46"}
 		for i, person := range people {
-			e.call(&caller{numbers: []string{person}}, from(withheld[i]), func(c *ivrtest.Caller) { c.HangUpAfter = time.Minute })
+			e.call(&caller{numbers: []string{person}}, from(withheld[i]), func(c *virtualtwilio.Caller) { c.HangUpAfter = time.Minute })
 		}
 		if n := len(e.broker.Requests()); n != 3 {
 			t.Errorf("%d BankID requests reached people from withheld numbers, want 3", n)
@@ -279,9 +279,9 @@ func TestGlobalCap(t *testing.T) {
 			c.Observer = obs
 		})
 		people := []string{cibatest.SEApprove, cibatest.NOApprove, cibatest.SEApproveSlow}
-		var trs []*ivrtest.Transcript
+		var trs []*virtualtwilio.Transcript
 		for i, p := range people {
-			trs = append(trs, e.call(&caller{numbers: []string{p}}, from("+4670444444"+strconv.Itoa(i)), func(c *ivrtest.Caller) { c.HangUpAfter = 40 * time.Second }))
+			trs = append(trs, e.call(&caller{numbers: []string{p}}, from("+4670444444"+strconv.Itoa(i)), func(c *virtualtwilio.Caller) { c.HangUpAfter = 40 * time.Second }))
 		}
 		checkRateLimited(t, e, trs[2], "in all")
 		if n := len(e.broker.Requests()); n != 2 {
@@ -305,11 +305,11 @@ func TestRateLimitHoldsUnderAFlood(t *testing.T) {
 		// Twenty calls at once from different caller ids, all for one number.
 		const calls = 20
 		var wg sync.WaitGroup
-		trs := make([]*ivrtest.Transcript, calls)
+		trs := make([]*virtualtwilio.Transcript, calls)
 		for i := range calls {
 			wg.Go(func() {
 				c := &caller{numbers: []string{cibatest.SENoAnswer}}
-				tr, err := e.tw.Call(t.Context(), ivrtest.Caller{Keys: c.keys, From: "+4671000" + strconv.Itoa(1000+i), HangUpAfter: 20 * time.Second})
+				tr, err := e.tw.Call(t.Context(), virtualtwilio.Caller{Keys: c.keys, From: "+4671000" + strconv.Itoa(1000+i), HangUpAfter: 20 * time.Second})
 				if err != nil {
 					t.Errorf("call %d: %v", i, err)
 				}

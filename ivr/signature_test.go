@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // docsParams is the worked example of Twilio's webhook security page.
@@ -24,7 +24,7 @@ var docsParams = url.Values{
 const docsSignature = "L/OH5YylLD5NRKLltdqwSvS0BnU="
 
 func TestSignRequestDocsVector(t *testing.T) {
-	if got := ivrtest.Sign("12345", "https://example.com/myapp.php?foo=1&bar=2", docsParams); got != docsSignature {
+	if got := virtualtwilio.Sign("12345", "https://example.com/myapp.php?foo=1&bar=2", docsParams); got != docsSignature {
 		t.Errorf("SignRequest = %s, want %s", got, docsSignature)
 	}
 }
@@ -54,17 +54,17 @@ func TestSignatureMiddleware(t *testing.T) {
 		{"docs vector with explicit :443", "https://example.com:443", "POST", "/myapp.php?foo=1&bar=2", form, docsSignature, 200},
 		{"upper-case host in config", "https://EXAMPLE.com", "POST", "/myapp.php?foo=1&bar=2", form, docsSignature, 200},
 		{"path prefix of the public URL", "https://example.com/ivr/", "POST", "/twilio/voice?step=2",
-			form, ivrtest.Sign(token, "https://example.com/ivr/twilio/voice?step=2", docsParams), 200},
+			form, virtualtwilio.Sign(token, "https://example.com/ivr/twilio/voice?step=2", docsParams), 200},
 		{"path prefix not stripped", "https://example.com/ivr", "POST", "/ivr/twilio/voice",
-			form, ivrtest.Sign(token, "https://example.com/ivr/twilio/voice", docsParams), 200},
+			form, virtualtwilio.Sign(token, "https://example.com/ivr/twilio/voice", docsParams), 200},
 		{"path prefix signed without it", "https://example.com/ivr", "POST", "/twilio/voice",
-			form, ivrtest.Sign(token, "https://example.com/twilio/voice", docsParams), 403},
+			form, virtualtwilio.Sign(token, "https://example.com/twilio/voice", docsParams), 403},
 		{"raw query kept as sent", "https://example.com", "POST", "/v?b=2&a=%2F+x",
-			form, ivrtest.Sign(token, "https://example.com/v?b=2&a=%2F+x", docsParams), 200},
+			form, virtualtwilio.Sign(token, "https://example.com/v?b=2&a=%2F+x", docsParams), 200},
 		{"re-encoded query fails", "https://example.com", "POST", "/v?b=2&a=%2F+x",
-			form, ivrtest.Sign(token, "https://example.com/v?a=%2F+x&b=2", docsParams), 403},
+			form, virtualtwilio.Sign(token, "https://example.com/v?a=%2F+x&b=2", docsParams), 403},
 		{"query params are not form params", "https://example.com", "POST", "/v?Digits=9",
-			form, ivrtest.Sign(token, "https://example.com/v?Digits=9", docsParams), 200},
+			form, virtualtwilio.Sign(token, "https://example.com/v?Digits=9", docsParams), 200},
 		{"tampered param", "https://example.com", "POST", "/myapp.php?foo=1&bar=2",
 			strings.Replace(form, "Digits=1234", "Digits=1235", 1), docsSignature, 403},
 		{"extra param", "https://example.com", "POST", "/myapp.php?foo=1&bar=2", form + "&X=1", docsSignature, 403},
@@ -72,15 +72,15 @@ func TestSignatureMiddleware(t *testing.T) {
 		{"missing signature", "https://example.com", "POST", "/myapp.php?foo=1&bar=2", form, "", 403},
 		{"garbage signature", "https://example.com", "POST", "/myapp.php?foo=1&bar=2", form, "not base64!", 403},
 		{"signed with another token", "https://example.com", "POST", "/v",
-			form, ivrtest.Sign("other", "https://example.com/v", docsParams), 403},
+			form, virtualtwilio.Sign("other", "https://example.com/v", docsParams), 403},
 		{"signed for http, checked for https", "https://example.com", "POST", "/v",
-			form, ivrtest.Sign(token, "http://example.com/v", docsParams), 403},
+			form, virtualtwilio.Sign(token, "http://example.com/v", docsParams), 403},
 		{"http on loopback", "http://127.0.0.1:8080", "POST", "/twilio/voice",
-			form, ivrtest.Sign(token, "http://127.0.0.1:8080/twilio/voice", docsParams), 200},
+			form, virtualtwilio.Sign(token, "http://127.0.0.1:8080/twilio/voice", docsParams), 200},
 		{"GET validates the URL alone", "https://example.com", "GET", "/v?CallSid=CA1&Digits=12", "",
-			ivrtest.Sign(token, "https://example.com/v?CallSid=CA1&Digits=12", nil), 200},
+			virtualtwilio.Sign(token, "https://example.com/v?CallSid=CA1&Digits=12", nil), 200},
 		{"GET with query tampered", "https://example.com", "GET", "/v?CallSid=CA1&Digits=13", "",
-			ivrtest.Sign(token, "https://example.com/v?CallSid=CA1&Digits=12", nil), 403},
+			virtualtwilio.Sign(token, "https://example.com/v?CallSid=CA1&Digits=12", nil), 403},
 		{"oversized body", "https://example.com", "POST", "/v", "Digits=" + strings.Repeat("1", 70<<10), "x", 413},
 		{"malformed form", "https://example.com", "POST", "/v", "a=%zz", "x", 400},
 	}

@@ -11,10 +11,10 @@ import (
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
-func render(t *testing.T, verbs ...twiml.Element) (string, *ivrtest.Response) {
+func render(t *testing.T, verbs ...twiml.Element) (string, *virtualtwilio.Response) {
 	t.Helper()
 	b, err := ivr.Render(verbs...)
 	if err != nil {
@@ -29,7 +29,7 @@ func render(t *testing.T, verbs ...twiml.Element) (string, *ivrtest.Response) {
 			t.Fatalf("output is not well-formed XML: %v\n%s", err, b)
 		}
 	}
-	doc, err := ivrtest.ParseTwiML(b)
+	doc, err := virtualtwilio.ParseTwiML(b)
 	if err != nil {
 		t.Fatalf("ParseTwiML: %v\n%s", err, b)
 	}
@@ -45,7 +45,7 @@ type shape struct {
 	Children []shape
 }
 
-func shapeOf(n *ivrtest.Node) shape {
+func shapeOf(n *virtualtwilio.Node) shape {
 	s := shape{Name: n.Name}
 	if n.Name == "" {
 		s.Text = n.Text
@@ -173,11 +173,11 @@ func TestRenderMatchesTwilioGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := ivrtest.ParseTwiML(ours)
+	a, err := virtualtwilio.ParseTwiML(ours)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ivrtest.ParseTwiML([]byte(theirs))
+	b, err := virtualtwilio.ParseTwiML([]byte(theirs))
 	if err != nil {
 		t.Fatal(err)
 	}

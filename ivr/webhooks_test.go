@@ -15,7 +15,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 func params(sid string, kv ...string) url.Values {
@@ -41,12 +41,12 @@ func (e *env) post(path string, p url.Values) (int, string) {
 func TestForgedSignature(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		hc := ivrtest.HandlerClient(e.svc.Handler())
+		hc := virtualtwilio.HandlerClient(e.svc.Handler())
 		body := params(testSID("forged")).Encode()
 		for _, tc := range []struct{ name, sig string }{
 			{"missing", ""},
-			{"wrong token", ivrtest.Sign("not-the-token", publicURL+"/twilio/voice", params(testSID("forged")))},
-			{"other params", ivrtest.Sign(authToken, publicURL+"/twilio/voice", params(testSID("other")))},
+			{"wrong token", virtualtwilio.Sign("not-the-token", publicURL+"/twilio/voice", params(testSID("forged")))},
+			{"other params", virtualtwilio.Sign(authToken, publicURL+"/twilio/voice", params(testSID("other")))},
 		} {
 			func() {
 				req, _ := http.NewRequest(http.MethodPost, publicURL+"/twilio/voice", strings.NewReader(body))
@@ -148,7 +148,7 @@ func TestUnknownCallOnLaterRoute(t *testing.T) {
 			if code != 200 {
 				t.Errorf("%s: status %d", path, code)
 			}
-			if _, err := ivrtest.ParseTwiML([]byte(body)); err != nil {
+			if _, err := virtualtwilio.ParseTwiML([]byte(body)); err != nil {
 				t.Errorf("%s: not TwiML: %v", path, err)
 			}
 			if strings.Contains(path, "whisper") {
@@ -190,7 +190,7 @@ func TestStoreDownStillHandsOff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tw := &ivrtest.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: ivrtest.HandlerClient(svc.Handler())}
+		tw := &virtualtwilio.Twilio{BaseURL: publicURL, AuthToken: authToken, HTTPClient: virtualtwilio.HandlerClient(svc.Handler())}
 		for _, path := range []string{"/twilio/fallback", "/twilio/voice", "/twilio/hold?s=2"} {
 			resp, err := tw.Post(t.Context(), path, params(testSID("down"), "ErrorCode", "11205"))
 			if err != nil {
@@ -214,7 +214,7 @@ func TestSlowBrokerFallsBackToHoldLoop(t *testing.T) {
 			e.broker.SetOutage(cibatest.Outage{})
 		}()
 		c := &caller{numbers: []string{cibatest.SEApprove}}
-		tr, err := e.tw.Call(t.Context(), ivrtest.Caller{Keys: c.keys})
+		tr, err := e.tw.Call(t.Context(), virtualtwilio.Caller{Keys: c.keys})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func TestEnqueueWithTask(t *testing.T) {
 			t.Fatalf("outcome %q", tr.Outcome)
 		}
 		doc := e.storedCall(tr.CallSID).LastTwiML
-		r, err := ivrtest.ParseTwiML([]byte(doc))
+		r, err := virtualtwilio.ParseTwiML([]byte(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,7 @@ func TestConcurrentDuplicateGather(t *testing.T) {
 		}
 		a, b := <-answers, <-answers
 		for _, body := range []string{a, b} {
-			if _, err := ivrtest.ParseTwiML([]byte(body)); err != nil || !strings.Contains(body, "/twilio/hold?s=2") {
+			if _, err := virtualtwilio.ParseTwiML([]byte(body)); err != nil || !strings.Contains(body, "/twilio/hold?s=2") {
 				t.Errorf("answer %s (%v)", body, err)
 			}
 		}
@@ -409,7 +409,7 @@ func TestReplayedWebhookStartsNothing(t *testing.T) {
 		}
 		resplit.Del("CallStatus")
 		resplit.Set("CallSid", sid+"CallStatus"+captured.Get("CallStatus"))
-		if ivrtest.Sign(authToken, publicURL+"/twilio/gather?s=1", captured) != ivrtest.Sign(authToken, publicURL+"/twilio/gather?s=1", resplit) {
+		if virtualtwilio.Sign(authToken, publicURL+"/twilio/gather?s=1", captured) != virtualtwilio.Sign(authToken, publicURL+"/twilio/gather?s=1", resplit) {
 			t.Fatal("the re-split parameters do not keep the signature: the attack is not reproduced")
 		}
 		otherAccount := params(testSID("other account"), "AccountSid", "AC11111111111111111111111111111111")

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -240,7 +240,7 @@ func checkSignatures(t *testing.T, phone context.Context) {
 	for _, p := range odd {
 		form.Set(p[0], p[1])
 	}
-	if want := ivrtest.Sign(oddToken, oddURL, form); got.Odd != want || got.OddSync != want {
+	if want := virtualtwilio.Sign(oddToken, oddURL, form); got.Odd != want || got.OddSync != want {
 		t.Errorf("awkward request signed %q (WebCrypto), %q (pure JS), want %q as Go signs it", got.Odd, got.OddSync, want)
 	}
 }

@@ -28,7 +28,7 @@ import (
 	"github.com/ivr/callerverify/internal/netutil"
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 	"github.com/ivr/callerverify/web"
 )
 
@@ -244,7 +244,7 @@ func (a *app) addDemoAgent(ctx context.Context, password string) error {
 // demoRoutes serves the simulator, the demo pages and their config.
 func demoRoutes(r chi.Router, cfg *Config, sim *cibatest.Broker, updates *demoCalls, running *atomic.Pointer[app], password string) {
 	r.Handle("/broker/*", sim)
-	r.Handle("/demo/twilio/*", http.StripPrefix("/demo/twilio", ivrtest.RESTHandler(demoAccountSID, demoAuthToken, updates)))
+	r.Handle("/demo/twilio/*", http.StripPrefix("/demo/twilio", virtualtwilio.RESTHandler(demoAccountSID, demoAuthToken, updates)))
 	r.Get("/demo/api/calls/{sid}/updates", updates.handleStream)
 	static, _ := fs.Sub(web.FS, "static/demo")
 	r.Handle("/demo/static/*", demoPageHeaders(http.StripPrefix("/demo/static/", http.FileServerFS(static))))
@@ -414,7 +414,7 @@ in the app page and watch the dashboard. Press Ctrl-C to stop; nothing is kept.
 // caller id, a phone number (+…) to call from; the caller then chooses it
 // in the menu. One attempt; silence afterwards.
 func runDemoCall(ctx context.Context, a *app, cfg *Config, p *ciba.Profile, updates *demoCalls, who string, stdout io.Writer) error {
-	tw := &ivrtest.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, AccountSID: demoAccountSID, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
+	tw := &virtualtwilio.Twilio{BaseURL: cfg.PublicURL, AuthToken: demoAuthToken, AccountSID: demoAccountSID, HTTPClient: &http.Client{Timeout: 20 * time.Second}}
 	updates.terminal.Store(tw)
 	from, byPhone := demoFrom, strings.HasPrefix(who, "+")
 	if byPhone {
@@ -424,7 +424,7 @@ func runDemoCall(ctx context.Context, a *app, cfg *Config, p *ciba.Profile, upda
 		from = who
 	}
 	menu, typed := false, false
-	tr, err := tw.Call(ctx, ivrtest.Caller{
+	tr, err := tw.Call(ctx, virtualtwilio.Caller{
 		From: from, To: demoTo,
 		Keys: func(heard string) string {
 			switch {
@@ -458,7 +458,7 @@ func runDemoCall(ctx context.Context, a *app, cfg *Config, p *ciba.Profile, upda
 	return nil
 }
 
-func printTranscript(w io.Writer, tr *ivrtest.Transcript) {
+func printTranscript(w io.Writer, tr *virtualtwilio.Transcript) {
 	for _, l := range tr.Lines {
 		at := fmt.Sprintf("%6.1fs", l.At.Seconds())
 		switch l.Kind {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // demoCalls is the demo's Twilio REST API for call updates (the service's
@@ -17,7 +17,7 @@ import (
 // that virtual Twilio; one for a call of the phone page goes to the page,
 // over the event stream it opened for the call.
 type demoCalls struct {
-	terminal atomic.Pointer[ivrtest.Twilio] // demo --call
+	terminal atomic.Pointer[virtualtwilio.Twilio] // demo --call
 
 	mu    sync.Mutex
 	pages map[string]chan demoUpdate // call SID -> the phone page's stream
@@ -30,7 +30,7 @@ type demoUpdate struct {
 
 func newDemoCalls() *demoCalls { return &demoCalls{pages: map[string]chan demoUpdate{}} }
 
-// UpdateCall implements ivrtest.CallUpdater.
+// UpdateCall implements virtualtwilio.CallUpdater.
 func (d *demoCalls) UpdateCall(sid, url, method string) error {
 	if tw := d.terminal.Load(); tw != nil {
 		if err := tw.UpdateCall(sid, url, method); err == nil {
@@ -41,7 +41,7 @@ func (d *demoCalls) UpdateCall(sid, url, method string) error {
 	ch := d.pages[sid]
 	d.mu.Unlock()
 	if ch == nil {
-		return ivrtest.ErrNoSuchCall
+		return virtualtwilio.ErrNoSuchCall
 	}
 	u := demoUpdate{URL: url, Method: method}
 	for {

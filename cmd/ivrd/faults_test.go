@@ -30,7 +30,7 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/internal/store"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // TestStoreFailuresSurface holds the sqlite file's write lock from another
@@ -235,7 +235,7 @@ func TestKill9MidVerification(t *testing.T) {
 		"IVR_PUBLIC_URL=" + public,
 		"IVR_DB=" + filepath.Join(dir, "ivr.db"),
 		"TWILIO_AUTH_TOKEN=" + token,
-		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // ivrtest's
+		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // virtualtwilio's
 		"IVR_HASH_KEY=000102030405060708090a0b0c0d0e0f",
 		"CIBA_ISSUER=" + b.Issuer(),
 		"CIBA_CLIENT_ID=ivr",
@@ -287,14 +287,14 @@ func TestKill9MidVerification(t *testing.T) {
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})
-	tw := &ivrtest.Twilio{BaseURL: public, AuthToken: token, HTTPClient: &http.Client{Transport: rec, Timeout: 10 * time.Second}}
+	tw := &virtualtwilio.Twilio{BaseURL: public, AuthToken: token, HTTPClient: &http.Client{Transport: rec, Timeout: 10 * time.Second}}
 	type result struct {
-		tr  *ivrtest.Transcript
+		tr  *virtualtwilio.Transcript
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		tr, err := tw.Call(t.Context(), ivrtest.Caller{Keys: func(heard string) string {
+		tr, err := tw.Call(t.Context(), virtualtwilio.Caller{Keys: func(heard string) string {
 			if strings.Contains(heard, "avsluta med fyrkant") {
 				return cibatest.SEManual + "#"
 			}
@@ -374,7 +374,7 @@ func TestKill9MidVerification(t *testing.T) {
 			t.Fatalf("%s: %d %s", retry, resp.StatusCode, body)
 		}
 		heard = string(body)
-		doc, err := ivrtest.ParseTwiML(body)
+		doc, err := virtualtwilio.ParseTwiML(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +404,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func sayTexts(tr *ivrtest.Transcript) []string {
+func sayTexts(tr *virtualtwilio.Transcript) []string {
 	var out []string
 	for _, l := range tr.Lines {
 		if l.Kind == "say" {

@@ -30,7 +30,7 @@ import (
 	"github.com/ivr/callerverify/internal/lbtest"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
 	"github.com/ivr/callerverify/internal/store"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // TestTwoInstancesSurviveAKill9 runs two real `ivrd serve` processes on one
@@ -75,7 +75,7 @@ func TestTwoInstancesSurviveAKill9(t *testing.T) {
 	// (hold interrupts) through its REST API.
 	const token, password = "instancesauthtoken", "correct horse battery"
 	hc := &http.Client{Timeout: 10 * time.Second}
-	tw := &ivrtest.Twilio{BaseURL: public, AuthToken: token, HTTPClient: hc}
+	tw := &virtualtwilio.Twilio{BaseURL: public, AuthToken: token, HTTPClient: hc}
 	rest := httptest.NewServer(tw.RESTHandler())
 	defer rest.Close()
 
@@ -84,7 +84,7 @@ func TestTwoInstancesSurviveAKill9(t *testing.T) {
 		"IVR_DB=" + dbURL,
 		"IVR_LANGUAGE=en-US",
 		"TWILIO_AUTH_TOKEN=" + token,
-		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // ivrtest's
+		"TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000", // virtualtwilio's
 		"TWILIO_API_URL=" + rest.URL,
 		"IVR_HASH_KEY=000102030405060708090a0b0c0d0e0f",
 		"CIBA_ISSUER=" + bl.b.Issuer(),
@@ -123,7 +123,7 @@ func TestTwoInstancesSurviveAKill9(t *testing.T) {
 	// Callers enter numbers whose users decide only when told.
 	const callers = 8
 	type result struct {
-		tr  *ivrtest.Transcript
+		tr  *virtualtwilio.Transcript
 		err error
 	}
 	results := make([]chan result, callers)
@@ -135,7 +135,7 @@ func TestTwoInstancesSurviveAKill9(t *testing.T) {
 		names[given[i]+" Test"] = i
 		results[i] = make(chan result, 1)
 		go func() {
-			tr, err := tw.Call(context.WithoutCancel(t.Context()), ivrtest.Caller{
+			tr, err := tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{
 				From: fmt.Sprintf("+467012300%02d", i),
 				Keys: func(heard string) string {
 					if strings.Contains(heard, "personal identity number") {
@@ -302,8 +302,8 @@ func TestTwoInstancesSurviveAKill9(t *testing.T) {
 // and start no second BankID request. It returns the call's SID, ended.
 func checkRetryAcrossInstances(t *testing.T, bl *recordedBroker, token, public, a, b string) string {
 	t.Helper()
-	direct := func(addr string) *ivrtest.Twilio {
-		return &ivrtest.Twilio{BaseURL: public, AuthToken: token, HTTPClient: &http.Client{
+	direct := func(addr string) *virtualtwilio.Twilio {
+		return &virtualtwilio.Twilio{BaseURL: public, AuthToken: token, HTTPClient: &http.Client{
 			Timeout: 10 * time.Second,
 			Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 				r = r.Clone(r.Context())
@@ -313,7 +313,7 @@ func checkRetryAcrossInstances(t *testing.T, bl *recordedBroker, token, public, 
 		}}
 	}
 	twA, twB := direct(a), direct(b)
-	answer := func(tw *ivrtest.Twilio, path string, p url.Values) string {
+	answer := func(tw *virtualtwilio.Twilio, path string, p url.Values) string {
 		t.Helper()
 		resp, err := tw.Post(t.Context(), path, p)
 		if err != nil {
@@ -334,7 +334,7 @@ func checkRetryAcrossInstances(t *testing.T, bl *recordedBroker, token, public, 
 	if voiceB := answer(twB, "/twilio/voice", p); voiceB != voiceA {
 		t.Errorf("the voice webhook retried on B answered\n%s\nwant what A answered\n%s", voiceB, voiceA)
 	}
-	doc, err := ivrtest.ParseTwiML([]byte(voiceA))
+	doc, err := virtualtwilio.ParseTwiML([]byte(voiceA))
 	if err != nil {
 		t.Fatal(err)
 	}

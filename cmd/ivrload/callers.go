@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // timedTransport times every request by path, to the end of its body.
@@ -71,7 +71,7 @@ type callRecord struct {
 	user  int
 	plan  outcome
 	start time.Time
-	tr    *ivrtest.Transcript
+	tr    *virtualtwilio.Transcript
 	err   error
 }
 
@@ -79,7 +79,7 @@ type callRecord struct {
 // been placed (0: no limit) or ctx ends. Each call presses user i's number,
 // declines a retry, and otherwise follows the TwiML.
 type callers struct {
-	tw      *ivrtest.Twilio
+	tw      *virtualtwilio.Twilio
 	sim     *sim
 	mix     mix
 	total   int
@@ -121,7 +121,7 @@ func (c *callers) one(ctx context.Context, i int) {
 	gathers := 0
 	rec := callRecord{user: i, plan: plan, start: time.Now()}
 	c.active.Add(1)
-	tr, err := c.tw.Call(ctx, ivrtest.Caller{
+	tr, err := c.tw.Call(ctx, virtualtwilio.Caller{
 		From: "+4670" + pad(i, 7),
 		To:   "+46812345678",
 		Keys: func(heard string) string {
@@ -194,7 +194,7 @@ func startBaseline(host string) (*baseline, error) {
 
 // load runs n simulated holding callers against the baseline until ctx ends.
 func (b *baseline) load(ctx context.Context, n int, hop time.Duration, stats *routeStats) {
-	tw := &ivrtest.Twilio{BaseURL: b.base, AuthToken: "baseline", HTTPClient: &http.Client{
+	tw := &virtualtwilio.Twilio{BaseURL: b.base, AuthToken: "baseline", HTTPClient: &http.Client{
 		Timeout:   15 * time.Second,
 		Transport: timedTransport{next: newTransport(n + 16), stats: stats, label: func(string) string { return baselineRoute }},
 	}}

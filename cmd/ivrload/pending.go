@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // pendingConfig configures the pending mode: N calls enter a number whose
@@ -77,7 +77,7 @@ func runPending(ctx context.Context, cfg pendingConfig, stdout, stderr io.Writer
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	stats := newRouteStats()
-	tw := &ivrtest.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
+	tw := &virtualtwilio.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
 		Timeout:   15 * time.Second,
 		Transport: timedTransport{next: newTransport(cfg.Concurrency + 16), stats: stats},
 	}}
@@ -228,7 +228,7 @@ measure:
 
 // park places a call that enters user i's number and then waits on hold
 // without playing the hold loop: the verification stays pending.
-func park(ctx context.Context, tw *ivrtest.Twilio, sid, pnr string, i int) error {
+func park(ctx context.Context, tw *virtualtwilio.Twilio, sid, pnr string, i int) error {
 	base := url.Values{"CallSid": {sid}, "AccountSid": {"AC00000000000000000000000000000000"}, "From": {"+4670" + pad(i, 7)},
 		"To": {"+46812345678"}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
 	doc, err := post(ctx, tw, "/twilio/voice", base)
@@ -250,7 +250,7 @@ func park(ctx context.Context, tw *ivrtest.Twilio, sid, pnr string, i int) error
 	return err
 }
 
-func post(ctx context.Context, tw *ivrtest.Twilio, path string, form url.Values) (*ivrtest.Response, error) {
+func post(ctx context.Context, tw *virtualtwilio.Twilio, path string, form url.Values) (*virtualtwilio.Response, error) {
 	resp, err := tw.Post(ctx, path, form)
 	if err != nil {
 		return nil, err
@@ -263,7 +263,7 @@ func post(ctx context.Context, tw *ivrtest.Twilio, path string, form url.Values)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: status %d", strings.SplitN(path, "?", 2)[0], resp.StatusCode)
 	}
-	return ivrtest.ParseTwiML(body)
+	return virtualtwilio.ParseTwiML(body)
 }
 
 func printPending(w io.Writer, r *pendingReport) {

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // restAPI is the virtual Twilio's REST API on a loopback port, for ivrd's
@@ -15,7 +15,7 @@ import (
 type restAPI struct {
 	url string
 	srv *http.Server
-	tw  atomic.Pointer[ivrtest.Twilio]
+	tw  atomic.Pointer[virtualtwilio.Twilio]
 }
 
 func startREST(host string) (*restAPI, error) {
@@ -37,6 +37,6 @@ func startREST(host string) (*restAPI, error) {
 }
 
 // use makes tw's calls the ones updated.
-func (r *restAPI) use(tw *ivrtest.Twilio) { r.tw.Store(tw) }
+func (r *restAPI) use(tw *virtualtwilio.Twilio) { r.tw.Store(tw) }
 
 func (r *restAPI) close() { _ = r.srv.Close() }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 // runReport is everything a callers run measured.
@@ -111,7 +111,7 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 
 	stats := newRouteStats()
 	transport := newTransport(cfg.Concurrency + 16)
-	tw := &ivrtest.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
+	tw := &virtualtwilio.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
 		Timeout:   15 * time.Second, // Twilio's webhook timeout
 		Transport: timedTransport{next: transport, stats: stats},
 	}}

@@ -1,4 +1,4 @@
-package ivrtest_test
+package virtualtwilio_test
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/ivr/callerverify/ivr"
-	"github.com/ivr/callerverify/ivr/ivrtest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
 const token = "test-auth-token"
@@ -93,13 +93,13 @@ func (f *fakeIVR) write(w http.ResponseWriter, verbs ...twiml.Element) {
 }
 
 // setup returns a virtual Twilio calling f behind a real signature checker.
-func setup(t *testing.T, f *fakeIVR, base string) *ivrtest.Twilio {
+func setup(t *testing.T, f *fakeIVR, base string) *virtualtwilio.Twilio {
 	t.Helper()
 	sc, err := ivr.NewSignatureChecker(base, token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ivrtest.Twilio{BaseURL: base, AuthToken: token, HTTPClient: ivrtest.HandlerClient(sc.Middleware(f.routes()))}
+	return &virtualtwilio.Twilio{BaseURL: base, AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(sc.Middleware(f.routes()))}
 }
 
 type lineT struct {
@@ -108,7 +108,7 @@ type lineT struct {
 	Text string
 }
 
-func lines(tr *ivrtest.Transcript) []lineT {
+func lines(tr *virtualtwilio.Transcript) []lineT {
 	var out []lineT
 	for _, l := range tr.Lines {
 		out = append(out, lineT{l.At, l.Kind, l.Text})
@@ -122,7 +122,7 @@ func TestCallFullFlow(t *testing.T) {
 		tw := setup(t, f, "http://127.0.0.1:8080")
 		var heard []string
 		keys := []string{"", "196802020575#"}
-		tr, err := tw.Call(t.Context(), ivrtest.Caller{Keys: func(h string) string {
+		tr, err := tw.Call(t.Context(), virtualtwilio.Caller{Keys: func(h string) string {
 			heard = append(heard, h)
 			k := keys[0]
 			keys = keys[1:]
@@ -204,8 +204,8 @@ func TestCallGatherSilenceFallsThrough(t *testing.T) {
 			w.Write(b)
 		})
 		mux.HandleFunc("/twilio/status", func(http.ResponseWriter, *http.Request) {})
-		tw := &ivrtest.Twilio{BaseURL: "http://127.0.0.1", AuthToken: token, HTTPClient: ivrtest.HandlerClient(mux)}
-		tr, err := tw.Call(t.Context(), ivrtest.Caller{}) // nil Keys: silent
+		tw := &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(mux)}
+		tr, err := tw.Call(t.Context(), virtualtwilio.Caller{}) // nil Keys: silent
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestCallCallerHangsUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeIVR{endless: true}
 		tw := setup(t, f, "http://127.0.0.1:8080")
-		tr, err := tw.Call(t.Context(), ivrtest.Caller{Keys: func(string) string { return "01010750160#" }, HangUpAfter: 12 * time.Second})
+		tr, err := tw.Call(t.Context(), virtualtwilio.Caller{Keys: func(string) string { return "01010750160#" }, HangUpAfter: 12 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,21 +237,21 @@ func TestCallCallerHangsUp(t *testing.T) {
 func TestCallEndsOnErrors(t *testing.T) {
 	tests := []struct {
 		name      string
-		tw        func(h http.Handler) *ivrtest.Twilio
+		tw        func(h http.Handler) *virtualtwilio.Twilio
 		voicePath string
 		want      string
 	}{
-		{"wrong auth token gets 403", func(h http.Handler) *ivrtest.Twilio {
-			return &ivrtest.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: "wrong", HTTPClient: ivrtest.HandlerClient(h)}
+		{"wrong auth token gets 403", func(h http.Handler) *virtualtwilio.Twilio {
+			return &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: "wrong", HTTPClient: virtualtwilio.HandlerClient(h)}
 		}, "", "status 403"},
-		{"signed for another base URL gets 403", func(h http.Handler) *ivrtest.Twilio {
-			return &ivrtest.Twilio{BaseURL: "http://localhost:8080", AuthToken: token, HTTPClient: ivrtest.HandlerClient(h)}
+		{"signed for another base URL gets 403", func(h http.Handler) *virtualtwilio.Twilio {
+			return &virtualtwilio.Twilio{BaseURL: "http://localhost:8080", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(h)}
 		}, "", "status 403"},
-		{"unknown path gets 404", func(h http.Handler) *ivrtest.Twilio {
-			return &ivrtest.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: ivrtest.HandlerClient(h)}
+		{"unknown path gets 404", func(h http.Handler) *virtualtwilio.Twilio {
+			return &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(h)}
 		}, "/nope", "status 404"},
-		{"endless redirects hit MaxSteps", func(h http.Handler) *ivrtest.Twilio {
-			return &ivrtest.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: ivrtest.HandlerClient(h)}
+		{"endless redirects hit MaxSteps", func(h http.Handler) *virtualtwilio.Twilio {
+			return &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(h)}
 		}, "/twilio/loop", "after 200 requests"},
 	}
 	for _, tt := range tests {
@@ -263,7 +263,7 @@ func TestCallEndsOnErrors(t *testing.T) {
 				}
 				tw := tt.tw(sc.Middleware((&fakeIVR{}).routes()))
 				tw.VoicePath = tt.voicePath
-				tr, err := tw.Call(t.Context(), ivrtest.Caller{})
+				tr, err := tw.Call(t.Context(), virtualtwilio.Caller{})
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err = %v, want %q", err, tt.want)
 				}
@@ -288,8 +288,8 @@ func TestCallRejectsBadTwiML(t *testing.T) {
 					w.Header().Set("Content-Type", "text/xml")
 					fmt.Fprint(w, body)
 				})
-				tw := &ivrtest.Twilio{BaseURL: "http://127.0.0.1", AuthToken: token, HTTPClient: ivrtest.HandlerClient(h)}
-				if _, err := tw.Call(t.Context(), ivrtest.Caller{}); err == nil {
+				tw := &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(h)}
+				if _, err := tw.Call(t.Context(), virtualtwilio.Caller{}); err == nil {
 					t.Error("bad TwiML accepted")
 				}
 			})
@@ -309,7 +309,7 @@ func TestPostSignsLikeTwilio(t *testing.T) {
 			if strings.HasSuffix(base, "/prefix") { // the app is mounted below the prefix
 				h = http.StripPrefix("/prefix", h)
 			}
-			tw := &ivrtest.Twilio{BaseURL: base, AuthToken: token, HTTPClient: ivrtest.HandlerClient(h)}
+			tw := &virtualtwilio.Twilio{BaseURL: base, AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(h)}
 			resp, err := tw.Post(t.Context(), "/twilio/status?x=%2F&y=1", url.Values{"CallSid": {"CA1"}, "CallStatus": {"completed"}})
 			if err != nil {
 				t.Fatal(err)
@@ -327,7 +327,7 @@ func TestPostSignsLikeTwilio(t *testing.T) {
 func TestSignAsTwilioDocuments(t *testing.T) {
 	p := url.Values{"CallSid": {"CA1234567890ABCDE"}, "Caller": {"+14158675310"}, "Digits": {"1234"}, "From": {"+14158675310"}, "To": {"+18005551212"}}
 	u := "https://example.com/myapp.php?foo=1&bar=2"
-	got := ivrtest.Sign("12345", u, p)
+	got := virtualtwilio.Sign("12345", u, p)
 	if got != "L/OH5YylLD5NRKLltdqwSvS0BnU=" {
 		t.Errorf("Sign = %s, want Twilio's documented signature", got)
 	}
@@ -369,8 +369,8 @@ func TestCallOverRealHTTP(t *testing.T) {
 		mu.Unlock()
 		sc.Middleware(mux).ServeHTTP(w, r)
 	})
-	tw := &ivrtest.Twilio{BaseURL: srv.URL, AuthToken: token, HTTPClient: srv.Client()}
-	tr, err := tw.Call(t.Context(), ivrtest.Caller{Keys: func(string) string { return "7" }})
+	tw := &virtualtwilio.Twilio{BaseURL: srv.URL, AuthToken: token, HTTPClient: srv.Client()}
+	tr, err := tw.Call(t.Context(), virtualtwilio.Caller{Keys: func(string) string { return "7" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func TestCallOverRealHTTP(t *testing.T) {
 }
 
 func TestParseTwiML(t *testing.T) {
-	doc, err := ivrtest.ParseTwiML([]byte(`<?xml version="1.0" encoding="UTF-8"?>
+	doc, err := virtualtwilio.ParseTwiML([]byte(`<?xml version="1.0" encoding="UTF-8"?>
 <Response>
   <Gather action="/g" numDigits="1"><Say voice="Polly.Liv" language="nb-NO">Trykk <say-as interpret-as="characters">1</say-as> for <prosody rate="slow">blå<break time="1s"/>hval</prosody>.</Say></Gather>
   <Say><lang xml:lang="en-US">hi</lang></Say>
@@ -405,7 +405,7 @@ func TestParseTwiML(t *testing.T) {
 		t.Errorf("lang %+v", n)
 	}
 	for _, bad := range []string{"", "<Response>", "<Other/>", "<Response/><Response/>", "<Response><Say></Response>"} {
-		if _, err := ivrtest.ParseTwiML([]byte(bad)); err == nil {
+		if _, err := virtualtwilio.ParseTwiML([]byte(bad)); err == nil {
 			t.Errorf("ParseTwiML(%q) accepted", bad)
 		}
 	}
@@ -429,9 +429,9 @@ func BenchmarkCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tw := &ivrtest.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: ivrtest.HandlerClient(sc.Middleware(mux))}
+	tw := &virtualtwilio.Twilio{BaseURL: "http://127.0.0.1:8080", AuthToken: token, HTTPClient: virtualtwilio.HandlerClient(sc.Middleware(mux))}
 	for b.Loop() {
-		tr, err := tw.Call(b.Context(), ivrtest.Caller{Keys: func(string) string { return "1" }})
+		tr, err := tw.Call(b.Context(), virtualtwilio.Caller{Keys: func(string) string { return "1" }})
 		if err != nil || tr.Outcome != "enqueued:support" {
 			b.Fatal(err, tr)
 		}

@@ -1,9 +1,9 @@
-// Package ivrtest is a virtual Twilio: it plays a caller against the IVR's
+// Package virtualtwilio is a virtual Twilio: it plays a caller against the IVR's
 // webhooks over HTTP (in-process or real), signing every request as Twilio
 // does, and records what the caller heard. Flow tests, `ivrd demo --call` and
 // load generators use it; it does not import "testing" and knows nothing of
 // package ivr's internals.
-package ivrtest
+package virtualtwilio
 
 import (
 	"bytes"
@@ -112,7 +112,7 @@ var errHungUp = errors.New("caller hung up")
 
 // ErrNoSuchCall is UpdateCall's answer for a call that is not in
 // progress; RESTHandler answers it 404, code 20404, as Twilio does.
-var ErrNoSuchCall = errors.New("ivrtest: no such call in progress")
+var ErrNoSuchCall = errors.New("virtualtwilio: no such call in progress")
 
 // redirect is a call update: leave the current TwiML, fetch this URL.
 type redirect struct{ url, method string }
@@ -252,7 +252,7 @@ func (cl *call) execute(ctx context.Context, doc *Response) (next, method string
 			cl.t.Outcome = "hangup"
 			return "", "", nil, nil
 		default:
-			return "", "", nil, fmt.Errorf("ivrtest: unsupported verb <%s>", v.Name)
+			return "", "", nil, fmt.Errorf("virtualtwilio: unsupported verb <%s>", v.Name)
 		}
 	}
 	cl.t.Outcome = "ended"
@@ -285,7 +285,7 @@ func (cl *call) gather(ctx context.Context, g *Node) (string, url.Values, error)
 				return "", nil, err
 			}
 		default:
-			return "", nil, fmt.Errorf("ivrtest: <%s> inside <Gather>", v.Name)
+			return "", nil, fmt.Errorf("virtualtwilio: <%s> inside <Gather>", v.Name)
 		}
 	}
 	cl.line("gather", strings.Join(prompt, " "), "", "")
@@ -380,7 +380,7 @@ func (cl *call) request(ctx context.Context, method, target string, extra url.Va
 		return nil, "", err
 	}
 	if cl.t.Requests >= cl.c.MaxSteps {
-		return nil, "", fmt.Errorf("ivrtest: call still going after %d requests", cl.c.MaxSteps)
+		return nil, "", fmt.Errorf("virtualtwilio: call still going after %d requests", cl.c.MaxSteps)
 	}
 	params := cl.params(cl.status)
 	cl.status = "in-progress"
@@ -393,22 +393,22 @@ func (cl *call) request(ctx context.Context, method, target string, extra url.Va
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, "", fmt.Errorf("ivrtest: read %s: %w", pathOf(target), err)
+		return nil, "", fmt.Errorf("virtualtwilio: read %s: %w", pathOf(target), err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, "", fmt.Errorf("ivrtest: %s %s: status %d: %s", method, pathOf(target), resp.StatusCode, firstLine(body))
+		return nil, "", fmt.Errorf("virtualtwilio: %s %s: status %d: %s", method, pathOf(target), resp.StatusCode, firstLine(body))
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
 		switch mt {
 		case "text/xml", "application/xml", "text/html", "text/plain":
 		default:
-			return nil, "", fmt.Errorf("ivrtest: %s %s: content type %q is not TwiML", method, pathOf(target), ct)
+			return nil, "", fmt.Errorf("virtualtwilio: %s %s: content type %q is not TwiML", method, pathOf(target), ct)
 		}
 	}
 	doc, err := ParseTwiML(body)
 	if err != nil {
-		return nil, "", fmt.Errorf("ivrtest: %s %s: %w", method, pathOf(target), err)
+		return nil, "", fmt.Errorf("virtualtwilio: %s %s: %w", method, pathOf(target), err)
 	}
 	return doc, target, nil
 }
@@ -424,7 +424,7 @@ func (cl *call) statusCallback(ctx context.Context) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("ivrtest: status callback: status %d", resp.StatusCode)
+		return fmt.Errorf("virtualtwilio: status callback: status %d", resp.StatusCode)
 	}
 	return nil
 }
@@ -549,7 +549,7 @@ func (tw *Twilio) send(ctx context.Context, method, target string, params url.Va
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return nil, fmt.Errorf("ivrtest: new request: %w", err)
+		return nil, fmt.Errorf("virtualtwilio: new request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -562,7 +562,7 @@ func (tw *Twilio) send(ctx context.Context, method, target string, params url.Va
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ivrtest: %s %s: %w", method, pathOf(target), err)
+		return nil, fmt.Errorf("virtualtwilio: %s %s: %w", method, pathOf(target), err)
 	}
 	return resp, nil
 }
@@ -612,11 +612,11 @@ func (tw *Twilio) accountSID() string {
 func resolveRef(docURL, ref string) (string, error) {
 	base, err := url.Parse(docURL)
 	if err != nil {
-		return "", fmt.Errorf("ivrtest: document url: %w", err)
+		return "", fmt.Errorf("virtualtwilio: document url: %w", err)
 	}
 	r, err := url.Parse(strings.TrimSpace(ref))
 	if err != nil {
-		return "", fmt.Errorf("ivrtest: bad url in twiml: %w", err)
+		return "", fmt.Errorf("virtualtwilio: bad url in twiml: %w", err)
 	}
 	return base.ResolveReference(r).String(), nil
 }
@@ -654,7 +654,7 @@ func firstLine(b []byte) string {
 func newSID(prefix string) (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("ivrtest: call sid: %w", err)
+		return "", fmt.Errorf("virtualtwilio: call sid: %w", err)
 	}
 	return prefix + hex.EncodeToString(b), nil
 }

@@ -1,4 +1,4 @@
-package ivrtest
+package virtualtwilio
 
 import (
 	"bytes"
@@ -80,7 +80,7 @@ func ParseTwiML(b []byte) (*Response, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ivrtest: parse twiml: %w", err)
+			return nil, fmt.Errorf("virtualtwilio: parse twiml: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -97,9 +97,9 @@ func ParseTwiML(b []byte) (*Response, error) {
 				parent := stack[len(stack)-1]
 				parent.Children = append(parent.Children, n)
 			case root != nil:
-				return nil, errors.New("ivrtest: parse twiml: more than one root element")
+				return nil, errors.New("virtualtwilio: parse twiml: more than one root element")
 			case n.Name != "Response":
-				return nil, fmt.Errorf("ivrtest: parse twiml: root element is <%s>, not <Response>", n.Name)
+				return nil, fmt.Errorf("virtualtwilio: parse twiml: root element is <%s>, not <Response>", n.Name)
 			default:
 				root = n
 			}
@@ -111,12 +111,12 @@ func ParseTwiML(b []byte) (*Response, error) {
 				parent := stack[len(stack)-1]
 				parent.Children = append(parent.Children, &Node{Text: string(t)})
 			} else if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return nil, errors.New("ivrtest: parse twiml: text outside <Response>")
+				return nil, errors.New("virtualtwilio: parse twiml: text outside <Response>")
 			}
 		}
 	}
 	if root == nil {
-		return nil, errors.New("ivrtest: parse twiml: no <Response>")
+		return nil, errors.New("virtualtwilio: parse twiml: no <Response>")
 	}
 	root.flatten()
 	return &Response{Verbs: root.Elements()}, nil
