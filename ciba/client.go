@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/ivr/callerverify/internal/netutil"
 )
 
 // AuthMethod is a token endpoint client authentication method.
@@ -226,18 +227,10 @@ func checkURL(raw string) error {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return errors.New("must not have user info, query or fragment")
 	}
-	if u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname()) {
+	if u.Scheme == "https" || u.Scheme == "http" && netutil.IsLoopbackHost(u.Hostname()) {
 		return nil
 	}
 	return errors.New("must be https (http only on loopback)")
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Issuer returns the broker's issuer as discovered.
