@@ -82,11 +82,19 @@ type sim struct {
 	srv    *http.Server
 	issuer string
 	keyPEM string // path of the client's private key file
+	jwks   []byte // the client's public JWKS, as registered
+	// generic: the users are found by a customer number, not a
+	// national identity number.
+	generic bool
 
-	mu       sync.Mutex
-	byPNR    map[string]int      // national ID -> user index
-	plans    map[int]outcome     // user index -> outcome
-	decided  map[int]time.Time   // user index -> instant of the decision (t0)
+	mu      sync.Mutex
+	byHint  map[string]int    // login hint (the national ID or customer number) -> user index
+	plans   map[int]outcome   // user index -> outcome
+	decided map[int]time.Time // user index -> instant of the decision (t0)
+	// learned is when the simulator answered the token request that
+	// ended the user's request (the token, or the decline): the instant
+	// ivrd learned the outcome.
+	learned  map[int]time.Time
 	auths    map[string]*authReq // by auth_req_id
 	polls    []pollRecord
 	codes    map[string]int // token answers by error code ("ok" for tokens)
@@ -117,6 +125,7 @@ type pollRecord struct {
 type simConfig struct {
 	Interval, Latency, Expiry time.Duration
 	KeyAlg, Dir, Host         string
+	Profile                   string // idura ("" too) or generic
 }
 
 func startSim(cfg simConfig) (*sim, error) {
@@ -126,13 +135,15 @@ func startSim(cfg simConfig) (*sim, error) {
 	}
 	s := &sim{
 		issuer:  "http://" + ln.Addr().String(),
-		byPNR:   map[string]int{},
+		byHint:  map[string]int{},
+		learned: map[int]time.Time{},
+		generic: cfg.Profile == "generic",
 		plans:   map[int]outcome{},
 		decided: map[int]time.Time{},
 		auths:   map[string]*authReq{},
 		codes:   map[string]int{},
 	}
-	s.b, err = cibatest.New(cibatest.Config{Issuer: s.issuer, Interval: cfg.Interval, Latency: cfg.Latency, ExpiresInSE: cfg.Expiry, ExpiresInNO: cfg.Expiry})
+	s.b, err = cibatest.New(cibatest.Config{Issuer: s.issuer, Profile: cfg.Profile, Interval: cfg.Interval, Latency: cfg.Latency, ExpiresIn: cfg.Expiry, ExpiresInSE: cfg.Expiry, ExpiresInNO: cfg.Expiry})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("simulator: %w", err)
@@ -147,6 +158,7 @@ func startSim(cfg simConfig) (*sim, error) {
 		ln.Close()
 		return nil, fmt.Errorf("client key: %w", err)
 	}
+	s.jwks = pub
 	if err := s.b.RegisterClient(cibatest.Client{ID: clientID, JWKS: pub}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("register client: %w", err)
@@ -168,25 +180,41 @@ func startSim(cfg simConfig) (*sim, error) {
 
 func (s *sim) close() { s.srv.Close() }
 
-// addUser registers user i with the outcome o and returns their number.
+// ping registers the client again as a ping client notified at endpoint.
+func (s *sim) ping(endpoint string) error {
+	return s.b.RegisterClient(cibatest.Client{ID: clientID, JWKS: s.jwks, DeliveryMode: cibatest.DeliveryPing, NotificationEndpoint: endpoint})
+}
+
+// addUser registers user i with the outcome o and returns the number the
+// caller types: a personnummer, or at a generic broker an 8-digit customer
+// number (IVR_CUSTOMER_USER_ID={digits}: the number is the user id).
 func (s *sim) addUser(i int, o outcome) string {
-	pnr := personnummer(i)
 	script := cibatest.ScriptManual
 	if o == noAnswer {
 		script = cibatest.ScriptNoAnswer
 	}
-	s.b.AddUser(cibatest.User{NationalID: pnr, GivenName: "Load", FamilyName: fmt.Sprintf("U%07d", i), Script: script})
+	u := cibatest.User{GivenName: "Load", FamilyName: fmt.Sprintf("U%07d", i), Script: script}
+	var number string
+	if s.generic {
+		number = "7" + pad(i, 7)
+		u.UserID = number
+	} else {
+		number = personnummer(i)
+		u.NationalID = number
+	}
+	s.b.AddUser(u)
 	s.mu.Lock()
-	s.byPNR[pnr] = i
+	s.byHint[number] = i
 	s.plans[i] = o
 	s.mu.Unlock()
-	return pnr
+	return number
 }
 
 // ServeHTTP records bc-authorize and token requests around the simulator.
 func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if r.Method != http.MethodPost || (path != "/ciba/bc-authorize" && path != "/oauth2/token") {
+	authorize, token := strings.HasSuffix(path, "/bc-authorize"), strings.HasSuffix(path, "/token")
+	if r.Method != http.MethodPost || !authorize && !token {
 		s.b.ServeHTTP(w, r)
 		return
 	}
@@ -210,14 +238,14 @@ func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(rec.body.Bytes(), &resp)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if path == "/ciba/bc-authorize" {
+	if authorize {
 		s.authN++
 		s.authLat.add(done.Sub(arrived))
 		if resp.AuthReqID == "" {
 			return
 		}
-		pnr, _ := strings.CutPrefix(form.Get("login_hint"), "sub:ssn:")
-		user, ok := s.byPNR[pnr]
+		hint, _ := strings.CutPrefix(form.Get("login_hint"), "sub:ssn:")
+		user, ok := s.byHint[hint]
 		if !ok {
 			user = -1
 		}
@@ -245,6 +273,9 @@ func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.sinceArr = arrived.Sub(a.created)
 	}
 	s.polls = append(s.polls, p)
+	if _, seen := s.learned[a.user]; !seen && (code == "ok" || code == "access_denied") {
+		s.learned[a.user] = done
+	}
 	a.polls++
 	prevResp := a.lastResp
 	a.lastArr, a.lastResp = arrived, done

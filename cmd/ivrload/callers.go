@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,63 +161,4 @@ func itoa(i int) string {
 			return string(b[p:])
 		}
 	}
-}
-
-const baselineRoute = "baseline (bare net/http, fixed TwiML)"
-
-// holdTwiML is a hold hop as the service answers it, for the baseline.
-const holdTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather input="dtmf" numDigits="1" timeout="1" actionOnEmptyResult="true" action="/twilio/hold?s=4&amp;a=1&amp;n=3" method="POST"><Pause length="1"></Pause></Gather><Redirect method="POST">/twilio/hold?s=4&amp;a=1&amp;n=3</Redirect></Response>`
-
-// baseline is a bare net/http handler that answers fixed TwiML, loaded with
-// the hold loop's pattern: one signed POST every hop per caller.
-type baseline struct {
-	srv  *http.Server
-	base string
-}
-
-func startBaseline(host string) (*baseline, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return nil, err
-	}
-	b := &baseline{base: "http://" + ln.Addr().String()}
-	b.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/xml")
-		io.WriteString(w, holdTwiML)
-	})}
-	go b.srv.Serve(ln)
-	return b, nil
-}
-
-// load runs n simulated holding callers against the baseline until ctx ends.
-func (b *baseline) load(ctx context.Context, n int, hop time.Duration, stats *routeStats) {
-	tw := &virtualtwilio.Twilio{BaseURL: b.base, AuthToken: "baseline", HTTPClient: &http.Client{
-		Timeout:   15 * time.Second,
-		Transport: timedTransport{next: newTransport(n + 16), stats: stats, label: func(string) string { return baselineRoute }},
-	}}
-	form := url.Values{"CallSid": {"CA00000000000000000000000000000000"}, "AccountSid": {"AC00000000000000000000000000000000"},
-		"From": {"+46700000000"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}, "FinishedOnKey": {""}}
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			wait := rand.N(hop)
-			for {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
-				resp, err := tw.Post(ctx, "/twilio/hold?s=4&a=1&n=3", form)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				wait = hop
-			}
-		})
-	}
-	wg.Wait()
 }

@@ -3,15 +3,85 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
+	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
+
+// TestMain lets the test binary be the baseline process ivrload run starts
+// (it re-executes itself with bareEnv set).
+func TestMain(m *testing.M) {
+	if os.Getenv(bareEnv) != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ivrload bare:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestBaselineChecksSignatures: the baseline does the signature check ivrd
+// does, and the mirror sends it every webhook signed for its own URL.
+func TestBaselineChecksSignatures(t *testing.T) {
+	bare := httptest.NewUnstartedServer(nil)
+	bare.Config.Handler = bareHandler("http://" + bare.Listener.Addr().String())
+	bare.Start()
+	defer bare.Close()
+	form := url.Values{"CallSid": {"CA00000000000000000000000000000001"}, "Digits": {"1"}}
+
+	forged, err := http.PostForm(bare.URL+"/twilio/hold?s=7", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Body.Close()
+	if forged.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned request: status %d, want 403", forged.StatusCode)
+	}
+
+	ivrd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<Response/>") }))
+	defer ivrd.Close()
+	stats := newRouteStats()
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: mirrorTransport{
+		next:   http.DefaultTransport,
+		mirror: timedTransport{next: http.DefaultTransport, stats: stats, label: baselineLabel},
+		base:   bare.URL,
+		wg:     &wg,
+	}}
+	tw := &virtualtwilio.Twilio{BaseURL: ivrd.URL, AuthToken: "ivrd-token", HTTPClient: hc}
+	for range 3 {
+		resp, err := tw.Post(t.Context(), "/twilio/hold?s=7&a=1", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	wg.Wait()
+	for _, rt := range stats.report() {
+		if rt.Route == "baseline /twilio/hold" && (rt.Latency.N != 3 || rt.Errors != 0) {
+			t.Errorf("baseline: %d requests, %d errors; want 3 accepted", rt.Latency.N, rt.Errors)
+		}
+	}
+	if n := stats.where(isBaseline).N; n != 3 {
+		t.Errorf("baseline got %d requests, want the 3 ivrd got", n)
+	}
+}
 
 func TestPersonnummerAreValidAndDistinct(t *testing.T) {
 	seen := map[string]bool{}
@@ -91,8 +161,45 @@ func TestSmoke(t *testing.T) {
 	if L.EventsStored == 0 || L.EventsMissing != 0 || L.DashDisconnects != 0 {
 		t.Errorf("events: %d stored, %d missing at dashboards, %d disconnects; want none missing", L.EventsStored, L.EventsMissing, L.DashDisconnects)
 	}
-	if rep.ApprovalToDash.N == 0 || rep.ApprovalToEar.N == 0 {
-		t.Errorf("no end-to-end figures: %+v %+v", rep.ApprovalToDash, rep.ApprovalToEar)
+	if rep.ApprovalToDash.N == 0 || rep.ApprovalToEar.N == 0 || rep.PollToEar.N == 0 {
+		t.Errorf("no end-to-end figures: %+v %+v %+v", rep.ApprovalToDash, rep.ApprovalToEar, rep.PollToEar)
+	}
+	if rep.Interrupts["sent"] == 0 || rep.WebhooksPerCall.Calls == 0 {
+		t.Errorf("interrupts %v, webhooks per verified call %+v: want holds interrupted and counted", rep.Interrupts, rep.WebhooksPerCall)
+	}
+	if rep.BaselineAll.N != rep.AllWebhooks.N || rep.Server.BareCPU <= 0 && rep.BaselineAll.N > 1000 {
+		t.Errorf("baseline: %d requests for ivrd's %d, CPU %s: want the same requests, in its own process", rep.BaselineAll.N, rep.AllWebhooks.N, rep.Server.BareCPU)
+	}
+}
+
+// TestSmokePingRESTFailing runs 20 calls at a generic broker in ping mode
+// while Twilio's REST API refuses every call update: each caller still
+// hears the outcome, brought by the hold's own safety-net hop.
+func TestSmokePingRESTFailing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ivrd and runs it for ~20 s")
+	}
+	out := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"run", "--calls", "20", "--concurrency", "20", "--dashboards", "1", "--expiry", "20s",
+		"--mix", "approve=80,decline=20,noanswer=0", "--decide-after", "1s-2s", "--key-alg", "ES256",
+		"--profile", "generic", "--mode", "ping", "--rest-fail", "--json", out}
+	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	var rep runReport
+	readReport(t, out, &rep)
+	L := rep.Losses
+	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerNotFinal != 0 || L.EventsMissing != 0 {
+		t.Errorf("calls: got %+v, want 20 placed and nothing lost", L)
+	}
+	if rep.PollToEar.N != 16 || rep.DeclinePollToEar.N != 4 {
+		t.Errorf("outcomes heard: %d approvals, %d declines; want 16 and 4", rep.PollToEar.N, rep.DeclinePollToEar.N)
+	}
+	if rep.RESTFailed == 0 || rep.Interrupts["failed"] == 0 || rep.Interrupts["safety_net"] == 0 {
+		t.Errorf("REST refusals %d, interrupts %v: want failed interrupts and safety-net outcomes", rep.RESTFailed, rep.Interrupts)
+	}
+	if polls := rep.TokenCodes["authorization_pending"]; polls > 20 {
+		t.Errorf("%d authorization_pending answers: ping mode should ask for the token when notified, not poll", polls)
 	}
 }
 

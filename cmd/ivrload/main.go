@@ -11,6 +11,9 @@
 //	ivrload run [flags]       callers with a mix of outcomes (the default)
 //	ivrload pending [flags]   N verifications pending at once: poll punctuality and memory
 //
+// "ivrload run" also starts the baseline, a bare net/http Twilio responder,
+// as another process of this binary ("ivrload bare").
+//
 // With --instances N --db postgres://… it runs N instances on one
 // PostgreSQL database (a fresh schema per run, dropped after) behind a
 // round-robin balancer, with the dashboards spread over the instances.
@@ -66,6 +69,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return runPending(ctx, cfg, stdout, stderr)
+	case "bare":
+		if os.Getenv(bareEnv) == "" {
+			return errors.New("bare is the baseline responder ivrload run starts itself")
+		}
+		return runBare(ctx, args, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, "usage: ivrload [run|pending] [flags]")
 	return flag.ErrHelp
@@ -86,6 +94,9 @@ type common struct {
 	CPUProfile    string
 	Instances     int
 	DB            string
+	Profile       string // the broker simulated: idura ("" too) or generic
+	Mode          string // poll ("" too) or ping
+	RESTFail      bool   // the Twilio REST API answers every call update with 503
 }
 
 func (c *common) flags(fs *flag.FlagSet) *stringList {
@@ -152,7 +163,6 @@ type runConfig struct {
 	DecideHi    time.Duration
 	Dashboards  int
 	Baseline    bool
-	Hop         time.Duration
 	Soak        bool
 	Sample      time.Duration
 }
@@ -170,8 +180,10 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	decide := fs.String("decide-after", "2s-6s", "users approve or decline this long after the request, uniformly at random")
 	fs.DurationVar(&c.Expiry, "expiry", 30*time.Second, "request lifetime the broker hands out (no-answer callers hold this long)")
 	fs.IntVar(&c.Dashboards, "dashboards", 5, "agent dashboards connected over websockets")
-	fs.BoolVar(&c.Baseline, "baseline", true, "load a bare net/http handler with the hold-loop pattern in the same run")
-	fs.DurationVar(&c.Hop, "hop", time.Second, "the baseline's time between requests per caller: the hold hop's length (1 s since the hop lost its Pause; 2 s before)")
+	fs.BoolVar(&c.Baseline, "baseline", true, "send every webhook to a bare net/http responder (its own process, same signature check) too, for comparison")
+	fs.StringVar(&c.Profile, "profile", "idura", "the broker simulated: idura (callers type a personnummer) or generic (callers type a customer number; offers ping)")
+	fs.StringVar(&c.Mode, "mode", "poll", "CIBA token delivery: poll, or ping (generic profile only)")
+	fs.BoolVar(&c.RESTFail, "rest-fail", false, "the Twilio REST API fails every call update (503): holds end by the safety-net hop")
 	fs.BoolVar(&c.Soak, "soak", false, "soak: calls without limit for --duration (default 30m), goroutines and memory sampled")
 	fs.DurationVar(&c.Sample, "sample", 5*time.Second, "how often server goroutines and memory are sampled")
 	if err := fs.Parse(args); err != nil {
@@ -210,6 +222,14 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if c.Concurrency <= 0 {
 		return c, errors.New("--concurrency: must be positive")
+	}
+	switch {
+	case c.Profile != "idura" && c.Profile != "generic":
+		return c, fmt.Errorf("--profile %q: idura or generic", c.Profile)
+	case c.Mode != "poll" && c.Mode != "ping":
+		return c, fmt.Errorf("--mode %q: poll or ping", c.Mode)
+	case c.Mode == "ping" && c.Profile != "generic":
+		return c, errors.New("--mode ping: Idura polls only; use --profile generic")
 	}
 	return c, c.check()
 }
@@ -250,11 +270,11 @@ func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
 			return nil, err
 		}
 	}
-	if e.sim, err = startSim(simConfig{Interval: c.Interval, Latency: c.BrokerLatency, Expiry: c.Expiry, KeyAlg: c.KeyAlg, Dir: dir, Host: c.Host}); err != nil {
+	if e.sim, err = startSim(simConfig{Interval: c.Interval, Latency: c.BrokerLatency, Expiry: c.Expiry, KeyAlg: c.KeyAlg, Dir: dir, Host: c.Host, Profile: c.Profile}); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}
-	if e.rest, err = startREST(c.Host); err != nil {
+	if e.rest, err = startREST(c.Host, c.RESTFail); err != nil {
 		e.tearDown(c)
 		return nil, err
 	}
@@ -262,9 +282,22 @@ func setUp(ctx context.Context, c common, stderr io.Writer) (*env, error) {
 		e.tearDown(c)
 		return nil, err
 	}
-	if e.cl, err = startCluster(ctx, bin, dir, c.Host, e.db, c.Instances, e.sim, append([]string{"TWILIO_API_URL=" + e.rest.url}, c.Env...)); err != nil {
+	extra := []string{"TWILIO_API_URL=" + e.rest.url}
+	if c.Profile == "generic" {
+		extra = append(extra, "CIBA_PROFILE=generic", "IVR_IDENTIFY=customer_number", "IVR_CUSTOMER_USER_ID={digits}")
+	}
+	if c.Mode == "ping" {
+		extra = append(extra, "CIBA_MODE=ping")
+	}
+	if e.cl, err = startCluster(ctx, bin, dir, c.Host, e.db, c.Instances, e.sim, append(extra, c.Env...)); err != nil {
 		e.tearDown(c)
 		return nil, err
+	}
+	if c.Mode == "ping" {
+		if err := e.sim.ping(e.cl.public + "/ciba/notify"); err != nil {
+			e.tearDown(c)
+			return nil, err
+		}
 	}
 	for _, s := range e.cl.servers {
 		fmt.Fprintf(stderr, "ivrload: %s serving at %s (pid %d)\n", s.name, s.base, s.cmd.Process.Pid)

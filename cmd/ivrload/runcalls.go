@@ -25,28 +25,69 @@ type runReport struct {
 	ApprovalToDash summary       `json:"approval_to_dashboard"` // on every dashboard
 	// ApprovalToDashBy is ApprovalToDash for the dashboards on each
 	// instance.
-	ApprovalToDashBy []summary      `json:"approval_to_dashboard_by_instance"`
-	ApprovalToEar    summary        `json:"approval_to_caller"`
-	DeclineToEar     summary        `json:"decline_to_caller"`
-	Fanout           summary        `json:"event_fanout"`
-	FanoutBy         []summary      `json:"event_fanout_by_instance"`
-	SteadyFrom       time.Duration  `json:"steady_from"`
-	SteadyTo         time.Duration  `json:"steady_to"`
-	SteadyHold       summary        `json:"steady_hold"`
-	SteadyBase       summary        `json:"steady_baseline"`
-	SteadyHoldRate   float64        `json:"steady_hold_rate"`
-	FanoutSpread     summary        `json:"event_fanout_spread"`
-	SettledGor       float64        `json:"goroutines_settled"`
-	AuthAtBroker     summary        `json:"bc_authorize_at_broker"`
-	TokenAtBroker    summary        `json:"token_at_broker"`
-	PollsPerVer      summary        `json:"-"`
-	PollsMean        float64        `json:"polls_per_verification_mean"`
-	PollsMax         int            `json:"polls_per_verification_max"`
-	TokenCodes       map[string]int `json:"token_answers"`
-	SlowDownMetric   float64        `json:"slow_down_metric"`
-	Punctuality      punctuality    `json:"poll_punctuality"`
-	Server           serverUse      `json:"server"`
-	Losses           losses         `json:"losses"`
+	ApprovalToDashBy []summary `json:"approval_to_dashboard_by_instance"`
+	ApprovalToEar    summary   `json:"approval_to_caller"`
+	DeclineToEar     summary   `json:"decline_to_caller"`
+	// PollToEar and DeclinePollToEar start at the broker's answer that
+	// told ivrd the outcome (the token, or access_denied), not at the
+	// user's decision: what ivrd adds once it knows.
+	PollToEar        summary `json:"poll_to_caller"`
+	DeclinePollToEar summary `json:"decline_poll_to_caller"`
+	// Webhooks: what ivrd served in all (status callbacks included), per
+	// verified call, and everything against the baseline.
+	Webhooks         int       `json:"webhooks"`
+	WebhooksPerCall  callCount `json:"webhooks_per_verified_call"`
+	AllWebhooks      summary   `json:"all_webhooks"`
+	BaselineAll      summary   `json:"baseline_all"`
+	NoBroker         summary   `json:"webhooks_but_digits"`
+	BaselineNoBroker summary   `json:"baseline_but_digits"`
+	// Interrupts are ivrd's hold interrupt metrics: sent, failed, and
+	// outcomes the safety-net hop delivered.
+	Interrupts     map[string]float64 `json:"interrupts"`
+	RESTFailed     int64              `json:"rest_failed"`
+	Fanout         summary            `json:"event_fanout"`
+	FanoutBy       []summary          `json:"event_fanout_by_instance"`
+	SteadyFrom     time.Duration      `json:"steady_from"`
+	SteadyTo       time.Duration      `json:"steady_to"`
+	SteadyHold     summary            `json:"steady_hold"`
+	SteadyBase     summary            `json:"steady_baseline"`
+	SteadyHoldRate float64            `json:"steady_hold_rate"`
+	FanoutSpread   summary            `json:"event_fanout_spread"`
+	SettledGor     float64            `json:"goroutines_settled"`
+	AuthAtBroker   summary            `json:"bc_authorize_at_broker"`
+	TokenAtBroker  summary            `json:"token_at_broker"`
+	PollsPerVer    summary            `json:"-"`
+	PollsMean      float64            `json:"polls_per_verification_mean"`
+	PollsMax       int                `json:"polls_per_verification_max"`
+	TokenCodes     map[string]int     `json:"token_answers"`
+	SlowDownMetric float64            `json:"slow_down_metric"`
+	Punctuality    punctuality        `json:"poll_punctuality"`
+	Server         serverUse          `json:"server"`
+	Losses         losses             `json:"losses"`
+}
+
+// callCount is a distribution of a count per call.
+type callCount struct {
+	Calls     int     `json:"calls"`
+	Mean      float64 `json:"mean"`
+	P50, Max  int
+	Histogram map[int]int `json:"histogram"`
+}
+
+func countsOf(n []int) callCount {
+	c := callCount{Calls: len(n), Histogram: map[int]int{}}
+	if len(n) == 0 {
+		return c
+	}
+	slices.Sort(n)
+	sum := 0
+	for _, x := range n {
+		sum += x
+		c.Histogram[x]++
+	}
+	c.Mean = float64(sum) / float64(len(n))
+	c.P50, c.Max = n[len(n)/2], n[len(n)-1]
+	return c
 }
 
 // serverUse is what the instances used: CPU summed over them, the highest
@@ -58,6 +99,7 @@ type serverUse struct {
 	Instances   []instanceUse `json:"instances"`
 	DBCPU       time.Duration `json:"postgres_cpu,omitempty"`
 	LoadCPU     time.Duration `json:"load_generator_cpu"`
+	BareCPU     time.Duration `json:"baseline_cpu"`
 	Samples     []sample      `json:"samples"`
 	Goroutines0 float64       `json:"goroutines_start"`
 	Others      time.Duration `json:"other_processes_cpu"`
@@ -111,9 +153,24 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 
 	stats := newRouteStats()
 	transport := newTransport(cfg.Concurrency + 16)
+	var toIvrd http.RoundTripper = timedTransport{next: transport, stats: stats}
+	var bl *baseline
+	var mirrored sync.WaitGroup
+	if cfg.Baseline {
+		if bl, err = startBaseline(ctx, cfg.Host); err != nil {
+			return err
+		}
+		defer bl.stop()
+		toIvrd = mirrorTransport{
+			next:   toIvrd,
+			mirror: timedTransport{next: newTransport(cfg.Concurrency + 16), stats: stats, label: baselineLabel},
+			base:   bl.base,
+			wg:     &mirrored,
+		}
+	}
 	tw := &virtualtwilio.Twilio{BaseURL: e.cl.public, AuthToken: e.cl.authToken, HTTPClient: &http.Client{
 		Timeout:   15 * time.Second, // Twilio's webhook timeout
-		Transport: timedTransport{next: transport, stats: stats},
+		Transport: toIvrd,
 	}}
 	e.rest.use(tw)
 	cs := &callers{tw: tw, sim: e.sim, mix: cfg.Mix, total: cfg.Calls}
@@ -121,6 +178,10 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	var rep runReport
 	rep.Config = cfg
 	before := e.cl.procs()
+	var bare0 procStats
+	if bl != nil {
+		bare0, _ = readProc(bl.cmd.Process.Pid)
+	}
 	self0, _ := readProc(os.Getpid())
 	busy0 := machineBusy()
 	pg0 := processCPU("postgres")
@@ -130,26 +191,22 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	start := time.Now()
 	var bg sync.WaitGroup
 	loadCtx, stopLoad := context.WithCancel(runCtx)
-	if cfg.Baseline {
-		bl, err := startBaseline(cfg.Host)
-		if err != nil {
-			stopLoad()
-			return err
-		}
-		defer bl.srv.Close()
-		bg.Go(func() { bl.load(loadCtx, cfg.Concurrency, cfg.Hop, stats) })
-	}
 	bg.Go(func() { rep.Server.Samples = sampleServers(loadCtx, e.cl, cfg.Sample, start, cs, stderr) })
 	cs.run(runCtx, cfg.Concurrency, cfg.Ramp)
 	rep.Wall = time.Since(start)
 	stopLoad()
 	bg.Wait()
+	mirrored.Wait()
 	// Let the last events reach the dashboards: until none has arrived
 	// for a second (a lagging relay delivers them late, not never).
 	dash.settle(time.Second, time.Minute)
 	stopSched()
 
 	after := e.cl.procs()
+	if bl != nil {
+		bare1, _ := readProc(bl.cmd.Process.Pid)
+		rep.Server.BareCPU = bare1.CPU - bare0.CPU
+	}
 	self1, _ := readProc(os.Getpid())
 	if isPostgres(e.db) {
 		rep.Server.DBCPU = cpuSince(pg0, processCPU("postgres"))
@@ -159,9 +216,23 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 		rep.Server.CPU += u.CPU
 		rep.Server.PeakRSS = max(rep.Server.PeakRSS, u.PeakRSS)
 	}
-	rep.Server.Others = machineBusy() - busy0 - rep.Server.CPU - (self1.CPU - self0.CPU) - rep.Server.DBCPU
+	rep.Server.Others = machineBusy() - busy0 - rep.Server.CPU - (self1.CPU - self0.CPU) - rep.Server.DBCPU - rep.Server.BareCPU
 	rep.Server.Cores = rep.Server.CPU.Seconds() / rep.Wall.Seconds()
 	rep.Server.LoadCPU = self1.CPU - self0.CPU
+	rep.RESTFailed = e.rest.failed.Load()
+	if mt, err := e.cl.scrape("ivr_hold_interrupts_total", "ivr_safety_net_outcomes_total"); err == nil {
+		rep.Interrupts = map[string]float64{}
+		for k, v := range mt {
+			switch {
+			case strings.Contains(k, `result="sent"`):
+				rep.Interrupts["sent"] += v
+			case strings.Contains(k, `result="failed"`):
+				rep.Interrupts["failed"] += v
+			case strings.HasPrefix(k, "ivr_safety_net_outcomes_total"):
+				rep.Interrupts["safety_net"] += v
+			}
+		}
+	}
 	if mt, err := e.cl.scrape("ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count"); err == nil {
 		rep.ServerHoldP99, _ = histQuantile(mt, "ivr_webhook_duration_seconds", `route="/twilio/hold"`, .99)
 		for k, v := range mt {
@@ -183,6 +254,13 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	}
 
 	rep.Routes = stats.report()
+	rep.AllWebhooks = stats.where(func(r string) bool { return !isBaseline(r) })
+	rep.BaselineAll = stats.where(isBaseline)
+	// The digits webhook waits for the broker's bc-authorize answer,
+	// which the baseline does not ask for.
+	const digits = "/twilio/gather"
+	rep.NoBroker = stats.where(func(r string) bool { return !isBaseline(r) && r != digits })
+	rep.BaselineNoBroker = stats.where(func(r string) bool { return isBaseline(r) && r != baselineLabel(digits) })
 	// The steady hold phase: after the last digits webhook (everyone who
 	// will hold is holding) until the first call ends.
 	from := stats.lastEnd("/twilio/gather").Add(time.Second)
@@ -195,7 +273,7 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	if to.After(from) {
 		rep.SteadyFrom, rep.SteadyTo = from.Sub(start), to.Sub(start)
 		rep.SteadyHold = stats.between("/twilio/hold", from, to)
-		rep.SteadyBase = stats.between(baselineRoute, from, to)
+		rep.SteadyBase = stats.between(baselineLabel("/twilio/hold"), from, to)
 		rep.SteadyHoldRate = float64(rep.SteadyHold.N) / to.Sub(from).Seconds()
 	}
 	analyse(ctx, &rep, e, cs, dash)
@@ -241,7 +319,9 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 	rep.TokenAtBroker = s.tokenLat.summary()
 	rep.Punctuality = punctualityOf(s, time.Time{})
 
-	var toDash, toEar, declEar []time.Duration
+	var toDash, toEar, declEar, pollEar, declPollEar []time.Duration
+	var perCall []int
+	learned := maps(s.learned)
 	toDashBy := make([][]time.Duration, len(e.cl.servers))
 	polls := s.pollsPerAuth()
 	var pollN []time.Duration
@@ -266,6 +346,10 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 			continue
 		}
 		sid := r.tr.CallSID
+		rep.Webhooks += r.tr.Requests
+		if r.plan == approve && r.err == nil {
+			perCall = append(perCall, r.tr.Requests)
+		}
 		if !strings.HasPrefix(r.tr.Outcome, "enqueued:") {
 			L.NotEnqueued++
 		}
@@ -286,12 +370,19 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 				if at.Before(t0) {
 					continue
 				}
+				t1, ok := learned[r.user]
 				if r.plan == approve && l.Kind == "enqueue" {
 					toEar = append(toEar, at.Sub(t0))
+					if ok {
+						pollEar = append(pollEar, at.Sub(t1))
+					}
 					break
 				}
 				if r.plan == decline && l.Kind == "say" && strings.Contains(l.Text, "try again") {
 					declEar = append(declEar, at.Sub(t0))
+					if ok {
+						declPollEar = append(declPollEar, at.Sub(t1))
+					}
 					break
 				}
 			}
@@ -341,6 +432,9 @@ func analyse(ctx context.Context, rep *runReport, e *env, cs *callers, dash *das
 	}
 	rep.ApprovalToEar = summarize(toEar)
 	rep.DeclineToEar = summarize(declEar)
+	rep.PollToEar = summarize(pollEar)
+	rep.DeclinePollToEar = summarize(declPollEar)
+	rep.WebhooksPerCall = countsOf(perCall)
 	rep.Fanout = dash.fanout.summary()
 	for i := range dash.fanoutBy {
 		rep.FanoutBy = append(rep.FanoutBy, dash.fanoutBy[i].summary())
@@ -404,7 +498,7 @@ func printRun(w io.Writer, r *runReport) {
 		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t\n", rt.Route, rt.Rate, rt.Errors, l.N, ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
 	}
 	tw.Flush()
-	hold, base := find(r.Routes, "/twilio/hold"), find(r.Routes, baselineRoute)
+	hold, base := find(r.Routes, "/twilio/hold"), find(r.Routes, baselineLabel("/twilio/hold"))
 	if hold.Latency.N > 0 && base.Latency.N > 0 {
 		fmt.Fprintf(w, "hold p99 / baseline p99 = %.2f×; server-side hold p99 bucket (ivrd histogram) ≤ %gs\n", float64(hold.Latency.P99)/float64(base.Latency.P99), r.ServerHoldP99)
 	}
@@ -420,6 +514,24 @@ func printRun(w io.Writer, r *runReport) {
 	}
 	fmt.Fprintf(w, "broker approval → caller hears it:   %s\n", r.ApprovalToEar)
 	fmt.Fprintf(w, "broker decline  → caller hears it:   %s\n", r.DeclineToEar)
+	fmt.Fprintf(w, "poll that learned the approval → caller hears it: %s\n", r.PollToEar)
+	fmt.Fprintf(w, "poll that learned the decline  → caller hears it: %s\n", r.DeclinePollToEar)
+	if r.Interrupts != nil {
+		fmt.Fprintf(w, "hold interrupts: sent %.0f, failed %.0f; outcomes by the safety-net hop %.0f; REST updates refused (--rest-fail) %d\n",
+			r.Interrupts["sent"], r.Interrupts["failed"], r.Interrupts["safety_net"], r.RESTFailed)
+	}
+	wc := r.WebhooksPerCall
+	fmt.Fprintf(w, "webhooks per verified call (status callback included): mean %.2f, p50 %d, max %d over %d calls %v; %d webhooks in all\n", wc.Mean, wc.P50, wc.Max, wc.Calls, wc.Histogram, r.Webhooks)
+	if r.BaselineAll.N > 0 {
+		fmt.Fprintf(w, "every webhook: ivrd %s; baseline (same requests, same moments) %s; p99 ratio %.2f×\n",
+			r.AllWebhooks, r.BaselineAll, float64(r.AllWebhooks.P99)/float64(max(r.BaselineAll.P99, 1)))
+		fmt.Fprintf(w, "every webhook but digits (which waits for the broker): ivrd %s; baseline %s; p99 ratio %.2f×\n",
+			r.NoBroker, r.BaselineNoBroker, float64(r.NoBroker.P99)/float64(max(r.BaselineNoBroker.P99, 1)))
+		ivrdPer := r.Server.CPU / time.Duration(max(r.AllWebhooks.N, 1))
+		barePer := r.Server.BareCPU / time.Duration(max(r.BaselineAll.N, 1))
+		fmt.Fprintf(w, "CPU per webhook: ivrd %s (all its CPU, polling and dashboards included, over its webhooks); baseline %s (%.1fs over %d); ratio %.2f×\n",
+			ivrdPer.Round(time.Microsecond), barePer.Round(time.Microsecond), r.Server.BareCPU.Seconds(), r.BaselineAll.N, float64(ivrdPer)/float64(max(barePer, 1)))
+	}
 	fmt.Fprintf(w, "event fan-out (event time → arrival, every dashboard): %s\n", r.Fanout)
 	if len(r.FanoutBy) > 1 {
 		for i, s := range r.FanoutBy {

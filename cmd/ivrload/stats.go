@@ -132,6 +132,21 @@ func (r *routeStats) between(path string, from, to time.Time) summary {
 }
 
 // lastEnd is when the route's last request ended.
+// where summarizes the requests of every route keep accepts.
+func (r *routeStats) where(keep func(route string) bool) summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var d []time.Duration
+	for path, rt := range r.routes {
+		if keep(path) {
+			rt.lat.mu.Lock()
+			d = append(d, rt.lat.d...)
+			rt.lat.mu.Unlock()
+		}
+	}
+	return summarize(d)
+}
+
 func (r *routeStats) lastEnd(path string) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
