@@ -151,3 +151,26 @@ func diffLines(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestPlainHoldIsRendered: the hold hop written out is the document the
+// renderer makes of the same verbs.
+func TestPlainHoldIsRendered(t *testing.T) {
+	s := &Service{}
+	for _, tt := range []struct {
+		step int
+		h    HoldState
+	}{
+		{step: 4, h: HoldState{}},
+		{step: 7, h: HoldState{Announced: true, Hops: 4}},
+		{step: 1234, h: HoldState{Announced: true, Hops: 99}},
+	} {
+		c := &store.Call{Step: tt.step}
+		want, err := Render(s.hold(c, tt.h)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := plainHold(holdURL(tt.step, tt.h)); got != string(want) {
+			t.Errorf("step %d %+v:\n got %s\nwant %s", tt.step, tt.h, got, want)
+		}
+	}
+}

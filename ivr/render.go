@@ -75,7 +75,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 	case ScreenStarting:
 		verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStarting)))
 	case ScreenHold:
-		verbs = s.hold(c, d.Hold)
+		return plainHold(holdURL(c.Step, d.Hold)), nil
 	case ScreenInstruct, ScreenRepeat:
 		verbs = s.hold(c, d.Hold, instructions(lang, d.Country, v)...)
 	case ScreenReminder:
@@ -151,6 +151,17 @@ func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twim
 		},
 		twiml.VoiceRedirect{Url: u, Method: "POST"},
 	}
+}
+
+// plainHold is the document of a hold hop with nothing said, the one most
+// webhooks get: Render(s.hold(c, h)...) written out (TestPlainHoldIsRendered),
+// because rendering it through twilio-go's attribute maps was a quarter
+// of a hop's CPU.
+func plainHold(u string) string {
+	u = strings.ReplaceAll(u, "&", "&amp;") // holdURL has no other markup
+	return `<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="` + u +
+		`" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="` + holdTimeout +
+		`"><Pause length="` + holdPause + `"/></Gather><Redirect method="POST">` + u + `</Redirect></Response>`
 }
 
 // instructions tell the caller what to do: in the BankID app, confirm the
