@@ -144,7 +144,7 @@ func BenchmarkHoldLoop1000(b *testing.B) {
 // service does (twilio-go's validator over the parsed form) and answers
 // fixed TwiML. Issue 13's bound: a hop at most 1.5× this.
 func BenchmarkBareTwiML(b *testing.B) {
-	const doc = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather input="dtmf" numDigits="1" timeout="1" actionOnEmptyResult="true" action="/twilio/hold?s=4&amp;a=1&amp;n=3" method="POST"><Pause length="7"></Pause></Gather><Redirect method="POST">/twilio/hold?s=4&amp;a=1&amp;n=3</Redirect></Response>`
+	const doc = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/twilio/hold?s=4&amp;a=1&amp;n=3" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="1"><Pause length="7"/></Gather><Redirect method="POST">/twilio/hold?s=4&amp;a=1&amp;n=3</Redirect></Response>`
 	v := client.NewRequestValidator(benchToken)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -163,7 +163,8 @@ func BenchmarkBareTwiML(b *testing.B) {
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, doc)
 	})
-	form := url.Values{"CallSid": {"CA00000000000000000000000000000001"}, "From": {"+46701234567"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}}
+	// The parameters a hold hop carries (newHoldBench's form).
+	form := url.Values{"CallSid": {fmt.Sprintf("CA%032x", 1)}, "AccountSid": {accountSID}, "From": {"+46700000000"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}}
 	target := "http://127.0.0.1:8080/twilio/hold?s=4&a=1&n=3"
 	sig := virtualtwilio.Sign(benchToken, target, form)
 	b.ReportAllocs()
