@@ -63,55 +63,7 @@ func TestInstancesStartingAtOnceCannotBothSlipUnderALimit(t *testing.T) {
 
 func TestInstancesClaimingAtOnceNeverShareARow(t *testing.T) {
 	a, b, _ := instances(t)
-	const rows = 300
-	now := storetest.At(time.Hour)
-	for i := range rows {
-		storetest.MustCreateVerification(t, a, storetest.NewVerification(fmt.Sprintf("v%03d", i), fmt.Sprintf("CA%03d", i), store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
-	}
-	var (
-		mu      sync.Mutex
-		claimed = map[string]string{}
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-	)
-	for p := range 8 {
-		db := []*postgres.DB{a, b}[p%2]
-		owner := fmt.Sprintf("instance%d-poller%d", p%2, p)
-		wg.Go(func() {
-			<-start
-			for {
-				vs, err := db.ClaimDue(t.Context(), owner, now, 30*time.Second, 7)
-				if err != nil {
-					t.Errorf("ClaimDue: %v", err)
-					return
-				}
-				if len(vs) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, v := range vs {
-					if other, ok := claimed[v.ID]; ok {
-						t.Errorf("%s claimed by %s and %s", v.ID, other, owner)
-					}
-					claimed[v.ID] = owner
-					if v.LeaseOwner != owner {
-						t.Errorf("%s returned leased to %q, want %s", v.ID, v.LeaseOwner, owner)
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if len(claimed) != rows {
-		t.Errorf("%d of %d claimed", len(claimed), rows)
-	}
-	owners := map[string]int{}
-	for _, o := range claimed {
-		owners[o]++
-	}
-	t.Logf("rows per poller: %v", owners)
+	storetest.TestClaimsAtOnce(t, 300, a, b)
 }
 
 func TestInstancesPurgingAtOnceDeleteEachCallOnce(t *testing.T) {
