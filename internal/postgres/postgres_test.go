@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -106,13 +105,7 @@ func TestPing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		if err := db.Ping(t.Context()); err != nil {
-			t.Errorf("Ping: %v", err)
-		}
-		db.Close()
-		if err := db.Ping(t.Context()); err == nil {
-			t.Error("Ping after Close succeeded")
-		}
+		storetest.TestPingUntilClose(t, db)
 	})
 
 	// Another client holds a lock that stops every write of the probe row,
@@ -121,45 +114,21 @@ func TestPing(t *testing.T) {
 	t.Run("fails within its deadline when the database takes no writes", func(t *testing.T) {
 		url := postgrestest.Schema(t, postgrestest.URL(t))
 		db := postgrestest.OpenURL(t, url)
-		if err := db.Ping(t.Context()); err != nil {
-			t.Fatalf("Ping on a healthy database: %v", err)
-		}
-		other := connect(t, url)
-		lock, err := other.Begin(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := lock.Exec(t.Context(), "LOCK TABLE write_probe IN ACCESS EXCLUSIVE MODE"); err != nil {
-			t.Fatalf("lock: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		err = db.Ping(ctx)
-		took := time.Since(start)
-		if err == nil {
-			t.Fatal("Ping succeeded while writes are blocked")
-		}
-		t.Logf("Ping while blocked: %v after %v", err, took.Round(time.Millisecond))
-		if took > 2*time.Second {
-			t.Errorf("Ping took %v; it must give up near its context's deadline", took)
-		}
-		if _, err := db.Call(t.Context(), "CAnone"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("read while writes are blocked: %v", err)
-		}
-		if err := lock.Rollback(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Ping(t.Context()); err != nil {
-			t.Errorf("Ping after the lock was released: %v", err)
-		}
+		storetest.TestPingWithWritesBlocked(t, db, func() func() {
+			lock, err := connect(t, url).Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lock.Exec(t.Context(), "LOCK TABLE write_probe IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatalf("lock: %v", err)
+			}
+			return func() {
+				if err := lock.Rollback(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	})
-}
-
-// TestConcurrentWriters hammers one schema from two instances.
-func TestConcurrentWriters(t *testing.T) {
-	url := postgrestest.Schema(t, postgrestest.URL(t))
-	storetest.TestConcurrentWriters(t, postgrestest.OpenURL(t, url), postgrestest.OpenURL(t, url))
 }
 
 func TestEventsBySeq(t *testing.T) {

@@ -122,13 +122,7 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		if err := db.Ping(t.Context()); err != nil {
-			t.Errorf("Ping: %v", err)
-		}
-		db.Close()
-		if err := db.Ping(t.Context()); err == nil {
-			t.Error("Ping after Close succeeded")
-		}
+		storetest.TestPingUntilClose(t, db)
 	})
 }
 
