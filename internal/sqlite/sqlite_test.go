@@ -126,20 +126,10 @@ func TestOpen(t *testing.T) {
 	})
 }
 
-// migrationRows lists the migrations table through a store opened on path.
 // allMigrations is every shipped migration file, in order, comma-separated.
-func allMigrations(t *testing.T) string {
-	t.Helper()
-	files, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("migration files: %v", err)
-	}
-	for i, f := range files {
-		files[i] = filepath.Base(f)
-	}
-	return strings.Join(files, ",")
-}
+func allMigrations(t *testing.T) string { return storetest.MigrationNames(t, os.DirFS(".")) }
 
+// migrationRows lists the migrations table through a store opened on path.
 func migrationRows(t *testing.T, path string) string {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), path)
