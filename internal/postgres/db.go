@@ -352,11 +352,6 @@ func notFound(err, want error) error {
 	return err
 }
 
-// limitOr is n when positive, def otherwise.
-func limitOr(n, def int) int {
-	return cmp.Or(max(n, 0), def)
-}
-
 // Compile-time checks that DB is what the consumers need.
 var (
 	_ store.Store      = (*DB)(nil)

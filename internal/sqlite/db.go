@@ -11,7 +11,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -312,11 +311,6 @@ func notFound(err, want error) error {
 		return want
 	}
 	return err
-}
-
-// limitOr is n when positive, def otherwise.
-func limitOr(n, def int) int {
-	return cmp.Or(max(n, 0), def)
 }
 
 // Compile-time checks that DB is what the consumers need.
