@@ -23,42 +23,7 @@ func instances(t *testing.T) (a, b *postgres.DB, url string) {
 
 func TestInstancesStartingAtOnceCannotBothSlipUnderALimit(t *testing.T) {
 	a, b, _ := instances(t)
-	const perInstance = 8
-	limits := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: 10 * time.Minute}}
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		errs  = make([]error, 2*perInstance)
-	)
-	for i := range errs {
-		db := []*postgres.DB{a, b}[i%2]
-		wg.Go(func() {
-			v := storetest.NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), store.VerStarting, storetest.Epoch)
-			v.IDHash = "h1"
-			c := storetest.NewCall(v.CallSID, storetest.Epoch)
-			storetest.MustCreateCall(t, db, c)
-			c.VerificationID = v.ID
-			<-start
-			_, errs[i] = db.StartVerification(t.Context(), c, v, limits, storetest.NewEvent(c.SID, "verification_started", storetest.Epoch))
-		})
-	}
-	close(start)
-	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.As(err, new(*store.LimitError)):
-			t.Errorf("start %d: %v", i, err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d starts from two instances went through a limit of 1", won, len(errs))
-	}
-	if n, err := a.InFlight(t.Context()); err != nil || n != 1 {
-		t.Errorf("stored verifications = %d, %v; want 1", n, err)
-	}
+	storetest.TestStartsAtOnce(t, a, b)
 }
 
 func TestInstancesClaimingAtOnceNeverShareARow(t *testing.T) {

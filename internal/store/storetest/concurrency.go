@@ -115,6 +115,54 @@ func TestConcurrentWriters(t *testing.T, stores ...store.Store) {
 	t.Logf("shared call: %d wins, %d conflicts", wins.Load(), conflicts.Load())
 }
 
+// TestStartsAtOnce has sixteen callers, caller i starting through
+// stores[i%len(stores)], start a verification of one number at once, each
+// on a call of its own, under a limit of one per number: exactly one
+// start goes through, the others get a *store.LimitError, and one
+// verification is stored. Pass one store, or several opened on one
+// database (instances of the service); the stores must be empty.
+func TestStartsAtOnce(t *testing.T, stores ...store.Store) {
+	if len(stores) == 0 {
+		t.Fatal("TestStartsAtOnce: no store")
+	}
+	const n = 16
+	limits := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: 10 * time.Minute}}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		db := stores[i%len(stores)]
+		v := NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), store.VerStarting, Epoch)
+		v.IDHash = "h1"
+		c := NewCall(v.CallSID, Epoch)
+		MustCreateCall(t, db, c)
+		c.VerificationID = v.ID
+		wg.Go(func() {
+			<-start
+			_, errs[i] = db.StartVerification(t.Context(), c, v, limits, NewEvent(c.SID, "verification_started", Epoch))
+		})
+	}
+	close(start)
+	wg.Wait()
+	won, stored := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.As(err, new(*store.LimitError)):
+			t.Errorf("start %d: %v", i, err)
+		}
+		if _, err := stores[0].Verification(t.Context(), fmt.Sprintf("v%d", i)); err == nil {
+			stored++
+		}
+	}
+	if won != 1 || stored != 1 {
+		t.Errorf("%d of %d starts at once went through a limit of 1, %d stored; want 1 and 1", won, n, stored)
+	}
+}
+
 // TestClaimsAtOnce stores rows due verifications and has eight pollers,
 // poller p claiming through stores[p%len(stores)], claim them all at
 // once, a few at a time, until none is left: no row is claimed twice and

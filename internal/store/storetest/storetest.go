@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -868,30 +867,7 @@ func testLimits(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 
 	t.Run("starts at once cannot both slip under a limit", func(t *testing.T) {
-		s := newStore(t)
-		const n = 8
-		lim := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: window}}
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				v := ver(fmt.Sprintf("v%d", i), "h1", "+46701111111", "caller", Epoch)
-				_, errs[i] = s.StartVerification(ctx, nil, v, lim)
-			})
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.As(err, new(*store.LimitError)):
-				t.Errorf("start err = %v", err)
-			}
-		}
-		if ok != 1 {
-			t.Errorf("%d of %d concurrent starts went through a limit of 1", ok, n)
-		}
+		TestStartsAtOnce(t, newStore(t))
 	})
 }
 
