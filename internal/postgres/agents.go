@@ -35,20 +35,13 @@ func (db *DB) Agent(ctx context.Context, name string) (store.Agent, error) {
 
 // Agents returns all agents ordered by name (byte order).
 func (db *DB) Agents(ctx context.Context) ([]store.Agent, error) {
-	rows, err := db.pool.Query(ctx, qAgents)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list agents: %w", err)
-	}
-	defer rows.Close()
-	var agents []store.Agent
-	for rows.Next() {
+	rows, _ := db.pool.Query(ctx, qAgents)
+	agents, err := pgx.AppendRows([]store.Agent(nil), rows, func(row pgx.CollectableRow) (store.Agent, error) {
 		var a store.Agent
-		if err := rows.Scan(&a.Name, &a.PasswordHash, at(&a.CreatedAt)); err != nil {
-			return nil, fmt.Errorf("postgres: list agents: %w", err)
-		}
-		agents = append(agents, a)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&a.Name, &a.PasswordHash, at(&a.CreatedAt))
+		return a, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("postgres: list agents: %w", err)
 	}
 	return agents, nil

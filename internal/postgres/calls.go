@@ -11,10 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// defaultCallsLimit is the number of calls Calls and StaleCalls return when
-// asked for no limit.
-const defaultCallsLimit = 200
-
 // purgeBatch is how many calls PurgeEnded deletes per transaction.
 const purgeBatch = 500
 
@@ -100,9 +96,9 @@ func versionCheck(row pgx.Row) error {
 
 // Calls lists calls. With f.Live, the calls that have not ended, newest first;
 // otherwise the calls that ended at or after f.EndedSince, most recently ended
-// first. f.Limit defaults to 200.
+// first, up to store.CallsLimit(f.Limit).
 func (db *DB) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, error) {
-	limit := limitOr(f.Limit, defaultCallsLimit)
+	limit := store.CallsLimit(f.Limit)
 	var (
 		rows pgx.Rows
 		err  error
@@ -122,7 +118,7 @@ func (db *DB) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, err
 // StaleCalls returns up to limit live calls in the IVR not updated since
 // idleSince, or handed off and created before startedBefore, oldest first.
 func (db *DB) StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*store.Call, error) {
-	calls, err := scanCalls(db.pool.Query(ctx, qStaleCalls, stamp(idleSince), stamp(startedBefore), limitOr(limit, defaultCallsLimit)))
+	calls, err := scanCalls(db.pool.Query(ctx, qStaleCalls, stamp(idleSince), stamp(startedBefore), store.CallsLimit(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stale calls: %w", err)
 	}
@@ -135,16 +131,9 @@ func scanCalls(rows pgx.Rows, err error) ([]*store.Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var calls []*store.Call
-	for rows.Next() {
-		c, err := scanCall(rows)
-		if err != nil {
-			return nil, err
-		}
-		calls = append(calls, c)
-	}
-	return calls, rows.Err()
+	return pgx.AppendRows([]*store.Call(nil), rows, func(row pgx.CollectableRow) (*store.Call, error) {
+		return scanCall(row)
+	})
 }
 
 func scanCall(row pgx.Row) (*store.Call, error) {
@@ -177,20 +166,15 @@ func scanEvents(rows pgx.Rows, err error) ([]store.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var events []store.Event
-	for rows.Next() {
+	return pgx.AppendRows([]store.Event(nil), rows, func(row pgx.CollectableRow) (store.Event, error) {
 		var (
 			e    store.Event
 			kind string
 		)
-		if err := rows.Scan(&e.Seq, at(&e.At), &e.CallSID, &e.VerificationID, &kind, &e.Actor, &e.Detail); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&e.Seq, at(&e.At), &e.CallSID, &e.VerificationID, &kind, &e.Actor, &e.Detail)
 		e.Kind = store.EventKind(kind)
-		events = append(events, e)
-	}
-	return events, rows.Err()
+		return e, err
+	})
 }
 
 // AppendEvent stores e on its own and sets e.Seq. e.Call is not stored.

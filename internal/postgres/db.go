@@ -17,8 +17,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,40 +150,35 @@ func migrate(ctx context.Context, conn *pgx.Conn) error {
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	ms, err := store.Migrations(migrationFS)
 	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
+		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		if err := migrateOne(ctx, conn, name); err != nil {
+	for _, m := range ms {
+		if err := migrateOne(ctx, conn, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func migrateOne(ctx context.Context, conn *pgx.Conn, file string) error {
-	name := path.Base(file) // what schema_migrations records
-	body, err := fs.ReadFile(migrationFS, file)
-	if err != nil {
-		return fmt.Errorf("read migration %s: %w", name, err)
-	}
+// migrateOne applies m unless schema_migrations records it already.
+func migrateOne(ctx context.Context, conn *pgx.Conn, m store.Migration) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var done bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil {
-			return fmt.Errorf("migration %s: check: %w", name, err)
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, m.Name).Scan(&done); err != nil {
+			return fmt.Errorf("migration %s: check: %w", m.Name, err)
 		}
 		if done {
 			return nil
 		}
 		// No arguments: the simple protocol, which runs every statement
 		// of the file.
-		if _, err := tx.Exec(ctx, string(body)); err != nil {
-			return fmt.Errorf("migration %s: apply: %w", name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name); err != nil {
-			return fmt.Errorf("migration %s: record: %w", name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, m.Name); err != nil {
+			return fmt.Errorf("migration %s: record: %w", m.Name, err)
 		}
 		return nil
 	})
@@ -357,11 +350,6 @@ func notFound(err, want error) error {
 		return want
 	}
 	return err
-}
-
-// limitOr is n when positive, def otherwise.
-func limitOr(n, def int) int {
-	return cmp.Or(max(n, 0), def)
 }
 
 // Compile-time checks that DB is what the consumers need.

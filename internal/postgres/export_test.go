@@ -3,24 +3,14 @@ package postgres
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // AppliedMigrations lists schema_migrations, for tests.
 func AppliedMigrations(ctx context.Context, db *DB) ([]string, error) {
-	rows, err := db.pool.Query(ctx, "SELECT name FROM schema_migrations ORDER BY name")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	rows, _ := db.pool.Query(ctx, "SELECT name FROM schema_migrations ORDER BY name")
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // Channel is the NOTIFY channel of db's events.

@@ -23,95 +23,12 @@ func instances(t *testing.T) (a, b *postgres.DB, url string) {
 
 func TestInstancesStartingAtOnceCannotBothSlipUnderALimit(t *testing.T) {
 	a, b, _ := instances(t)
-	const perInstance = 8
-	limits := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: 10 * time.Minute}}
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		errs  = make([]error, 2*perInstance)
-	)
-	for i := range errs {
-		db := []*postgres.DB{a, b}[i%2]
-		wg.Go(func() {
-			v := storetest.NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), store.VerStarting, storetest.Epoch)
-			v.IDHash = "h1"
-			c := storetest.NewCall(v.CallSID, storetest.Epoch)
-			storetest.MustCreateCall(t, db, c)
-			c.VerificationID = v.ID
-			<-start
-			_, errs[i] = db.StartVerification(t.Context(), c, v, limits, storetest.NewEvent(c.SID, "verification_started", storetest.Epoch))
-		})
-	}
-	close(start)
-	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.As(err, new(*store.LimitError)):
-			t.Errorf("start %d: %v", i, err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d starts from two instances went through a limit of 1", won, len(errs))
-	}
-	if n, err := a.InFlight(t.Context()); err != nil || n != 1 {
-		t.Errorf("stored verifications = %d, %v; want 1", n, err)
-	}
+	storetest.TestStartsAtOnce(t, a, b)
 }
 
 func TestInstancesClaimingAtOnceNeverShareARow(t *testing.T) {
 	a, b, _ := instances(t)
-	const rows = 300
-	now := storetest.At(time.Hour)
-	for i := range rows {
-		storetest.MustCreateVerification(t, a, storetest.NewVerification(fmt.Sprintf("v%03d", i), fmt.Sprintf("CA%03d", i), store.VerPending, storetest.At(time.Duration(i)*time.Millisecond)))
-	}
-	var (
-		mu      sync.Mutex
-		claimed = map[string]string{}
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-	)
-	for p := range 8 {
-		db := []*postgres.DB{a, b}[p%2]
-		owner := fmt.Sprintf("instance%d-poller%d", p%2, p)
-		wg.Go(func() {
-			<-start
-			for {
-				vs, err := db.ClaimDue(t.Context(), owner, now, 30*time.Second, 7)
-				if err != nil {
-					t.Errorf("ClaimDue: %v", err)
-					return
-				}
-				if len(vs) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, v := range vs {
-					if other, ok := claimed[v.ID]; ok {
-						t.Errorf("%s claimed by %s and %s", v.ID, other, owner)
-					}
-					claimed[v.ID] = owner
-					if v.LeaseOwner != owner {
-						t.Errorf("%s returned leased to %q, want %s", v.ID, v.LeaseOwner, owner)
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if len(claimed) != rows {
-		t.Errorf("%d of %d claimed", len(claimed), rows)
-	}
-	owners := map[string]int{}
-	for _, o := range claimed {
-		owners[o]++
-	}
-	t.Logf("rows per poller: %v", owners)
+	storetest.TestClaimsAtOnce(t, 300, a, b)
 }
 
 func TestInstancesPurgingAtOnceDeleteEachCallOnce(t *testing.T) {

@@ -1,12 +1,9 @@
 package postgres_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,50 +14,17 @@ import (
 	"github.com/ivr/callerverify/internal/store/storetest"
 )
 
-// TestShippedMigrationsAreUnchanged pins every shipped migration file: a
-// database that already applied one never applies it again, so an edit would
-// reach new databases only. Change the schema with a new numbered file and add
-// its hash here.
+// TestShippedMigrationsAreUnchanged pins every shipped migration file.
+// Change the schema with a new numbered file and add its hash here.
 func TestShippedMigrationsAreUnchanged(t *testing.T) {
-	shipped := map[string]string{
+	storetest.TestMigrationsPinned(t, os.DirFS("."), map[string]string{
 		"0001_init.sql":    "9f83586abf5e62264150305fb594aa48712713791fcf3222ea4b14e81b3767ec",
 		"0002_brokers.sql": "bcc3a06662253c7179c216b6a19c3f691d2dd39b76c3c0aa820bc1eb8605ba3f",
-	}
-	files, err := filepath.Glob("migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < len(shipped) {
-		t.Errorf("%d migration files, want at least the %d shipped", len(files), len(shipped))
-	}
-	for _, f := range files {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(body)
-		want, ok := shipped[filepath.Base(f)]
-		switch {
-		case !ok:
-			t.Errorf("%s is not pinned: add its sha256 %x here once it ships", f, sum)
-		case hex.EncodeToString(sum[:]) != want:
-			t.Errorf("%s was edited (sha256 %x, want %s): add a new migration instead", f, sum, want)
-		}
-	}
+	})
 }
 
 // allMigrations is every shipped migration file, in order, comma-separated.
-func allMigrations(t *testing.T) string {
-	t.Helper()
-	files, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("migration files: %v", err)
-	}
-	for i, f := range files {
-		files[i] = filepath.Base(f)
-	}
-	return strings.Join(files, ",")
-}
+func allMigrations(t *testing.T) string { return storetest.MigrationNames(t, os.DirFS(".")) }
 
 // applied lists schema_migrations through db.
 func applied(t *testing.T, db *postgres.DB) string {

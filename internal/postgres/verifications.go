@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,10 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
-
-// defaultDueLimit is how many due verifications ClaimDue returns when
-// asked for a limit of zero or less.
-const defaultDueLimit = 100
 
 // StartVerification stores v, the call c (when not nil) and events in one
 // transaction, after checking that the call has no verification in flight
@@ -41,7 +36,7 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 		})
 		for _, l := range limits {
 			if l.Max <= 0 {
-				continue
+				continue // off: nothing to count
 			}
 			q, args, err := limitCount(l, v.CreatedAt)
 			if err != nil {
@@ -52,13 +47,11 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 				if err := row.Scan(&n); err != nil {
 					return fmt.Errorf("count for the %s limit: %w", l.Scope, err)
 				}
-				switch {
-				case n >= l.Max && l.Override:
+				overridden, err := l.Check(n)
+				if overridden {
 					over = append(over, l)
-				case n >= l.Max:
-					return &store.LimitError{Limit: l}
 				}
-				return nil
+				return err
 			})
 		}
 		b.Queue(qInsertVerification, verificationArgs(v)...)
@@ -133,25 +126,14 @@ func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, eve
 // ClaimDue leases the due verifications to owner and returns them, earliest
 // due first. It is one statement, atomic on its own.
 func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
-	rows, err := db.pool.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
+	rows, _ := db.pool.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), store.DueLimit(limit))
+	vs, err := pgx.AppendRows([]*store.Verification(nil), rows, func(row pgx.CollectableRow) (*store.Verification, error) {
+		return scanVerification(row)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
 	}
-	defer rows.Close()
-	var vs []*store.Verification
-	for rows.Next() {
-		v, err := scanVerification(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
-		}
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: claim due verifications: %w", err)
-	}
-	slices.SortFunc(vs, func(a, b *store.Verification) int {
-		return cmp.Or(a.NextPollAt.Compare(b.NextPollAt), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(vs, store.CompareDue)
 	return vs, nil
 }
 

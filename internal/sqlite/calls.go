@@ -10,10 +10,6 @@ import (
 	"github.com/ivr/callerverify/internal/store"
 )
 
-// defaultCallsLimit is the number of calls Calls returns when the filter sets
-// no limit.
-const defaultCallsLimit = 200
-
 // errExists ends a write transaction without committing when CreateCall finds
 // the SID taken.
 var errExists = errors.New("exists")
@@ -104,9 +100,9 @@ func versionCheck(ctx context.Context, tx wtx, res sql.Result, exists, key strin
 
 // Calls lists calls. With f.Live, the calls that have not ended, newest first;
 // otherwise the calls that ended at or after f.EndedSince, most recently ended
-// first. f.Limit defaults to 200.
+// first, up to store.CallsLimit(f.Limit).
 func (db *DB) Calls(ctx context.Context, f store.CallFilter) ([]*store.Call, error) {
-	limit := limitOr(f.Limit, defaultCallsLimit)
+	limit := store.CallsLimit(f.Limit)
 	var (
 		rows *sql.Rows
 		err  error
@@ -144,7 +140,7 @@ func scanCalls(rows *sql.Rows, err error) ([]*store.Call, error) {
 // StaleCalls returns up to limit live calls in the IVR not updated since
 // idleSince, or handed off and created before startedBefore, oldest first.
 func (db *DB) StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*store.Call, error) {
-	calls, err := scanCalls(db.r.query(ctx, qStaleCalls, ms(idleSince), ms(startedBefore), limitOr(limit, defaultCallsLimit)))
+	calls, err := scanCalls(db.r.query(ctx, qStaleCalls, ms(idleSince), ms(startedBefore), store.CallsLimit(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: stale calls: %w", err)
 	}

@@ -11,16 +11,13 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -200,45 +197,40 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	ms, err := store.Migrations(migrationFS)
 	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
+		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		if err := migrateOne(ctx, w, name); err != nil {
+	for _, m := range ms {
+		if err := migrateOne(ctx, w, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func migrateOne(ctx context.Context, w *sql.DB, file string) error {
-	name := path.Base(file) // what the migrations table records
-	body, err := fs.ReadFile(migrationFS, file)
-	if err != nil {
-		return fmt.Errorf("read migration %s: %w", name, err)
-	}
+// migrateOne applies m unless the migrations table records it already.
+func migrateOne(ctx context.Context, w *sql.DB, m store.Migration) error {
 	tx, err := w.BeginTx(ctx, nil) // immediate: a second process opening now waits here
 	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", name, err)
+		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
 	}
 	defer tx.Rollback()
 	var done bool
-	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM migrations WHERE name = ?)", name).Scan(&done); err != nil {
-		return fmt.Errorf("migration %s: check: %w", name, err)
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM migrations WHERE name = ?)", m.Name).Scan(&done); err != nil {
+		return fmt.Errorf("migration %s: check: %w", m.Name, err)
 	}
 	if done {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-		return fmt.Errorf("migration %s: apply: %w", name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("migration %s: apply: %w", m.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", name, time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", name, err)
+	if _, err := tx.ExecContext(ctx, "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", m.Name, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("migration %s: record: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", name, err)
+		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
 	}
 	return nil
 }
@@ -319,11 +311,6 @@ func notFound(err, want error) error {
 		return want
 	}
 	return err
-}
-
-// limitOr is n when positive, def otherwise.
-func limitOr(n, def int) int {
-	return cmp.Or(max(n, 0), def)
 }
 
 // Compile-time checks that DB is what the consumers need.

@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/internal/store"
@@ -124,30 +122,14 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		if err := db.Ping(t.Context()); err != nil {
-			t.Errorf("Ping: %v", err)
-		}
-		db.Close()
-		if err := db.Ping(t.Context()); err == nil {
-			t.Error("Ping after Close succeeded")
-		}
+		storetest.TestPingUntilClose(t, db)
 	})
 }
 
-// migrationRows lists the migrations table through a store opened on path.
 // allMigrations is every shipped migration file, in order, comma-separated.
-func allMigrations(t *testing.T) string {
-	t.Helper()
-	files, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("migration files: %v", err)
-	}
-	for i, f := range files {
-		files[i] = filepath.Base(f)
-	}
-	return strings.Join(files, ",")
-}
+func allMigrations(t *testing.T) string { return storetest.MigrationNames(t, os.DirFS(".")) }
 
+// migrationRows lists the migrations table through a store opened on path.
 func migrationRows(t *testing.T, path string) string {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), path)
@@ -162,145 +144,10 @@ func migrationRows(t *testing.T, path string) string {
 	return strings.Join(names, ",")
 }
 
-func TestErrorsHoldNoRowContents(t *testing.T) {
-	db := open(t)
-	const nid = "199001011239"
-	v := storetest.NewVerification("v1", "CA1", store.VerPending, storetest.Epoch)
-	v.IDHash, v.MaskedID = nid, nid // what a careless caller might store
-	storetest.MustCreateVerification(t, db, v)
-	stale := *v
-	if err := db.UpdateVerification(t.Context(), v); err != nil {
-		t.Fatalf("UpdateVerification: %v", err)
-	}
-	_, dupErr := db.StartVerification(t.Context(), nil, v, nil)
-	errs := []error{
-		dupErr,
-		db.UpdateVerification(t.Context(), &stale),
-	}
-	canceled, cancel := context.WithCancel(t.Context())
-	cancel()
-	errs = append(errs, db.UpdateVerification(canceled, v))
-	_, err := db.Verification(t.Context(), nid)
-	errs = append(errs, err)
-	for i, err := range errs {
-		if err == nil {
-			t.Errorf("case %d: no error", i)
-			continue
-		}
-		if msg := err.Error(); strings.Contains(msg, nid) || strings.Contains(msg, v.AuthReqID) || strings.Contains(msg, "v1") {
-			t.Errorf("case %d: error %q holds row contents", i, msg)
-		}
-	}
-}
-
-func TestCanceledContextReleasesTheWriter(t *testing.T) {
-	db := open(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := db.CreateCall(ctx, storetest.NewCall("CA1", storetest.Epoch)); err == nil {
-		t.Fatal("CreateCall with a canceled context succeeded")
-	}
-	if _, err := db.Call(t.Context(), "CA1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Call after canceled create err = %v, want ErrNotFound", err)
-	}
-	if _, err := db.CreateCall(t.Context(), storetest.NewCall("CA1", storetest.Epoch)); err != nil {
-		t.Errorf("CreateCall after a canceled one: %v", err)
-	}
-}
-
-// TestConcurrentWriters hammers one store from many goroutines: no "database
-// is locked", no lost update, no torn audit trail.
+// TestConcurrentWriters hammers one store from many goroutines: no
+// "database is locked" either.
 func TestConcurrentWriters(t *testing.T) {
-	db := open(t)
-	ctx := t.Context()
-	const workers, rounds = 32, 20
-	for w := range workers {
-		sid := fmt.Sprintf("CA%d", w)
-		storetest.MustCreateCall(t, db, storetest.NewCall(sid, storetest.Epoch))
-		storetest.MustCreateVerification(t, db, storetest.NewVerification("v"+sid, sid, store.VerPending, storetest.Epoch))
-	}
-	storetest.MustCreateCall(t, db, storetest.NewCall("shared", storetest.Epoch))
-
-	var (
-		wg        sync.WaitGroup
-		conflicts atomic.Int64
-		wins      atomic.Int64
-		errs      = make(chan error, workers*rounds*4)
-	)
-	for w := range workers {
-		sid := fmt.Sprintf("CA%d", w)
-		wg.Go(func() {
-			v, err := db.Verification(ctx, "v"+sid)
-			if err != nil {
-				errs <- err
-				return
-			}
-			for i := range rounds {
-				v.Polls++
-				v.NextPollAt = v.NextPollAt.Add(time.Second)
-				if err := db.UpdateVerification(ctx, v, storetest.NewEvent(sid, "polled", storetest.Epoch)); err != nil {
-					errs <- fmt.Errorf("UpdateVerification: %w", err)
-				}
-				if err := db.AppendEvent(ctx, storetest.NewEvent(sid, "note", storetest.Epoch)); err != nil {
-					errs <- fmt.Errorf("AppendEvent: %w", err)
-				}
-				if _, err := db.Call(ctx, sid); err != nil {
-					errs <- fmt.Errorf("Call: %w", err)
-				}
-				if _, _, err := db.NextDue(ctx, storetest.At(time.Hour)); err != nil {
-					errs <- fmt.Errorf("NextDue: %w", err)
-				}
-				if _, err := db.CreateCall(ctx, storetest.NewCall(fmt.Sprintf("%s-%d", sid, i), storetest.Epoch)); err != nil {
-					errs <- fmt.Errorf("CreateCall: %w", err)
-				}
-				// Everyone races for the shared call: exactly one writer wins each version.
-				c, err := db.Call(ctx, "shared")
-				if err != nil {
-					errs <- fmt.Errorf("Call(shared): %w", err)
-					continue
-				}
-				c.Step++
-				switch err := db.UpdateCall(ctx, c, storetest.NewEvent("shared", "step", storetest.Epoch)); {
-				case err == nil:
-					wins.Add(1)
-				case errors.Is(err, store.ErrConflict):
-					conflicts.Add(1)
-				default:
-					errs <- fmt.Errorf("UpdateCall(shared): %w", err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-
-	for w := range workers {
-		sid := fmt.Sprintf("CA%d", w)
-		v, err := db.Verification(ctx, "v"+sid)
-		if err != nil {
-			t.Fatalf("Verification: %v", err)
-		}
-		if v.Polls != rounds || v.Version != rounds {
-			t.Errorf("%s: polls %d version %d, want %d each", sid, v.Polls, v.Version, rounds)
-		}
-		if n := len(storetest.MustEvents(t, db, sid)); n != 2*rounds {
-			t.Errorf("%s: %d events, want %d", sid, n, 2*rounds)
-		}
-	}
-	shared, err := db.Call(ctx, "shared")
-	if err != nil {
-		t.Fatalf("Call(shared): %v", err)
-	}
-	if shared.Version != wins.Load() || int64(shared.Step) != 1+wins.Load() {
-		t.Errorf("shared call: version %d step %d, want %d and %d (one per win)", shared.Version, shared.Step, wins.Load(), 1+wins.Load())
-	}
-	if n := int64(len(storetest.MustEvents(t, db, "shared"))); n != wins.Load() {
-		t.Errorf("shared call: %d events, want one per win (%d)", n, wins.Load())
-	}
-	t.Logf("shared call: %d wins, %d conflicts", wins.Load(), conflicts.Load())
+	storetest.TestConcurrentWriters(t, open(t))
 }
 
 // TestTwoStoresOnOneFile is two processes (serve and "ivrd agents add")
@@ -330,38 +177,6 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 	calls, err := a.Calls(t.Context(), store.CallFilter{Live: true, Limit: 1000})
 	if err != nil || len(calls) != 400 {
 		t.Errorf("Calls = %d, %v; want 400", len(calls), err)
-	}
-}
-
-func TestPurgeEndedInBatches(t *testing.T) {
-	db := open(t)
-	const n = 501 // more than one batch
-	for i := range n {
-		c := storetest.NewCall(fmt.Sprintf("CA%d", i), storetest.Epoch)
-		c.EndedAt = storetest.At(time.Minute)
-		storetest.MustCreateCall(t, db, c, storetest.NewEvent(c.SID, "call_started", storetest.Epoch))
-	}
-	storetest.MustCreateCall(t, db, storetest.NewCall("live", storetest.Epoch))
-	got, err := db.PurgeEnded(t.Context(), storetest.At(time.Hour))
-	if err != nil || got != n {
-		t.Fatalf("PurgeEnded = %d, %v; want %d, nil", got, err, n)
-	}
-	left, err := db.Calls(t.Context(), store.CallFilter{Limit: 1000})
-	if err != nil || len(left) != 0 {
-		t.Errorf("ended calls left = %d, %v; want 0", len(left), err)
-	}
-	if _, err := db.Call(t.Context(), "live"); err != nil {
-		t.Errorf("live call after purge: %v", err)
-	}
-}
-
-func TestInFlight(t *testing.T) {
-	db := open(t)
-	for i, st := range []store.VerificationStatus{store.VerStarting, store.VerPending, store.VerApproved, store.VerCancelled, store.VerPending} {
-		storetest.MustCreateVerification(t, db, storetest.NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), st, storetest.At(time.Second)))
-	}
-	if n, err := db.InFlight(t.Context()); err != nil || n != 3 {
-		t.Fatalf("InFlight = %d, %v; want 3, nil", n, err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -10,10 +9,6 @@ import (
 
 	"github.com/ivr/callerverify/internal/store"
 )
-
-// defaultDueLimit is how many due verifications ClaimDue returns when
-// asked for a limit of zero or less.
-const defaultDueLimit = 100
 
 // StartVerification stores v, the call c (when not nil) and events in one
 // transaction, after checking that the call has no verification in flight
@@ -36,15 +31,19 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 			return store.ErrInFlight
 		}
 		for _, l := range limits {
-			full, err := limitFull(ctx, tx, l, v.CreatedAt)
+			if l.Max <= 0 {
+				continue // off: nothing to count
+			}
+			n, err := limitCount(ctx, tx, l, v.CreatedAt)
 			if err != nil {
 				return err
 			}
-			switch {
-			case full && l.Override:
+			overridden, err := l.Check(n)
+			if err != nil {
+				return err
+			}
+			if overridden {
 				over = append(over, l)
-			case full:
-				return &store.LimitError{Limit: l}
 			}
 		}
 		_, err := tx.exec(ctx, qInsertVerification, verificationArgs(v)...)
@@ -65,12 +64,9 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 	return over, nil
 }
 
-// limitFull reports whether l has no room left for one more verification
-// created at now.
-func limitFull(ctx context.Context, tx wtx, l store.Limit, now time.Time) (bool, error) {
-	if l.Max <= 0 {
-		return false, nil
-	}
+// limitCount counts the verifications that l counts among those created
+// in its window before now.
+func limitCount(ctx context.Context, tx wtx, l store.Limit, now time.Time) (int, error) {
 	since := ms(now.Add(-l.Window))
 	var row *sql.Row
 	switch l.Scope {
@@ -83,13 +79,13 @@ func limitFull(ctx context.Context, tx wtx, l store.Limit, now time.Time) (bool,
 	case store.LimitGlobal:
 		row = tx.queryRow(ctx, qCountAll, since)
 	default:
-		return false, fmt.Errorf("unknown limit scope %q", l.Scope)
+		return 0, fmt.Errorf("unknown limit scope %q", l.Scope)
 	}
 	var n int
 	if err := row.Scan(&n); err != nil {
-		return false, fmt.Errorf("count for the %s limit: %w", l.Scope, err)
+		return 0, fmt.Errorf("count for the %s limit: %w", l.Scope, err)
 	}
-	return n >= l.Max, nil
+	return n, nil
 }
 
 // verificationArgs are v's values in verificationColumns order.
@@ -146,7 +142,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	var vs []*store.Verification
 	err := db.write(ctx, func(tx wtx) error {
 		vs = vs[:0]
-		rows, err := tx.query(ctx, qClaimDue, owner, ms(now), lease.Milliseconds(), limitOr(limit, defaultDueLimit))
+		rows, err := tx.query(ctx, qClaimDue, owner, ms(now), lease.Milliseconds(), store.DueLimit(limit))
 		if err != nil {
 			return err
 		}
@@ -163,9 +159,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim due verifications: %w", err)
 	}
-	slices.SortFunc(vs, func(a, b *store.Verification) int {
-		return cmp.Or(a.NextPollAt.Compare(b.NextPollAt), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(vs, store.CompareDue)
 	return vs, nil
 }
 

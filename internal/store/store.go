@@ -9,6 +9,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -281,7 +282,28 @@ const (
 type CallFilter struct {
 	Live       bool      // only calls that have not ended
 	EndedSince time.Time // with Live false: calls ended at or after this time
-	Limit      int       // 0 means a sensible default
+	Limit      int       // 0 means DefaultCallsLimit
+}
+
+// How many rows a store returns when asked for a limit of 0 or less: calls
+// (Calls, StaleCalls) and due verifications (ClaimDue).
+const (
+	DefaultCallsLimit = 200
+	DefaultDueLimit   = 100
+)
+
+// CallsLimit is how many calls Calls or StaleCalls return when asked for
+// limit: limit when positive, DefaultCallsLimit otherwise.
+func CallsLimit(limit int) int { return cmp.Or(max(limit, 0), DefaultCallsLimit) }
+
+// DueLimit is how many verifications ClaimDue returns when asked for
+// limit: limit when positive, DefaultDueLimit otherwise.
+func DueLimit(limit int) int { return cmp.Or(max(limit, 0), DefaultDueLimit) }
+
+// CompareDue orders verifications as ClaimDue returns them: earliest
+// NextPollAt first, then by ID. For slices.SortFunc.
+func CompareDue(a, b *Verification) int {
+	return cmp.Or(a.NextPollAt.Compare(b.NextPollAt), cmp.Compare(a.ID, b.ID))
 }
 
 // Store persists calls, verifications and the event log. Every write takes
@@ -295,11 +317,11 @@ type Store interface {
 	Call(ctx context.Context, sid string) (*Call, error)
 	UpdateCall(ctx context.Context, c *Call, events ...*Event) error
 	Calls(ctx context.Context, f CallFilter) ([]*Call, error)
-	// StaleCalls returns up to limit live calls that no real call can still
-	// be: in the IVR (gathering, verifying, retry) and not updated since
-	// idleSince, or handed off and created before startedBefore. Their
-	// status callback never came (lost, or a forged or replayed webhook
-	// made them); the service ends them.
+	// StaleCalls returns up to CallsLimit(limit) live calls that no real
+	// call can still be: in the IVR (gathering, verifying, retry) and not
+	// updated since idleSince, or handed off and created before
+	// startedBefore. Their status callback never came (lost, or a forged or
+	// replayed webhook made them); the service ends them.
 	StaleCalls(ctx context.Context, idleSince, startedBefore time.Time, limit int) ([]*Call, error)
 
 	// StartVerification stores a new verification v, the call c pointing
@@ -314,15 +336,15 @@ type Store interface {
 	StartVerification(ctx context.Context, c *Call, v *Verification, limits []Limit, events ...*Event) (overridden []Limit, err error)
 	Verification(ctx context.Context, id string) (*Verification, error)
 	UpdateVerification(ctx context.Context, v *Verification, events ...*Event) error
-	// ClaimDue leases to owner up to limit verifications that are due: in
-	// VerStarting or VerPending, NextPollAt at or before now, and not leased
-	// at now. Each is leased until now plus lease, or plus its Interval if
-	// that is longer (so that whoever polls next after a lost lease does
-	// not poll early), earliest due first, and is returned as stored with
-	// its Version bumped. No other ClaimDue returns a leased row until its
-	// lease runs out or the verification is next updated (which ends the
-	// lease). Instances that share a store poll each verification one at a
-	// time this way.
+	// ClaimDue leases to owner up to DueLimit(limit) verifications that are
+	// due: in VerStarting or VerPending, NextPollAt at or before now, and not
+	// leased at now. Each is leased until now plus lease, or plus its
+	// Interval if that is longer (so that whoever polls next after a lost
+	// lease does not poll early), and they are returned in CompareDue order
+	// (earliest due first), as stored, with their Version bumped. No other
+	// ClaimDue returns a leased row until its lease runs out or the
+	// verification is next updated (which ends the lease). Instances that
+	// share a store poll each verification one at a time this way.
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*Verification, error)
 	// NextDue is when the poller should look again: the earliest NextPollAt
 	// of the verifications in VerStarting or VerPending not leased at now,
@@ -370,6 +392,20 @@ type Limit struct {
 	// caller may go past the per-number limit); StartVerification reports
 	// it instead of refusing.
 	Override bool
+}
+
+// Check is what StartVerification makes of l once it has counted n, the
+// verifications l counts in its window: nil when l has room or is off
+// (Max 0 or less); when l is full, a *LimitError, or overridden true and
+// no error if l is an Override.
+func (l Limit) Check(n int) (overridden bool, err error) {
+	switch {
+	case l.Max <= 0 || n < l.Max:
+		return false, nil
+	case l.Override:
+		return true, nil
+	}
+	return false, &LimitError{Limit: l}
 }
 
 // LimitError refuses a verification: Limit was full.

@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +24,12 @@ import (
 // store has it.
 type Purger interface {
 	PurgeEnded(ctx context.Context, before time.Time) (int, error)
+}
+
+// InFlightCounter is the optional gauge TestStore checks when the store
+// has it.
+type InFlightCounter interface {
+	InFlight(ctx context.Context) (int, error)
 }
 
 // TestStore checks that the stores newStore returns behave as the
@@ -39,6 +45,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("purge ended calls", func(t *testing.T) { testPurge(t, newStore) })
 	t.Run("rate limits", func(t *testing.T) { testLimits(t, newStore) })
 	t.Run("stale calls", func(t *testing.T) { testStaleCalls(t, newStore) })
+	t.Run("in-flight count", func(t *testing.T) { testInFlight(t, newStore) })
+	t.Run("a canceled context leaves nothing behind", func(t *testing.T) { testCanceled(t, newStore) })
+	t.Run("errors hold no row contents", func(t *testing.T) { testErrorsHoldNoRowContents(t, newStore) })
 }
 
 // Epoch is a fixed instant with millisecond precision, outside UTC on purpose:
@@ -502,39 +511,7 @@ func testClaims(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 
 	t.Run("pollers claiming at once never share a row", func(t *testing.T) {
-		s := newStore(t)
-		for i := range 40 {
-			MustCreateVerification(t, s, NewVerification(fmt.Sprintf("v%02d", i), fmt.Sprintf("CA%02d", i), store.VerPending, now))
-		}
-		var (
-			mu      sync.Mutex
-			claimed = map[string]string{}
-			wg      sync.WaitGroup
-		)
-		for p := range 4 {
-			wg.Go(func() {
-				owner := fmt.Sprintf("p%d", p)
-				for range 5 {
-					vs, err := s.ClaimDue(t.Context(), owner, now, lease, 3)
-					if err != nil {
-						t.Errorf("ClaimDue: %v", err)
-						return
-					}
-					mu.Lock()
-					for _, v := range vs {
-						if other, ok := claimed[v.ID]; ok {
-							t.Errorf("%s claimed by %s and %s", v.ID, other, owner)
-						}
-						claimed[v.ID] = owner
-					}
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		if len(claimed) != 40 {
-			t.Errorf("%d of 40 claimed", len(claimed))
-		}
+		TestClaimsAtOnce(t, 40, newStore(t))
 	})
 }
 
@@ -670,6 +647,111 @@ func testPurge(t *testing.T, newStore func(t *testing.T) store.Store) {
 	if n, err := p.PurgeEnded(t.Context(), cutoff); err != nil || n != 0 {
 		t.Errorf("second PurgeEnded = %d, %v; want 0, nil", n, err)
 	}
+
+	// Stores purge in batches of a few hundred calls: this is several.
+	t.Run("many calls are purged batch after batch", func(t *testing.T) {
+		s := newStore(t)
+		p := s.(Purger)
+		const n = 1201
+		for i := range n {
+			c := NewCall(fmt.Sprintf("CA%d", i), Epoch)
+			c.EndedAt = At(time.Minute)
+			MustCreateCall(t, s, c, NewEvent(c.SID, "call_started", Epoch))
+		}
+		MustCreateCall(t, s, NewCall("live", Epoch))
+		got, err := p.PurgeEnded(t.Context(), At(time.Hour))
+		if err != nil || got != n {
+			t.Fatalf("PurgeEnded = %d, %v; want %d, nil", got, err, n)
+		}
+		left, err := s.Calls(t.Context(), store.CallFilter{Limit: 2000})
+		if err != nil || len(left) != 0 {
+			t.Errorf("ended calls left = %d, %v; want 0", len(left), err)
+		}
+		if evs := MustEvents(t, s, "CA1200"); len(evs) != 0 {
+			t.Errorf("events of a purged call left: %d", len(evs))
+		}
+		if _, err := s.Call(t.Context(), "live"); err != nil {
+			t.Errorf("live call after purge: %v", err)
+		}
+	})
+}
+
+func testInFlight(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s := newStore(t)
+	c, ok := s.(InFlightCounter)
+	if !ok {
+		t.Skip("store has no InFlight")
+	}
+	for i, st := range []store.VerificationStatus{store.VerStarting, store.VerPending, store.VerApproved, store.VerCancelled, store.VerPending} {
+		MustCreateVerification(t, s, NewVerification(fmt.Sprintf("v%d", i), fmt.Sprintf("CA%d", i), st, At(time.Second)))
+	}
+	if n, err := c.InFlight(t.Context()); err != nil || n != 3 {
+		t.Fatalf("InFlight = %d, %v; want 3, nil", n, err)
+	}
+}
+
+// testCanceled checks that a write whose context is canceled stores
+// nothing, sets no Seq, and does not hold up the next write.
+func testCanceled(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	ev := NewEvent("CA1", "call_started", Epoch)
+	if _, err := s.CreateCall(ctx, NewCall("CA1", Epoch), ev); err == nil {
+		t.Fatal("CreateCall with a canceled context succeeded")
+	}
+	if ev.Seq != 0 {
+		t.Errorf("Seq = %d after a failed write, want 0", ev.Seq)
+	}
+	if _, err := s.Call(t.Context(), "CA1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Call after canceled create err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.CreateCall(t.Context(), NewCall("CA1", Epoch)); err != nil {
+		t.Errorf("CreateCall after a canceled one: %v", err)
+	}
+}
+
+// testErrorsHoldNoRowContents makes every kind of failing call with
+// personal data in the rows and checks that no error message repeats it:
+// errors are logged, rows are not. A store that is also a
+// store.AgentStore has its agent errors checked too.
+func testErrorsHoldNoRowContents(t *testing.T, newStore func(t *testing.T) store.Store) {
+	s := newStore(t)
+	const nid = "199001011239"
+	v := NewVerification("v1", "CA1", store.VerPending, Epoch)
+	v.IDHash, v.MaskedID = nid, nid // what a careless caller might store
+	MustCreateVerification(t, s, v)
+	stale := *v
+	if err := s.UpdateVerification(t.Context(), v); err != nil {
+		t.Fatalf("UpdateVerification: %v", err)
+	}
+	_, dupErr := s.StartVerification(t.Context(), nil, v, nil)
+	errs := []error{
+		dupErr,
+		s.UpdateVerification(t.Context(), &stale),
+	}
+	if as, ok := s.(store.AgentStore); ok {
+		if err := as.CreateAgent(t.Context(), store.Agent{Name: "alice", PasswordHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		errs = append(errs,
+			as.CreateAgent(t.Context(), store.Agent{Name: "alice", PasswordHash: "h"}),
+			as.CreateSession(t.Context(), store.Session{ID: nid, Agent: "mallory-" + nid}))
+	}
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	errs = append(errs, s.UpdateVerification(canceled, v))
+	_, err := s.Verification(t.Context(), nid)
+	errs = append(errs, err)
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("case %d: no error", i)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, nid) || strings.Contains(msg, v.AuthReqID) || strings.Contains(msg, "v1") || strings.Contains(msg, "alice") {
+			t.Errorf("case %d: error %q holds row contents", i, msg)
+		}
+	}
 }
 
 func testLimits(t *testing.T, newStore func(t *testing.T) store.Store) {
@@ -785,30 +867,7 @@ func testLimits(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 
 	t.Run("starts at once cannot both slip under a limit", func(t *testing.T) {
-		s := newStore(t)
-		const n = 8
-		lim := []store.Limit{{Scope: store.LimitNumber, Key: "h1", Max: 1, Window: window}}
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				v := ver(fmt.Sprintf("v%d", i), "h1", "+46701111111", "caller", Epoch)
-				_, errs[i] = s.StartVerification(ctx, nil, v, lim)
-			})
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.As(err, new(*store.LimitError)):
-				t.Errorf("start err = %v", err)
-			}
-		}
-		if ok != 1 {
-			t.Errorf("%d of %d concurrent starts went through a limit of 1", ok, n)
-		}
+		TestStartsAtOnce(t, newStore(t))
 	})
 }
 
