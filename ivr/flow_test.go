@@ -232,31 +232,27 @@ func (c *caller) keys(heard string) string {
 	c.heard = append(c.heard, heard)
 	switch {
 	case containsAny(heard, "telefonen du ringer från", "telefonen du ringer fra", "phone you're calling from"):
-		if len(c.menu) == 0 {
-			return ""
-		}
-		k := c.menu[0]
-		c.menu = c.menu[1:]
-		return k
+		return nextKeys(&c.menu)
 	case containsAny(heard, "avsluta med fyrkant", "avslutt med firkant", "followed by the pound key"):
-		if len(c.numbers) == 0 {
-			return ""
+		if n := nextKeys(&c.numbers); n != "" {
+			return n + "#"
 		}
-		n := c.numbers[0]
-		c.numbers = c.numbers[1:]
-		if n == "" {
-			return ""
-		}
-		return n + "#"
+		return ""
 	case containsAny(heard, "försöka igen", "prøve igjen", "try again"):
-		if len(c.retries) == 0 {
-			return ""
-		}
-		k := c.retries[0]
-		c.retries = c.retries[1:]
-		return k
+		return nextKeys(&c.retries)
 	}
 	return ""
+}
+
+// nextKeys takes the first of the answers left in script: "" (silence)
+// when none is.
+func nextKeys(script *[]string) string {
+	if len(*script) == 0 {
+		return ""
+	}
+	k := (*script)[0]
+	*script = (*script)[1:]
+	return k
 }
 
 func (c *caller) all() string { return strings.Join(c.heard, "\n") }
