@@ -61,31 +61,18 @@ func TestAgentStartsVerification(t *testing.T) {
 			ws := e.dial(t)
 			read(t, ws) // snapshot
 
-			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/agent/api/calls/"+tt.sid+"/verify", strings.NewReader(tt.body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Origin", cmp.Or(tt.origin, e.origin))
-			if tt.csrf {
-				req.Header.Set("X-CSRF-Token", csrf)
+			if !tt.csrf {
+				csrf = ""
 			}
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			r := e.verify(t, c, tt.sid, tt.body, cmp.Or(tt.origin, e.origin), csrf)
+			if r.status != tt.want {
+				t.Fatalf("status %d (%s), want %d", r.status, r.body, tt.want)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.want)
+			if strings.Contains(r.body, "2385") && r.status != http.StatusAccepted || strings.Contains(r.body, "012385") {
+				t.Errorf("response %s shows the number", r.body)
 			}
-			if strings.Contains(string(body), "2385") && resp.StatusCode != http.StatusAccepted ||
-				strings.Contains(string(body), "012385") {
-				t.Errorf("response %s shows the number", body)
-			}
-			var out struct {
-				Error string `json:"error"`
-			}
-			_ = json.Unmarshal(body, &out)
-			if !strings.Contains(out.Error, tt.wantInErr) {
-				t.Errorf("error %q, want it to mention %q", out.Error, tt.wantInErr)
+			if !strings.Contains(r.err, tt.wantInErr) {
+				t.Errorf("error %q, want it to mention %q", r.err, tt.wantInErr)
 			}
 			started := calls.startedCalls()
 			if got := len(started) > 0; got != tt.started {
@@ -105,6 +92,36 @@ func TestAgentStartsVerification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verifyReply is the answer to POST /agent/api/calls/{sid}/verify: its
+// status, its body, and the error text in it.
+type verifyReply struct {
+	status    int
+	body, err string
+}
+
+// verify asks, as the agent logged in on c, to verify call sid with the
+// JSON body, from origin, sending csrf as the CSRF token unless it is "".
+func (e *env) verify(t *testing.T, c *http.Client, sid, body, origin, csrf string) verifyReply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/agent/api/calls/"+sid+"/verify", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", origin)
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &out)
+	return verifyReply{status: resp.StatusCode, body: string(raw), err: out.Error}
 }
 
 // TestAgentVerifiesWithTheBrokersKinds: at a broker that takes customer
@@ -139,25 +156,12 @@ func TestAgentVerifiesWithTheBrokersKinds(t *testing.T) {
 			c := e.client(t)
 			csrf := e.login(t, c)
 
-			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/agent/api/calls/CA1/verify", strings.NewReader(tt.body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Origin", e.origin)
-			req.Header.Set("X-CSRF-Token", csrf)
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			r := e.verify(t, c, "CA1", tt.body, e.origin, csrf)
+			if r.status != tt.want {
+				t.Fatalf("status %d (%s), want %d", r.status, r.body, tt.want)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.want)
-			}
-			var out struct {
-				Error string `json:"error"`
-			}
-			_ = json.Unmarshal(body, &out)
-			if !strings.Contains(out.Error, tt.wantInErr) {
-				t.Errorf("error %q, want it to mention %q", out.Error, tt.wantInErr)
+			if !strings.Contains(r.err, tt.wantInErr) {
+				t.Errorf("error %q, want it to mention %q", r.err, tt.wantInErr)
 			}
 			started := calls.startedCalls()
 			switch {

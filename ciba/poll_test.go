@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -34,18 +35,6 @@ func (f *fakeBroker) pollOffsets(start time.Time) []time.Duration {
 		out = append(out, at.Sub(start))
 	}
 	return out
-}
-
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func secs(ns ...int) []time.Duration {
@@ -171,10 +160,10 @@ func TestPoll(t *testing.T) {
 						t.Errorf("err = %v, want it to match %v", err, want)
 					}
 				}
-				if offs := f.pollOffsets(start); !equalDurations(offs, tt.wantOffsets) {
+				if offs := f.pollOffsets(start); !slices.Equal(offs, tt.wantOffsets) {
 					t.Errorf("polls at %v, want %v", offs, tt.wantOffsets)
 				}
-				if !equalStrings(got, tt.wantPending) {
+				if !slices.Equal(got, tt.wantPending) {
 					t.Errorf("onPending got %q, want %q", got, tt.wantPending)
 				}
 				if tt.name == "silent expiry stops at the deadline" && time.Since(start) != tt.expiresIn {
@@ -183,18 +172,6 @@ func TestPoll(t *testing.T) {
 			})
 		})
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPollStopsWhenContextEnds(t *testing.T) {

@@ -1,7 +1,6 @@
 package ivr_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -323,19 +322,11 @@ func TestRestartMidVerification(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApproveSlow}}
-		done := make(chan *virtualtwilio.Transcript)
-		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys})
-			if err != nil {
-				t.Errorf("call: %v", err)
-			}
-			done <- tr
-		}()
+		done := e.callAsync(c)
 		<-time.After(20 * time.Second) // mid-wait: approval comes at 60 s
 		before := e.broker.Polls(e.broker.Requests()[0].ID)
 		e.restart()
 		tr := <-done
-		t.Logf("transcript:\n%s", tr)
 		if !strings.Contains(sayLines(tr), "Tack, Bengt") {
 			t.Error("the outcome did not reach the caller after the restart")
 		}
@@ -370,18 +361,10 @@ func TestBrokerDownWhilePolling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApproveSlow}}
-		done := make(chan *virtualtwilio.Transcript)
-		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys, MaxSteps: 400})
-			if err != nil {
-				t.Errorf("call: %v", err)
-			}
-			done <- tr
-		}()
+		done := e.callAsync(c, func(ic *virtualtwilio.Caller) { ic.MaxSteps = 400 })
 		<-time.After(10 * time.Second)
 		e.broker.SetOutage(cibatest.Outage{Status: 503})
 		tr := <-done
-		t.Logf("transcript:\n%s", tr)
 		if !strings.Contains(sayLines(tr), "Vi når tyvärr inte BankID just nu") {
 			t.Error("caller not told the broker is down")
 		}

@@ -204,14 +204,7 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 				// even seconds).
 				c := &caller{numbers: []string{cibatest.SEApproveSlow}}
 				var down, up time.Time
-				done := make(chan *virtualtwilio.Transcript)
-				go func() {
-					tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys, MaxSteps: 400})
-					if err != nil {
-						t.Errorf("call: %v", err)
-					}
-					done <- tr
-				}()
+				done := e.callAsync(c, func(ic *virtualtwilio.Caller) { ic.MaxSteps = 400 })
 				<-time.After(11 * time.Second)
 				down = time.Now()
 				e.setFault(fn, f)
@@ -219,7 +212,6 @@ func TestBrokerFaultWhilePollingRecovers(t *testing.T) {
 				up = time.Now()
 				e.setFault(fn, brokerFault{})
 				tr := <-done
-				t.Logf("transcript:\n%s", tr)
 				checkFast(t, th)
 				if !strings.Contains(sayLines(tr), "Tack, Bengt") {
 					t.Error("the outcome did not reach the caller after the broker recovered")
@@ -365,14 +357,7 @@ func TestStoreUnwritableAtApprovalLosesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, fs := storeEnv(t)
 		c := &caller{numbers: []string{cibatest.SEApprove}} // approves 6 s after the start
-		done := make(chan *virtualtwilio.Transcript)
-		go func() {
-			tr, err := e.tw.Call(context.WithoutCancel(t.Context()), virtualtwilio.Caller{Keys: c.keys})
-			if err != nil {
-				t.Errorf("call: %v", err)
-			}
-			done <- tr
-		}()
+		done := e.callAsync(c)
 		<-time.After(3 * time.Second) // on hold, before the approval
 		fs.failing.Store(true)
 		<-time.After(20 * time.Second) // the token is fetched meanwhile and cannot be stored
@@ -381,7 +366,6 @@ func TestStoreUnwritableAtApprovalLosesNothing(t *testing.T) {
 		}
 		fs.failing.Store(false)
 		tr := <-done
-		t.Logf("transcript:\n%s", tr)
 		if !strings.Contains(sayLines(tr), "Tack, Astrid") {
 			t.Error("the approval was lost while the store refused writes")
 		}

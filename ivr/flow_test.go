@@ -232,31 +232,27 @@ func (c *caller) keys(heard string) string {
 	c.heard = append(c.heard, heard)
 	switch {
 	case containsAny(heard, "telefonen du ringer från", "telefonen du ringer fra", "phone you're calling from"):
-		if len(c.menu) == 0 {
-			return ""
-		}
-		k := c.menu[0]
-		c.menu = c.menu[1:]
-		return k
+		return nextKeys(&c.menu)
 	case containsAny(heard, "avsluta med fyrkant", "avslutt med firkant", "followed by the pound key"):
-		if len(c.numbers) == 0 {
-			return ""
+		if n := nextKeys(&c.numbers); n != "" {
+			return n + "#"
 		}
-		n := c.numbers[0]
-		c.numbers = c.numbers[1:]
-		if n == "" {
-			return ""
-		}
-		return n + "#"
+		return ""
 	case containsAny(heard, "försöka igen", "prøve igjen", "try again"):
-		if len(c.retries) == 0 {
-			return ""
-		}
-		k := c.retries[0]
-		c.retries = c.retries[1:]
-		return k
+		return nextKeys(&c.retries)
 	}
 	return ""
+}
+
+// nextKeys takes the first of the answers left in script: "" (silence)
+// when none is.
+func nextKeys(script *[]string) string {
+	if len(*script) == 0 {
+		return ""
+	}
+	k := (*script)[0]
+	*script = (*script)[1:]
+	return k
 }
 
 func (c *caller) all() string { return strings.Join(c.heard, "\n") }
@@ -273,16 +269,39 @@ func containsAny(s string, subs ...string) bool {
 // call places a call and returns the transcript and the caller.
 func (e *env) call(c *caller, mod ...func(*virtualtwilio.Caller)) *virtualtwilio.Transcript {
 	e.t.Helper()
-	ic := virtualtwilio.Caller{Keys: c.keys}
-	for _, m := range mod {
-		m(&ic)
-	}
-	tr, err := e.tw.Call(e.t.Context(), ic)
+	tr, err := e.tw.Call(e.t.Context(), c.dial(mod))
 	if err != nil {
 		e.t.Fatalf("call: %v\n%s", err, tr)
 	}
 	e.t.Logf("transcript:\n%s", tr)
 	return tr
+}
+
+// callAsync places a call in the background, for a test that changes
+// something (the broker, the store, the server) while the caller waits;
+// the transcript arrives when the call ends. The call does not end with
+// the test's context.
+func (e *env) callAsync(c *caller, mod ...func(*virtualtwilio.Caller)) <-chan *virtualtwilio.Transcript {
+	ic := c.dial(mod)
+	done := make(chan *virtualtwilio.Transcript, 1)
+	go func() {
+		tr, err := e.tw.Call(context.WithoutCancel(e.t.Context()), ic)
+		if err != nil {
+			e.t.Errorf("call: %v", err)
+		}
+		e.t.Logf("transcript:\n%s", tr)
+		done <- tr
+	}()
+	return done
+}
+
+// dial is the virtual Twilio caller c answers prompts as, changed by mod.
+func (c *caller) dial(mod []func(*virtualtwilio.Caller)) virtualtwilio.Caller {
+	ic := virtualtwilio.Caller{Keys: c.keys}
+	for _, m := range mod {
+		m(&ic)
+	}
+	return ic
 }
 
 func (e *env) storedCall(sid string) *store.Call {

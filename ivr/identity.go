@@ -191,49 +191,15 @@ func (r CustomerRules) Parse(input string) (Identity, error) {
 	body, check := []byte(d[:len(d)-1]), int(d[len(d)-1]-'0')
 	switch r.Check {
 	case "luhn":
-		if luhnRight(body) != check {
+		if luhn(body) != check {
 			return Identity{}, invalidKind(store.IDCustomer, ReasonChecksum)
 		}
 	case "mod11":
-		if mod11Right(body) != check {
+		if mod11(body, mod11Weights(len(body))) != check {
 			return Identity{}, invalidKind(store.IDCustomer, ReasonChecksum)
 		}
 	}
 	return Identity{&identity{kind: store.IDCustomer, value: d}}, nil
-}
-
-// luhnRight is the Luhn check digit of d with the doubling from the
-// right, as for card and account numbers of any length.
-func luhnRight(d []byte) int {
-	sum := 0
-	for i := range d {
-		v := int(d[len(d)-1-i] - '0')
-		if i%2 == 0 {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-	}
-	return (10 - sum%10) % 10
-}
-
-// mod11Right is the mod-11 check digit of d with weights 2, 3, … 7, 2, …
-// from the right; -1 when none exists.
-func mod11Right(d []byte) int {
-	sum := 0
-	for i := range d {
-		sum += int(d[len(d)-1-i]-'0') * (2 + i%6)
-	}
-	switch k := 11 - sum%11; k {
-	case 11:
-		return 0
-	case 10:
-		return -1
-	default:
-		return k
-	}
 }
 
 // CallerIdentity is the number a caller calls from, when it identifies

@@ -201,44 +201,12 @@ func parseSwedish12(d []byte, now time.Time) (NationalID, error) {
 	return NationalID{&nationalID{country: store.Sweden, digits: string(d)}}, nil
 }
 
-// luhn returns the Luhn check digit for d (weights 2,1,2,1,… from the left,
-// which is right for the nine digits of a personnummer).
-func luhn(d []byte) int {
-	sum := 0
-	for i, c := range d {
-		v := int(c - '0')
-		if i%2 == 0 {
-			v *= 2
-			if v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-	}
-	return (10 - sum%10) % 10
-}
-
+// The weights of a fødselsnummer's two check digits (the second are
+// mod11Weights(10), written out as Skatteetaten gives them).
 var (
 	noWeights1 = [...]int{3, 7, 6, 1, 8, 9, 4, 5, 2}
 	noWeights2 = [...]int{5, 4, 3, 2, 7, 6, 5, 4, 3, 2}
 )
-
-// mod11 returns the check digit for d with weights w, or -1 when none exists
-// (remainder 1).
-func mod11(d []byte, w []int) int {
-	sum := 0
-	for i, c := range d {
-		sum += int(c-'0') * w[i]
-	}
-	k := 11 - sum%11
-	switch k {
-	case 11:
-		return 0
-	case 10:
-		return -1
-	}
-	return k
-}
 
 // norwegianYear derives the full birth year from the two-digit year and the
 // individual number (Skatteetaten's ranges).

@@ -42,15 +42,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 		} else {
 			lines = append(lines, s.p(lang, pAskNumber))
 		}
-		verbs = append(verbs, twiml.VoiceGather{
-			Input:               "dtmf",
-			FinishOnKey:         "#",
-			Timeout:             numberTimeout,
-			ActionOnEmptyResult: "true",
-			Action:              stepURL("/twilio/gather", c.Step),
-			Method:              "POST",
-			InnerElements:       []twiml.Element{say(lang, lines...)},
-		})
+		verbs = append(verbs, gather(stepURL("/twilio/gather", c.Step), numberTimeout, "", say(lang, lines...)))
 	case ScreenMenu:
 		var lines []string
 		if d.First {
@@ -63,15 +55,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 		if s.lim.Typed == store.IDCustomer {
 			lines = append(lines, s.p(lang, pMenuCustomer))
 		}
-		verbs = append(verbs, twiml.VoiceGather{
-			Input:               "dtmf",
-			NumDigits:           "1",
-			Timeout:             retryTimeout,
-			ActionOnEmptyResult: "true",
-			Action:              stepURL("/twilio/menu", c.Step),
-			Method:              "POST",
-			InnerElements:       []twiml.Element{say(lang, lines...)},
-		})
+		verbs = append(verbs, gather(stepURL("/twilio/menu", c.Step), retryTimeout, "1", say(lang, lines...)))
 	case ScreenStarting:
 		verbs = s.hold(c, d.Hold, say(lang, s.p(lang, pStarting)))
 	case ScreenHold:
@@ -93,15 +77,7 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 			lines = append(lines, s.p(lang, k))
 		}
 		lines = append(lines, s.p(lang, pOfferRetry))
-		verbs = append(verbs, twiml.VoiceGather{
-			Input:               "dtmf",
-			NumDigits:           "1",
-			Timeout:             retryTimeout,
-			ActionOnEmptyResult: "true",
-			Action:              stepURL("/twilio/retry", c.Step),
-			Method:              "POST",
-			InnerElements:       []twiml.Element{say(lang, lines...)},
-		})
+		verbs = append(verbs, gather(stepURL("/twilio/retry", c.Step), retryTimeout, "1", say(lang, lines...)))
 	case ScreenHandOff:
 		var lines []string
 		if d.Verified {
@@ -138,17 +114,8 @@ func (s *Service) render(c *store.Call, d Decision, v *store.Verification) (stri
 // an outcome (see interrupt). The hop is the safety net when that fails.
 func (s *Service) hold(c *store.Call, h HoldState, said ...twiml.Element) []twiml.Element {
 	u := holdURL(c.Step, h)
-	inner := append(said, twiml.VoicePause{Length: holdPause})
 	return []twiml.Element{
-		twiml.VoiceGather{
-			Input:               "dtmf",
-			NumDigits:           "1",
-			Timeout:             holdTimeout,
-			ActionOnEmptyResult: "true",
-			Action:              u,
-			Method:              "POST",
-			InnerElements:       inner,
-		},
+		gather(u, holdTimeout, "1", append(said, twiml.VoicePause{Length: holdPause})...),
 		twiml.VoiceRedirect{Url: u, Method: "POST"},
 	}
 }
@@ -162,6 +129,25 @@ func plainHold(u string) string {
 	return `<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="` + u +
 		`" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="` + holdTimeout +
 		`"><Pause length="` + holdPause + `"/></Gather><Redirect method="POST">` + u + `</Redirect></Response>`
+}
+
+// gather reads keys while inner plays and posts them to action, or posts
+// nothing when none is pressed within timeout seconds: silence is a step of
+// the call too. numDigits "" reads keys up to '#'.
+func gather(action, timeout, numDigits string, inner ...twiml.Element) twiml.VoiceGather {
+	g := twiml.VoiceGather{
+		Input:               "dtmf",
+		NumDigits:           numDigits,
+		Timeout:             timeout,
+		ActionOnEmptyResult: "true",
+		Action:              action,
+		Method:              "POST",
+		InnerElements:       inner,
+	}
+	if numDigits == "" {
+		g.FinishOnKey = "#"
+	}
+	return g
 }
 
 // instructions tell the caller what to do: in the BankID app, confirm the

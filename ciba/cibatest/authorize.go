@@ -46,13 +46,8 @@ func invalidBinding(desc string) (authParams, *badParam) {
 // descriptions are fixed texts (printable ASCII, as RFC 6749 asks) and
 // never contain the login hint.
 func (b *Broker) handleAuthorize(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
+	form, clientID, ok := b.clientRequest(w, r)
 	if !ok {
-		return
-	}
-	clientID, err := b.authenticate(r, form)
-	if err != nil {
-		b.writeAuthError(w, err)
 		return
 	}
 	var (

@@ -143,6 +143,22 @@ func (b *Broker) writeAuthError(w http.ResponseWriter, err error) {
 	oauthError(w, http.StatusUnauthorized, "invalid_client", desc)
 }
 
+// clientRequest reads the form of a request to an endpoint that
+// authenticates the client (bc-authorize, token) and authenticates it. When
+// either fails it has answered the request, and ok is false.
+func (b *Broker) clientRequest(w http.ResponseWriter, r *http.Request) (form url.Values, clientID string, ok bool) {
+	form, ok = parseForm(w, r)
+	if !ok {
+		return nil, "", false
+	}
+	clientID, err := b.authenticate(r, form)
+	if err != nil {
+		b.writeAuthError(w, err)
+		return nil, "", false
+	}
+	return form, clientID, true
+}
+
 // authenticate returns the authenticated client's ID.
 func (b *Broker) authenticate(r *http.Request, form url.Values) (string, error) {
 	basicID, basicSecret, hasBasic := r.BasicAuth()

@@ -245,6 +245,42 @@ func wantError(t *testing.T, r reply, status int, code, description string) {
 	}
 }
 
+// wantAuthorized checks the reply to bc-authorize with form: accepted when
+// code is "", otherwise refused with error code, cleanly (wantCleanError).
+func wantAuthorized(t *testing.T, r reply, code string, form url.Values) {
+	t.Helper()
+	if code == "" {
+		if r.status != http.StatusOK {
+			t.Fatalf("got %d %s, want 200", r.status, r.raw)
+		}
+		return
+	}
+	wantCleanError(t, r, http.StatusBadRequest, code, form)
+}
+
+// wantCleanError checks an error response and that it neither echoes the
+// login hint, not even partly, nor leaves RFC 6749's charset in its
+// description.
+func wantCleanError(t *testing.T, r reply, status int, code string, form url.Values) {
+	t.Helper()
+	wantError(t, r, status, code, "")
+	desc := r.str("error_description")
+	if desc == "" {
+		t.Error("error_description is empty, want a helpful one")
+	}
+	// Not whole, and not past its first eight characters (the number
+	// after "sub:ssn:").
+	if hint := form.Get("login_hint"); len(hint) > 4 && strings.Contains(desc, hint) || len(hint) > 8 && strings.Contains(r.raw, hint[8:]) {
+		t.Errorf("response %s echoes the login hint", r.raw)
+	}
+	for _, c := range desc {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			t.Errorf("error_description %q has characters RFC 6749 forbids", desc)
+			break
+		}
+	}
+}
+
 func seForm(nationalID string) url.Values {
 	return url.Values{
 		"scope":                 {"openid"},

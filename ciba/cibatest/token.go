@@ -20,13 +20,8 @@ const (
 
 // handleToken serves the token endpoint for the CIBA grant.
 func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
+	form, clientID, ok := b.clientRequest(w, r)
 	if !ok {
-		return
-	}
-	clientID, err := b.authenticate(r, form)
-	if err != nil {
-		b.writeAuthError(w, err)
 		return
 	}
 	switch gt := form.Get("grant_type"); gt {
@@ -109,7 +104,10 @@ func (b *Broker) handleToken(w http.ResponseWriter, r *http.Request) {
 		claims = b.userClaims(clientID, user, at, now)
 	}
 	key := b.currentKey()
-	var idToken string
+	var (
+		idToken string
+		err     error
+	)
 	if b.cfg.IDTokenHook != nil {
 		idToken, err = b.cfg.IDTokenHook(claims, key)
 	} else {

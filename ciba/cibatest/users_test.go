@@ -9,12 +9,13 @@ import (
 	"github.com/ivr/callerverify/ciba/cibatest"
 )
 
-// luhnOK checks the Swedish check digit over the last ten digits.
-func luhnOK(tenDigits string) bool {
+// luhnValid checks a number whose last digit is a Luhn check digit: a
+// customer number, or the last ten digits of a Swedish personnummer.
+func luhnValid(n string) bool {
 	sum := 0
-	for i := range 10 {
-		d := int(tenDigits[i] - '0')
-		if i%2 == 0 { // weights 2,1,2,1,… from the left
+	for i := range len(n) {
+		d := int(n[len(n)-1-i] - '0')
+		if i%2 == 1 {
 			d *= 2
 			if d > 9 {
 				d -= 9
@@ -45,8 +46,8 @@ func mod11OK(n string) bool {
 
 func TestChecksumsCatchErrors(t *testing.T) {
 	// The validators themselves must be able to fail.
-	if !luhnOK("6802020575") || luhnOK("6802020576") {
-		t.Error("luhnOK disagrees with Idura's example 196802020575")
+	if !luhnValid("6802020575") || luhnValid("6802020576") {
+		t.Error("luhnValid disagrees with Idura's example 196802020575")
 	}
 	if mod11OK("01010012345") {
 		t.Error("mod11OK accepted an invalid number")
@@ -79,7 +80,7 @@ func TestUsersValid(t *testing.T) {
 		switch len(n) {
 		case 12:
 			date, err = time.Parse("20060102", n[:8])
-			if !luhnOK(n[2:]) {
+			if !luhnValid(n[2:]) {
 				t.Errorf("Swedish user %s: bad Luhn check digit", u.GivenName)
 			}
 		case 11:
@@ -105,22 +106,6 @@ func TestUsersValid(t *testing.T) {
 			t.Errorf("user %s: BirthDate %s does not match the number", u.GivenName, u.BirthDate)
 		}
 	}
-}
-
-// luhnValid checks a number whose last digit is a Luhn check digit.
-func luhnValid(n string) bool {
-	sum := 0
-	for i := range len(n) {
-		d := int(n[len(n)-1-i] - '0')
-		if i%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
 }
 
 func TestUsersFor(t *testing.T) {

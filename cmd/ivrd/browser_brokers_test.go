@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -218,13 +217,7 @@ func startBrokerDemo(t *testing.T, profile string) *brokerDemo {
 	d := &brokerDemo{t: t, profile: profile, base: startDemo(t, ctx, "--profile", profile)}
 	d.b = &demoBrowser{t: t, shots: screenshotDir(t)}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()))
-	browser, cancelBrowser := chromedp.NewContext(alloc)
+	browser, cancelBrowser := newBrowser(t, ctx)
 	var cancelTabs []context.CancelFunc
 	// Registered on return (or on a failed step), after watch's cleanups,
 	// so it runs before them: they wait for the tabs' consoles to end,
@@ -234,7 +227,6 @@ func startBrokerDemo(t *testing.T, profile string) *brokerDemo {
 			c()
 		}
 		cancelBrowser()
-		cancelAlloc()
 	})
 	d.dashboard = d.b.watch(browser, profile+" dashboard")
 	d.b.step("dashboard login", d.dashboard, chromedp.Navigate(d.base+"/demo/login"), chromedp.WaitVisible(chromedp.CSS("#live-heading")),
@@ -366,32 +358,6 @@ func lastSay(text string) string {
 // release at coordinates found before such a change miss.
 func clickWhenEnabled(sel string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (b && !b.disabled && !b.hidden) { b.click(); return true } return false })()`, sel))
-}
-
-func needChromium(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("drives a real browser")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium not installed at %s: .ci/run installs it", chromiumPath)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install -y chromium)", chromiumPath)
-	}
-}
-
-// screenshotDir is $IVRD_SCREENSHOTS, made if need be, or a temp dir.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("IVRD_SCREENSHOTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // TestDemoPageHeaders: the demo's pages and their assets carry the same

@@ -43,33 +43,14 @@ const outcomeWithin = 3 * time.Second
 // call updates through the demo's Twilio REST API, the simulator broker,
 // sqlite. Screenshots go to $IVRD_SCREENSHOTS (default: a temp dir).
 func TestBrowserDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("drives a real browser")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium not installed at %s: .ci/run installs it", chromiumPath)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install -y chromium)", chromiumPath)
-	}
-	shots := os.Getenv("IVRD_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	needChromium(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	base := startDemo(t, ctx)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
+	browser, cancelBrowser := newBrowser(t, ctx)
 	defer cancelBrowser()
-	b := &demoBrowser{t: t, shots: shots}
+	b := &demoBrowser{t: t, shots: screenshotDir(t)}
 	dashboard := b.watch(browser, "dashboard")
 
 	// The agent opens the dashboard through the demo's login link.
@@ -242,6 +223,51 @@ func checkSignatures(t *testing.T, phone context.Context) {
 	}
 	if want := virtualtwilio.Sign(oddToken, oddURL, form); got.Odd != want || got.OddSync != want {
 		t.Errorf("awkward request signed %q (WebCrypto), %q (pure JS), want %q as Go signs it", got.Odd, got.OddSync, want)
+	}
+}
+
+// needChromium skips a test that drives a browser in -short or where
+// Chromium is not installed; in CI a missing Chromium fails it.
+func needChromium(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("drives a real browser")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chromium not installed at %s: .ci/run installs it", chromiumPath)
+		}
+		t.Skipf("chromium not installed at %s (apt-get install -y chromium)", chromiumPath)
+	}
+}
+
+// screenshotDir is $IVRD_SCREENSHOTS, made if need be, or a temp dir.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("IVRD_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// newBrowser starts headless Chromium, with a profile of its own, for
+// as long as ctx lasts or until cancel.
+func newBrowser(t *testing.T, ctx context.Context) (browser context.Context, cancel func()) {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()))
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	return browser, func() {
+		cancelBrowser()
+		cancelAlloc()
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -190,36 +189,7 @@ func TestKill9MidVerification(t *testing.T) {
 	testStart := time.Now()
 
 	// The broker simulator, in this process, on loopback, with our client key.
-	simLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cibatest.New(cibatest.Config{Issuer: "http://" + simLn.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ciba.GenerateKey("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := ciba.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ciba.PublicJWKS(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RegisterClient(cibatest.Client{ID: "ivr", JWKS: pub}); err != nil {
-		t.Fatal(err)
-	}
-	sim := &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
-	go sim.Serve(simLn)
-	defer sim.Close()
+	b, keyFile := startSimBroker(t, dir, "RS256", cibatest.Config{}, nil)
 
 	// A free loopback port for ivrd, kept across the restart.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

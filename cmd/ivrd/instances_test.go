@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -25,7 +23,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/lbtest"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
@@ -439,36 +436,11 @@ type recordedBroker struct {
 
 func startRecordedBroker(t *testing.T, dir string, interval time.Duration) *recordedBroker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cibatest.New(cibatest.Config{Issuer: "http://" + ln.Addr().String(), Interval: interval})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ciba.GenerateKey("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := ciba.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl := &recordedBroker{b: b, keyFile: filepath.Join(dir, "key.pem"), blocked: map[string]bool{}, arrivals: map[string][]time.Time{}, codes: map[string]int{}}
-	if err := os.WriteFile(bl.keyFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ciba.PublicJWKS(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RegisterClient(cibatest.Client{ID: "ivr", JWKS: pub}); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: bl, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	bl := &recordedBroker{blocked: map[string]bool{}, arrivals: map[string][]time.Time{}, codes: map[string]int{}}
+	_, bl.keyFile = startSimBroker(t, dir, "ES256", cibatest.Config{Interval: interval}, func(b *cibatest.Broker) http.Handler {
+		bl.b = b
+		return bl
+	})
 	return bl
 }
 

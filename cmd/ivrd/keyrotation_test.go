@@ -3,8 +3,6 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -18,7 +16,8 @@ import (
 // at no step does the broker refuse our client authentication.
 func TestKeyRotation(t *testing.T) {
 	dir := t.TempDir()
-	oldFile, newFile := writeKey(t, dir, "old.pem"), writeKey(t, dir, "new.pem")
+	oldFile, _ := writeKey(t, dir, "old.pem", "RS256")
+	newFile, _ := writeKey(t, dir, "new.pem", "RS256")
 
 	// Our /.well-known/jwks.json, as serve builds it from the settings.
 	var jwks atomic.Pointer[http.Handler]
@@ -74,21 +73,4 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("%s: client authentication error = %v, want error %v", s.name, err, s.wantErr)
 		}
 	}
-}
-
-func writeKey(t *testing.T, dir, name string) string {
-	t.Helper()
-	k, err := ciba.GenerateKey("RS256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := ciba.MarshalPrivateKeyPEM(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
