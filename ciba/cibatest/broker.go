@@ -157,6 +157,7 @@ type Broker struct {
 	nextReqSwp  time.Time
 	outage      Outage
 	fetchClient *http.Client
+	observer    func(Exchange) // Observe
 
 	// ping notifications
 	notes    int  // sent
@@ -228,8 +229,8 @@ func (b *Broker) routes(prefix string) {
 	m := http.NewServeMux()
 	m.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", b.broker(b.handleDiscovery))
 	m.HandleFunc("GET "+prefix+b.spec.jwksPath, b.broker(b.handleJWKS))
-	m.HandleFunc("POST "+prefix+b.spec.authorizePath, b.broker(b.handleAuthorize))
-	m.HandleFunc("POST "+prefix+b.spec.tokenPath, b.broker(b.handleToken))
+	m.HandleFunc("POST "+prefix+b.spec.authorizePath, b.observed("bc-authorize", b.broker(b.handleAuthorize)))
+	m.HandleFunc("POST "+prefix+b.spec.tokenPath, b.observed("token", b.broker(b.handleToken)))
 	m.HandleFunc("GET "+prefix+"/sim/requests", b.handleSimList)
 	m.HandleFunc("POST "+prefix+"/sim/requests/{id}/open", b.handleSimAction(actOpen))
 	m.HandleFunc("POST "+prefix+"/sim/requests/{id}/acknowledge", b.handleSimAction(actAcknowledge))
@@ -241,6 +242,7 @@ func (b *Broker) routes(prefix string) {
 // ServeHTTP serves the broker endpoints and the /sim API under the issuer's
 // path.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = b.arrived(r)
 	if !wait(r, b.cfg.Latency) {
 		return
 	}

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -173,7 +170,8 @@ func startSim(cfg simConfig) (*sim, error) {
 		ln.Close()
 		return nil, fmt.Errorf("client key: %w", err)
 	}
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.b.Observe(s.record)
+	s.srv = &http.Server{Handler: s.b, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
@@ -210,59 +208,35 @@ func (s *sim) addUser(i int, o outcome) string {
 	return number
 }
 
-// ServeHTTP records bc-authorize and token requests around the simulator.
-func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
-	authorize, token := strings.HasSuffix(path, "/bc-authorize"), strings.HasSuffix(path, "/token")
-	if r.Method != http.MethodPost || !authorize && !token {
-		s.b.ServeHTTP(w, r)
-		return
-	}
-	arrived := time.Now()
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	form, _ := url.ParseQuery(string(body))
-	rec := &capture{ResponseWriter: w}
-	s.b.ServeHTTP(rec, r)
-	done := time.Now()
-
-	var resp struct {
-		AuthReqID string `json:"auth_req_id"`
-		Interval  int    `json:"interval"`
-		Error     string `json:"error"`
-	}
-	_ = json.Unmarshal(rec.body.Bytes(), &resp)
+// record keeps what the simulator was asked and answered: bc-authorize
+// (which user, the interval handed out) and every token request (its
+// punctuality, its answer, the answer that ended the request).
+func (s *sim) record(x cibatest.Exchange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if authorize {
+	if x.Endpoint == "bc-authorize" {
 		s.authN++
-		s.authLat.add(done.Sub(arrived))
-		if resp.AuthReqID == "" {
+		s.authLat.add(x.Answered.Sub(x.Arrived))
+		if x.AuthReqID == "" || x.Error != "" {
 			return
 		}
-		hint, _ := strings.CutPrefix(form.Get("login_hint"), "sub:ssn:")
+		hint, _ := strings.CutPrefix(x.Form.Get("login_hint"), "sub:ssn:")
 		user, ok := s.byHint[hint]
 		if !ok {
 			user = -1
 		}
-		iv := time.Duration(resp.Interval) * time.Second
+		iv := x.Interval
 		if iv == 0 {
 			iv = 5 * time.Second
 		}
-		s.auths[resp.AuthReqID] = &authReq{user: user, interval: iv, created: done, lastResp: done}
+		s.auths[x.AuthReqID] = &authReq{user: user, interval: iv, created: x.Answered, lastResp: x.Answered}
 		return
 	}
+	arrived, done := x.Arrived, x.Answered
 	s.tokenLat.add(done.Sub(arrived))
-	code := resp.Error
-	if code == "" {
-		code = "ok"
-	}
+	code := cmp.Or(x.Error, "ok")
 	s.codes[code]++
-	a := s.auths[form.Get("auth_req_id")]
+	a := s.auths[x.AuthReqID]
 	if a == nil {
 		return
 	}
@@ -285,18 +259,6 @@ func (s *sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(os.Stderr, "slow_down: user %d poll %d, %s since the previous request, %s since the previous answer\n", a.user, a.polls, p.sinceArr, arrived.Sub(prevResp))
 		}
 	}
-}
-
-type capture struct {
-	http.ResponseWriter
-	body bytes.Buffer
-}
-
-func (c *capture) Write(p []byte) (int, error) {
-	if c.body.Len() < 4<<10 {
-		c.body.Write(p)
-	}
-	return c.ResponseWriter.Write(p)
 }
 
 // schedule approves or declines manual users' requests at creation + a
