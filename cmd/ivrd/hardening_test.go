@@ -114,6 +114,19 @@ func TestSimListensOnLoopbackUnlessTold(t *testing.T) {
 	}
 }
 
+// TestSimNamesABadJWKSFile: a file that is not a JWK Set is named, with
+// what it should hold.
+func TestSimNamesABadJWKSFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "client.jwks")
+	if err := os.WriteFile(path, []byte("{bad"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := run(t.Context(), []string{"sim", "--listen", "127.0.0.1:0", "--client-jwks", path}, mapEnv(nil), strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "ivrd keys generate") {
+		t.Errorf("sim with a bad JWKS file: %v, want an error naming the file and what it should hold", err)
+	}
+}
+
 func TestKeyFilesArePrivate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key.pem")
 	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {

@@ -76,6 +76,9 @@ func cmdSim(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	}
 	if err := b.RegisterClient(client); err != nil {
 		ln.Close()
+		if client.JWKS != nil {
+			return fmt.Errorf("sim: --client-jwks %s: not the public JWK Set that ivrd keys generate prints: %w", *jwksFile, err)
+		}
 		return fmt.Errorf("sim: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
