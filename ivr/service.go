@@ -145,8 +145,12 @@ type Observer interface {
 }
 
 // DefaultPollConcurrency is how many token requests the poller keeps in
-// flight toward the broker at most, unless configured.
-const DefaultPollConcurrency = 128
+// flight toward the broker at most, unless configured. A poll's cycle is
+// the broker's latency plus its own signing and store writes (~75 ms at a
+// 50 ms broker with 10,000 pending on sqlite), so 128 capped an instance
+// at ~1,700 polls a second, short of the 2,000 that 10,000 pending at a
+// 5 s interval need (BENCHMARKS.md, issue 10's P run).
+const DefaultPollConcurrency = 256
 
 // maxStartWait keeps a webhook well inside Twilio's 15 s.
 const maxStartWait = 10 * time.Second
