@@ -17,9 +17,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -42,7 +40,7 @@ const defaultConnectTimeout = 2 * time.Second
 // locks and they are unlikely to collide with another application's.
 const (
 	lockMigrate int64 = 0x49565201 // "IVR" 1: Open, while it migrates
-	lockStart   int64 = 0x49565202 // StartVerification: starts one at a time
+	lockStart   int64 = 0x49565202 // StartVerification under the global limit: those starts one at a time
 	lockPurge   int64 = 0x49565203 // PurgeEnded: one instance at a time
 )
 
@@ -232,16 +230,16 @@ func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events 
 		if e == nil {
 			continue
 		}
-		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i]) })
+		// Each event is announced in the statement that stores it, so
+		// that a write is one round trip and its commit; PostgreSQL
+		// delivers the notifications at commit, in order.
+		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail, db.channel).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i], nil) })
 	}
 	br := db.pool.SendBatch(ctx, &b)
 	tx := br.Tx()
 	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op once committed
 	if err := br.Close(); err != nil {
-		return err
-	}
-	if err := db.notify(ctx, tx, seqs); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -253,47 +251,6 @@ func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events 
 		}
 	}
 	return nil
-}
-
-// notify sends the Seqs stored in tx (0s are skipped) on the store's
-// channel; PostgreSQL delivers them when tx commits, in order. Nearly
-// always one notification: more only for a write of hundreds of events.
-func (db *DB) notify(ctx context.Context, tx pgx.Tx, seqs []int64) error {
-	stored := slices.DeleteFunc(slices.Clone(seqs), func(s int64) bool { return s == 0 })
-	for _, p := range payloads(stored, maxPayload) {
-		if _, err := tx.Exec(ctx, qNotify, db.channel, p); err != nil {
-			return fmt.Errorf("notify events: %w", err)
-		}
-	}
-	return nil
-}
-
-// maxPayload is the longest NOTIFY payload PostgreSQL takes (it must be
-// shorter than 8000 bytes).
-const maxPayload = 7999
-
-// payloads joins seqs with commas into NOTIFY payloads of at most max
-// bytes each, in order.
-func payloads(seqs []int64, max int) []string {
-	var (
-		out []string
-		b   strings.Builder
-	)
-	for _, s := range seqs {
-		n := strconv.FormatInt(s, 10)
-		if b.Len() > 0 && b.Len()+1+len(n) > max {
-			out = append(out, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(n)
-	}
-	if b.Len() > 0 {
-		out = append(out, b.String())
-	}
-	return out
 }
 
 // stamp is a time as the store keeps it: UTC at millisecond precision,

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ivr/callerverify/internal/store"
 )
 
 // AppliedMigrations lists schema_migrations, for tests.
@@ -25,10 +27,10 @@ func SetListenHeartbeat(db *DB, every, timeout time.Duration) {
 // PurgeLockKey is the advisory lock PurgeEnded takes.
 func PurgeLockKey(db *DB) int64 { return db.lockKey(lockPurge) }
 
-// Payloads, MaxPayload and ParseSeqs are the notifications' encoding.
-var (
-	Payloads  = payloads
-	ParseSeqs = parseSeqs
-)
+// ParseSeqs reads a notification's payload.
+var ParseSeqs = parseSeqs
 
-const MaxPayload = maxPayload
+// StartLocks are the advisory locks StartVerification takes.
+func StartLocks(db *DB, callSID string, limits []store.Limit) []int64 {
+	return db.startLocks(callSID, limits)
+}

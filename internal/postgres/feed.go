@@ -136,8 +136,10 @@ func closeConn(conn *pgx.Conn) {
 	conn.Close(ctx)
 }
 
-// parseSeqs reads a payload of comma-separated Seqs, skipping anything
-// that is not one (a NOTIFY on the channel by hand).
+// parseSeqs reads a payload: one Seq, as each stored event announces
+// itself, or several comma-separated (as instances before that sent them,
+// so that a rolling upgrade loses nothing), skipping anything that is not
+// one (a NOTIFY on the channel by hand).
 func parseSeqs(payload string) []int64 {
 	var seqs []int64
 	for f := range strings.SplitSeq(payload, ",") {

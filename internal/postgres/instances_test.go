@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -96,5 +97,48 @@ func TestPurgeEndedLeavesTheWorkToTheInstanceHoldingTheLock(t *testing.T) {
 	}
 	if n, err := a.PurgeEnded(t.Context(), storetest.At(time.Hour)); err != nil || n != 1 {
 		t.Errorf("PurgeEnded once the lock is free = %d, %v; want 1, nil", n, err)
+	}
+}
+
+// TestStartsWaitOnlyForWhatTheyShare holds, from another session, the locks
+// a start for one number takes, as an instance in the middle of that start
+// does: a start for another number on another call goes through at once,
+// one for the same number waits for it (every start of every instance
+// once waited on one lock).
+func TestStartsWaitOnlyForWhatTheyShare(t *testing.T) {
+	a, _, url := instances(t)
+	limit := func(number string) []store.Limit {
+		return []store.Limit{{Scope: store.LimitNumber, Key: number, Max: 3, Window: 10 * time.Minute}}
+	}
+	for _, sid := range []string{"CA1", "CA2"} {
+		storetest.MustCreateCall(t, a, storetest.NewCall(sid, storetest.Epoch))
+	}
+	other := connect(t, url)
+	tx, err := other.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	for _, k := range postgres.StartLocks(a, "CA0", limit("hash-of-A")) {
+		if _, err := tx.Exec(t.Context(), "SELECT pg_advisory_xact_lock($1)", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	v := storetest.NewVerification("v1", "CA1", store.VerPending, storetest.At(time.Second))
+	if _, err := a.StartVerification(t.Context(), nil, v, limit("hash-of-B")); err != nil {
+		t.Errorf("a start for another number while one for A is under way: %v, want it through", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	v2 := storetest.NewVerification("v2", "CA2", store.VerPending, storetest.At(time.Second))
+	if _, err := a.StartVerification(ctx, nil, v2, limit("hash-of-A")); err == nil {
+		t.Errorf("a start for number A went through while another start for A held its lock")
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StartVerification(t.Context(), nil, v2, limit("hash-of-A")); err != nil {
+		t.Errorf("the start for A once the other finished: %v", err)
 	}
 }

@@ -51,8 +51,9 @@ const (
 
 	qEvents      = `SELECT ` + eventColumns + ` FROM events WHERE call_sid = $1 ORDER BY seq`
 	qEventsBySeq = `SELECT ` + eventColumns + ` FROM events WHERE seq = ANY($1) ORDER BY seq`
-	qInsertEvent = `INSERT INTO events (at, call_sid, verification_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`
-	qNotify      = `SELECT pg_notify($1, $2)`
+	// qInsertEvent stores an event and notifies its seq on channel $7.
+	qInsertEvent = `WITH e AS (INSERT INTO events (at, call_sid, verification_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq)
+		SELECT seq, pg_notify($7, seq::text)::text FROM e`
 
 	// qPurgeBatch deletes a batch of the calls that ended before $1 (at
 	// most $2) with their verifications and events, in one statement (one

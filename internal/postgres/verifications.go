@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -13,17 +14,20 @@ import (
 
 // StartVerification stores v, the call c (when not nil) and events in one
 // transaction, after checking that the call has no verification in flight
-// and that every limit has room. Starts take a transaction-scoped advisory
-// lock before they count, so that concurrent starts, from this instance or
-// another, count each other's rows. The statements up to the insert go to
-// the server in one round trip.
+// and that every limit has room. Starts take transaction-scoped advisory
+// locks before they count (startLocks), so that concurrent starts that
+// share a call or a limit, from this instance or another, count each
+// other's rows, while starts that share nothing go on side by side. The
+// statements up to the insert go to the server in one round trip.
 func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
 	var over []store.Limit
 	err := db.write(ctx, func(b *pgx.Batch) error {
 		if c != nil { // first: a call that moved is a conflict, whatever else
 			b.Queue(qUpdateCall, updateCallArgs(c)...).QueryRow(versionCheck)
 		}
-		b.Queue(qLock, db.lockKey(lockStart))
+		for _, k := range db.startLocks(v.CallSID, limits) {
+			b.Queue(qLock, k)
+		}
 		b.Queue(qCallInFlight, v.CallSID).QueryRow(func(row pgx.Row) error {
 			var busy bool
 			if err := row.Scan(&busy); err != nil {
@@ -67,6 +71,35 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 		c.Version++
 	}
 	return over, nil
+}
+
+// startLocks are the advisory lock keys a start takes: one for its call
+// (a caller's own start and an agent's for the same call exclude each
+// other), one per limit it checks (its number, its caller id, its agent),
+// and the global start lock when the global limit is on, as every start
+// counts toward it. They are sorted, so two starts take the locks they
+// share in the same order and cannot deadlock.
+func (db *DB) startLocks(callSID string, limits []store.Limit) []int64 {
+	keys := []int64{db.hashKey("call", callSID)}
+	for _, l := range limits {
+		switch {
+		case l.Max <= 0:
+		case l.Scope == store.LimitGlobal:
+			keys = append(keys, db.lockKey(lockStart))
+		default:
+			keys = append(keys, db.hashKey(string(l.Scope), l.Key))
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// hashKey is an advisory lock key for one thing of a kind in this store's
+// schema.
+func (db *DB) hashKey(kind, key string) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s\x00%s", db.nsp, kind, key)
+	return int64(h.Sum64())
 }
 
 // limitCount is the query (and its arguments) counting the verifications
