@@ -140,24 +140,9 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ivrd and runs it for ~15 s")
 	}
-	out := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"run", "--calls", "20", "--concurrency", "20", "--dashboards", "2", "--expiry", "6s",
-		"--decide-after", "1s-2s", "--key-alg", "ES256", "--json", out}
-	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep runReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := smokeRun(t, "--dashboards", "2", "--expiry", "6s", "--decide-after", "1s-2s", "--key-alg", "ES256")
 	L := rep.Losses
-	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerMissing != 0 || L.VerNotFinal != 0 {
-		t.Errorf("calls: got %+v, want 20 placed and no errors", L)
-	}
+	wantAllCalls(t, L)
 	if L.EventsStored == 0 || L.EventsMissing != 0 || L.DashDisconnects != 0 {
 		t.Errorf("events: %d stored, %d missing at dashboards, %d disconnects; want none missing", L.EventsStored, L.EventsMissing, L.DashDisconnects)
 	}
@@ -179,18 +164,13 @@ func TestSmokePingRESTFailing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ivrd and runs it for ~20 s")
 	}
-	out := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"run", "--calls", "20", "--concurrency", "20", "--dashboards", "1", "--expiry", "20s",
+	rep := smokeRun(t, "--dashboards", "1", "--expiry", "20s",
 		"--mix", "approve=80,decline=20,noanswer=0", "--decide-after", "1s-2s", "--key-alg", "ES256",
-		"--profile", "generic", "--mode", "ping", "--rest-fail", "--json", out}
-	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
-		t.Fatal(err)
-	}
-	var rep runReport
-	readReport(t, out, &rep)
+		"--profile", "generic", "--mode", "ping", "--rest-fail")
 	L := rep.Losses
-	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerNotFinal != 0 || L.EventsMissing != 0 {
-		t.Errorf("calls: got %+v, want 20 placed and nothing lost", L)
+	wantAllCalls(t, L)
+	if L.EventsMissing != 0 {
+		t.Errorf("%d events missing at the dashboard", L.EventsMissing)
 	}
 	if rep.PollToEar.N != 16 || rep.DeclinePollToEar.N != 4 {
 		t.Errorf("outcomes heard: %d approvals, %d declines; want 16 and 4", rep.PollToEar.N, rep.DeclinePollToEar.N)
@@ -213,18 +193,10 @@ func TestSmokePostgres(t *testing.T) {
 	}
 	dbURL := postgrestest.URL(t)
 	before := runSchemas(t, dbURL)
-	out := filepath.Join(t.TempDir(), "report.json")
-	args := []string{"run", "--calls", "20", "--concurrency", "20", "--dashboards", "4", "--expiry", "6s",
-		"--decide-after", "1s-2s", "--key-alg", "ES256", "--instances", "2", "--db", dbURL, "--json", out}
-	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
-		t.Fatal(err)
-	}
-	var rep runReport
-	readReport(t, out, &rep)
+	rep := smokeRun(t, "--dashboards", "4", "--expiry", "6s", "--decide-after", "1s-2s", "--key-alg", "ES256",
+		"--instances", "2", "--db", dbURL)
 	L := rep.Losses
-	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerMissing != 0 || L.VerNotFinal != 0 {
-		t.Errorf("calls: got %+v, want 20 placed and no errors", L)
-	}
+	wantAllCalls(t, L)
 	if L.EventsStored == 0 || L.EventsMissing != 0 || L.DashDisconnects != 0 {
 		t.Errorf("events: %d stored, %d missing at dashboards, %d disconnects; want none missing", L.EventsStored, L.EventsMissing, L.DashDisconnects)
 	}
@@ -266,6 +238,30 @@ func TestSmokePendingPostgres(t *testing.T) {
 	}
 	if rep.Steady.Polls == 0 || len(rep.Instances) != 2 {
 		t.Errorf("steady polls %d, instances %+v: want polls measured on two instances", rep.Steady.Polls, rep.Instances)
+	}
+}
+
+// smokeRun runs 20 calls, 20 at once, with the flags given, and returns the
+// report.
+func smokeRun(t *testing.T, flags ...string) runReport {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	args := append([]string{"run", "--calls", "20", "--concurrency", "20", "--json", out}, flags...)
+	if err := run(t.Context(), args, t.Output(), t.Output()); err != nil {
+		t.Fatal(err)
+	}
+	var rep runReport
+	readReport(t, out, &rep)
+	return rep
+}
+
+// wantAllCalls: the 20 calls were placed, each ended with the outcome its
+// user chose and reached an agent, and no verification is missing or
+// unfinished.
+func wantAllCalls(t *testing.T, L losses) {
+	t.Helper()
+	if L.CallsPlaced != 20 || L.CallErrors != 0 || L.NotEnqueued != 0 || L.WrongOutcome != 0 || L.VerMissing != 0 || L.VerNotFinal != 0 {
+		t.Errorf("calls: got %+v, want 20 placed and no errors", L)
 	}
 }
 
