@@ -180,7 +180,7 @@ func verifyOnce(ctx context.Context, client *ciba.Client, profile *ciba.Profile,
 	}
 	res.WordPair = ar.BindingMessage
 	fmt.Fprintf(progress, "Sent to %s for %s; waiting up to %s for the user to answer in %s.\n",
-		client.Issuer(), id.Masked(), time.Duration(ar.ExpiresIn)*time.Second, ivr.MethodName(in.Method, id.Country()))
+		client.Issuer(), id.Masked(), ar.ExpiresIn.Round(time.Second), ivr.MethodName(in.Method, id.Country()))
 	switch {
 	case ar.BindingMessage != "":
 		fmt.Fprintf(progress, "The user picks this word pair in the app: %s\n", ar.BindingMessage)
