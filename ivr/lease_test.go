@@ -24,7 +24,9 @@ func (sharedStore) Listen(ctx context.Context, deliver func(seqs []int64, resync
 	return nil
 }
 
-func (sharedStore) EventsBySeq(context.Context, []int64) ([]store.Event, error) { return nil, nil }
+func (sharedStore) LoadEvents(context.Context, []int64) (store.EventBatch, error) {
+	return store.EventBatch{}, nil
+}
 
 // slowStore is the store of an instance whose database is saturated: the
 // first time it stores an approval, that write and every claim of its

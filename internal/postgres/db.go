@@ -50,9 +50,12 @@ const channelPrefix = "ivr_events."
 
 // DB is the PostgreSQL store. It is safe for concurrent use.
 type DB struct {
-	pool    *pgxpool.Pool
-	nsp     int64  // the OID of the store's schema, the low half of the lock keys
-	channel string // the NOTIFY channel of the schema's events
+	pool *pgxpool.Pool
+	// feedPool serves LoadEvents alone: the relay's loads do not queue
+	// behind the writers of pool.
+	feedPool *pgxpool.Pool
+	nsp      int64  // the OID of the store's schema, the low half of the lock keys
+	channel  string // the NOTIFY channel of the schema's events
 
 	// done ends Listen calls when the store is closed.
 	done  context.Context
@@ -62,6 +65,9 @@ type DB struct {
 	// tests).
 	heartbeat, pingTimeout time.Duration
 }
+
+// feedConns is the size of the pool LoadEvents uses.
+const feedConns = 2
 
 // Open connects to the database at url (a postgres:// URL or key=value
 // connection string, as pgx reads them: pool_max_conns sets the pool size,
@@ -83,7 +89,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	db := &DB{pool: pool, heartbeat: listenHeartbeat, pingTimeout: listenPingTimeout}
+	fcfg := cfg.Copy()
+	fcfg.MaxConns, fcfg.MinConns = feedConns, 0
+	feedPool, err := pgxpool.NewWithConfig(ctx, fcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	db := &DB{pool: pool, feedPool: feedPool, heartbeat: listenHeartbeat, pingTimeout: listenPingTimeout}
 	db.done, db.close = context.WithCancel(context.Background())
 	if err := db.startUp(ctx); err != nil {
 		db.Close()
@@ -186,6 +199,7 @@ func migrateOne(ctx context.Context, conn *pgx.Conn, m store.Migration) error {
 func (db *DB) Close() error {
 	db.close()
 	db.pool.Close()
+	db.feedPool.Close()
 	return nil
 }
 

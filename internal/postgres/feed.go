@@ -150,14 +150,40 @@ func parseSeqs(payload string) []int64 {
 	return seqs
 }
 
-// EventsBySeq returns the events with those Seqs that exist, in Seq order.
-func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]store.Event, error) {
+// LoadEvents returns the events with those Seqs that exist, in Seq order,
+// with the calls they name and those calls' current verifications: three
+// statements in one round trip, on the feed's own pool (feedPool), so
+// that the relay does not wait behind writers for a connection of the
+// store's pool (BENCHMARKS.md, F8). Each statement reads its own snapshot;
+// an event committed meanwhile is delivered again with its own seq.
+func (db *DB) LoadEvents(ctx context.Context, seqs []int64) (store.EventBatch, error) {
+	out := store.EventBatch{Calls: map[string]*store.Call{}, Verifications: map[string]*store.Verification{}}
 	if len(seqs) == 0 {
-		return nil, nil
+		return out, nil
 	}
-	evs, err := scanEvents(db.pool.Query(ctx, qEventsBySeq, seqs))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: events by seq: %w", err)
+	var b pgx.Batch
+	b.Queue(qEventsBySeq, seqs).Query(func(rows pgx.Rows) (err error) {
+		out.Events, err = scanEvents(rows, nil)
+		return err
+	})
+	b.Queue(qBatchCalls, seqs).Query(func(rows pgx.Rows) error {
+		calls, err := scanCalls(rows, nil)
+		for _, c := range calls {
+			out.Calls[c.SID] = c
+		}
+		return err
+	})
+	b.Queue(qBatchVerifications, seqs).Query(func(rows pgx.Rows) error {
+		vs, err := pgx.AppendRows([]*store.Verification(nil), rows, func(row pgx.CollectableRow) (*store.Verification, error) {
+			return scanVerification(row)
+		})
+		for _, v := range vs {
+			out.Verifications[v.ID] = v
+		}
+		return err
+	})
+	if err := db.feedPool.SendBatch(ctx, &b).Close(); err != nil {
+		return store.EventBatch{}, fmt.Errorf("postgres: load events: %w", err)
 	}
-	return evs, nil
+	return out, nil
 }

@@ -131,26 +131,39 @@ func TestPing(t *testing.T) {
 	})
 }
 
-func TestEventsBySeq(t *testing.T) {
+// TestLoadEvents: the events asked for that exist, in seq order, with
+// the calls they name and those calls' current verifications.
+func TestLoadEvents(t *testing.T) {
 	db := postgrestest.Open(t)
+	c1 := storetest.NewCall("CA1", storetest.Epoch)
+	c1.VerificationID = "v1"
 	e1, e2 := storetest.NewEvent("CA1", "call_started", storetest.Epoch), storetest.NewEvent("CA1", "digits", storetest.At(time.Second))
-	storetest.MustCreateCall(t, db, storetest.NewCall("CA1", storetest.Epoch), e1, e2)
-	e3 := storetest.NewEvent("CA2", "other", storetest.At(2*time.Second))
+	storetest.MustCreateCall(t, db, c1, e1, e2)
+	storetest.MustCreateVerification(t, db, storetest.NewVerification("v0", "CA1", store.VerDeclined, storetest.At(time.Second)))
+	storetest.MustCreateVerification(t, db, storetest.NewVerification("v1", "CA1", store.VerPending, storetest.At(time.Second)))
+	storetest.MustCreateCall(t, db, storetest.NewCall("CA3", storetest.Epoch)) // named by no event asked for
+	e3 := storetest.NewEvent("CA2", "other", storetest.At(2*time.Second))      // a call purged since
 	if err := db.AppendEvent(t.Context(), e3); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.EventsBySeq(t.Context(), []int64{e3.Seq, 999_999, e1.Seq})
+	got, err := db.LoadEvents(t.Context(), []int64{e3.Seq, 999_999, e1.Seq})
 	if err != nil {
-		t.Fatalf("EventsBySeq: %v", err)
+		t.Fatalf("LoadEvents: %v", err)
 	}
 	want := []store.Event{*e1, *e3}
 	for i := range want {
 		want[i].At = storetest.UTC(want[i].At)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("EventsBySeq =\n%+v\nwant\n%+v (Seq order, missing ones left out)", got, want)
+	if !slices.Equal(got.Events, want) {
+		t.Errorf("LoadEvents events =\n%+v\nwant\n%+v (Seq order, missing ones left out)", got.Events, want)
 	}
-	if got, err := db.EventsBySeq(t.Context(), nil); err != nil || len(got) != 0 {
-		t.Errorf("EventsBySeq(none) = %v, %v; want nothing", got, err)
+	if len(got.Calls) != 1 || got.Calls["CA1"] == nil || got.Calls["CA1"].VerificationID != "v1" {
+		t.Errorf("LoadEvents calls = %v, want CA1 alone", got.Calls)
+	}
+	if len(got.Verifications) != 1 || got.Verifications["v1"] == nil || got.Verifications["v1"].Status != store.VerPending {
+		t.Errorf("LoadEvents verifications = %v, want CA1's current one, v1", got.Verifications)
+	}
+	if got, err := db.LoadEvents(t.Context(), nil); err != nil || len(got.Events) != 0 {
+		t.Errorf("LoadEvents(none) = %v, %v; want nothing", got, err)
 	}
 }

@@ -51,6 +51,11 @@ const (
 
 	qEvents      = `SELECT ` + eventColumns + ` FROM events WHERE call_sid = $1 ORDER BY seq`
 	qEventsBySeq = `SELECT ` + eventColumns + ` FROM events WHERE seq = ANY($1) ORDER BY seq`
+	// qBatchCalls and qBatchVerifications load the calls that the events
+	// $1 name and those calls' current verifications (LoadEvents).
+	qBatchCalls         = `SELECT ` + callColumns + ` FROM calls WHERE sid IN (SELECT call_sid FROM events WHERE seq = ANY($1))`
+	qBatchVerifications = `SELECT ` + verificationColumns + ` FROM verifications WHERE id IN (
+		SELECT verification_id FROM calls WHERE sid IN (SELECT call_sid FROM events WHERE seq = ANY($1)))`
 	// qInsertEvent stores an event and notifies its seq on channel $7.
 	qInsertEvent = `WITH e AS (INSERT INTO events (at, call_sid, verification_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq)
 		SELECT seq, pg_notify($7, seq::text)::text FROM e`

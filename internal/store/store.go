@@ -476,9 +476,20 @@ type EventFeed interface {
 	// dropped and came back), it calls deliver with resync true again. It
 	// returns when ctx ends.
 	Listen(ctx context.Context, deliver func(seqs []int64, resync bool)) error
-	// EventsBySeq returns the events with those Seqs that exist, in Seq
-	// order.
-	EventsBySeq(ctx context.Context, seqs []int64) ([]Event, error)
+	// LoadEvents returns the events with those Seqs that exist, in Seq
+	// order, with the calls they name and those calls' current
+	// verifications, on connections of the feed's own: a relay catching
+	// up after a burst does not queue behind the store's writers.
+	LoadEvents(ctx context.Context, seqs []int64) (EventBatch, error)
+}
+
+// EventBatch is what LoadEvents loads: events, and for each call they name
+// the call (by SID; absent if purged) and its current verification (by
+// ID; absent if it has none).
+type EventBatch struct {
+	Events        []Event
+	Calls         map[string]*Call
+	Verifications map[string]*Verification
 }
 
 // LoginFailures are the failed logins counted under one key.
