@@ -55,8 +55,7 @@ type Hub struct {
 	stopped bool
 	conns   sync.WaitGroup // reader and writer goroutines
 
-	sendBuffer int         // per client; tests may lower it
-	onClients  func(n int) // tests: called by Run when the client count changes
+	onClients func(n int) // tests: called by Run when the client count changes
 }
 
 // source is where Run (re)loads the calls a snapshot holds.
@@ -84,7 +83,6 @@ func NewHub(log *slog.Logger) *Hub {
 		sources:    make(chan source, 1),
 		resync:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
-		sendBuffer: sendBuffer,
 	}
 }
 
@@ -245,7 +243,7 @@ func (h *Hub) serve(ws *websocket.Conn, alive func() bool) {
 	h.conns.Add(2)
 	h.mu.Unlock()
 
-	c := &client{send: make(chan []byte, h.sendBuffer), ws: ws, alive: alive}
+	c := &client{send: make(chan []byte, sendBuffer), ws: ws, alive: alive}
 	select {
 	case h.register <- c:
 	case <-h.done:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -387,5 +386,3 @@ func saidAt(tr *virtualtwilio.Transcript, text string) time.Duration {
 	}
 	return -1
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -22,17 +22,16 @@ import (
 // profileInfo is what the tests expect of one of the auth0, transmit and
 // generic profiles.
 type profileInfo struct {
-	name                       string
-	issuer                     string
-	authorize, token, jwks     string // paths
-	modes, methods             []string
-	cp                         *ciba.Profile
-	approve, slow, decline     string // test users (Auth0: customer numbers)
-	noAnswer, manual           string
-	pending, denied            string // token error descriptions
-	expiredCode, expiredDesc   string // "" description: not checked
-	interval                   any    // bc-authorize interval member; nil = absent
-	firstPollAfter, approvedAt time.Duration
+	name                     string
+	issuer                   string
+	authorize, token, jwks   string // paths
+	modes, methods           []string
+	cp                       *ciba.Profile
+	approve, slow, decline   string // test users (Auth0: customer numbers)
+	noAnswer, manual         string
+	pending, denied          string // token error descriptions
+	expiredCode, expiredDesc string // "" description: not checked
+	interval                 any    // bc-authorize interval member; nil = absent
 }
 
 func auth0Info() profileInfo {
