@@ -81,6 +81,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -157,7 +158,10 @@ type Broker struct {
 	nextReqSwp  time.Time
 	outage      Outage
 	fetchClient *http.Client
-	observer    func(Exchange) // Observe
+
+	// observer is Observe's fn; atomic, so that serving a request does
+	// not take mu to learn whether anyone observes.
+	observer atomic.Pointer[func(Exchange)]
 
 	// ping notifications
 	notes    int  // sent

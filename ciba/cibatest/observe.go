@@ -35,19 +35,18 @@ type Exchange struct {
 // exchange, once answered, from the goroutine that served it. nil stops
 // observing.
 func (b *Broker) Observe(fn func(Exchange)) {
-	b.mu.Lock()
-	b.observer = fn
-	b.mu.Unlock()
+	if fn == nil {
+		b.observer.Store(nil)
+		return
+	}
+	b.observer.Store(&fn)
 }
 
 type arrivedKey struct{}
 
 // arrived marks r with its arrival time when someone observes.
 func (b *Broker) arrived(r *http.Request) *http.Request {
-	b.mu.Lock()
-	on := b.observer != nil
-	b.mu.Unlock()
-	if !on {
+	if b.observer.Load() == nil {
 		return r
 	}
 	return r.WithContext(context.WithValue(r.Context(), arrivedKey{}, time.Now()))
@@ -56,9 +55,7 @@ func (b *Broker) arrived(r *http.Request) *http.Request {
 // observed reports h's exchanges at endpoint to the observer.
 func (b *Broker) observed(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		fn := b.observer
-		b.mu.Unlock()
+		fn := b.observer.Load()
 		at, ok := r.Context().Value(arrivedKey{}).(time.Time)
 		if fn == nil || !ok {
 			h(w, r)
@@ -80,7 +77,7 @@ func (b *Broker) observed(endpoint string, h http.HandlerFunc) http.HandlerFunc 
 		if x.Status == 0 {
 			x.Status = http.StatusOK
 		}
-		fn(x)
+		(*fn)(x)
 	}
 }
 
