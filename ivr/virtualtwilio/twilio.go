@@ -220,17 +220,13 @@ func (cl *call) execute(ctx context.Context, doc *Response) (next, method string
 		if err := cl.checkHangUp(); err != nil {
 			return "", "", nil, err
 		}
-		switch v.Name {
-		case "Say":
-			cl.say(v)
-		case "Play":
-			cl.line("play", v.Text, "", "")
-		case "Pause":
-			n := intAttr(v, "length", 1)
-			cl.line("pause", strconv.Itoa(n)+"s", "", "")
-			if err := cl.wait(ctx, time.Duration(n)*time.Second); err != nil {
+		if played, err := cl.sound(ctx, v); played || err != nil {
+			if err != nil {
 				return "", "", nil, err
 			}
+			continue
+		}
+		switch v.Name {
 		case "Gather":
 			next, extra, err := cl.gather(ctx, v)
 			if err != nil || next != "" {
@@ -259,6 +255,27 @@ func (cl *call) execute(ctx context.Context, doc *Response) (next, method string
 	return "", "", nil, nil
 }
 
+// sound plays v if it is a verb that only makes the caller hear something
+// (Say, Play, Pause), at the top level or inside a Gather, and reports
+// whether it was one.
+func (cl *call) sound(ctx context.Context, v *Node) (bool, error) {
+	switch v.Name {
+	case "Say":
+		cl.say(v)
+	case "Play":
+		cl.line("play", v.Text, "", "")
+	case "Pause":
+		n := intAttr(v, "length", 1)
+		cl.line("pause", strconv.Itoa(n)+"s", "", "")
+		if err := cl.wait(ctx, time.Duration(n)*time.Second); err != nil {
+			return true, err
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 func (cl *call) say(v *Node) {
 	cl.line("say", v.Text, v.Attr("voice"), v.Attr("language"))
 	cl.heard = append(cl.heard, v.Text)
@@ -272,20 +289,15 @@ func (cl *call) gather(ctx context.Context, g *Node) (string, url.Values, error)
 		if err := cl.checkHangUp(); err != nil {
 			return "", nil, err
 		}
-		switch v.Name {
-		case "Say":
-			cl.say(v)
-			prompt = append(prompt, v.Text)
-		case "Play":
-			cl.line("play", v.Text, "", "")
-		case "Pause":
-			n := intAttr(v, "length", 1)
-			cl.line("pause", strconv.Itoa(n)+"s", "", "")
-			if err := cl.wait(ctx, time.Duration(n)*time.Second); err != nil {
-				return "", nil, err
-			}
-		default:
+		played, err := cl.sound(ctx, v)
+		if err != nil {
+			return "", nil, err
+		}
+		if !played {
 			return "", nil, fmt.Errorf("virtualtwilio: <%s> inside <Gather>", v.Name)
+		}
+		if v.Name == "Say" {
+			prompt = append(prompt, v.Text)
 		}
 	}
 	cl.line("gather", strings.Join(prompt, " "), "", "")
