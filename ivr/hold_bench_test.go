@@ -3,7 +3,6 @@ package ivr_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +18,6 @@ import (
 	"github.com/ivr/callerverify/internal/sqlite"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/virtualtwilio"
-	"github.com/twilio/twilio-go/client"
 )
 
 // pendingBroker answers every bc-authorize at once and every token request
@@ -140,29 +138,11 @@ func BenchmarkHoldLoop1000(b *testing.B) {
 }
 
 // BenchmarkBareTwiML is the floor for BenchmarkHoldLoop1000: the same
-// request to a bare net/http handler that checks the signature as the
-// service does (twilio-go's validator over the parsed form) and answers
-// fixed TwiML. Issue 13's bound: a hop at most 1.5× this.
+// request to virtualtwilio.Bare, a bare net/http handler that checks the
+// signature as the service does and answers fixed TwiML. Issue 13's bound: a hop at most 1.5× this.
 func BenchmarkBareTwiML(b *testing.B) {
 	const doc = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/twilio/hold?s=4&amp;a=1&amp;n=3" actionOnEmptyResult="true" input="dtmf" method="POST" numDigits="1" timeout="1"><Pause length="7"/></Gather><Redirect method="POST">/twilio/hold?s=4&amp;a=1&amp;n=3</Redirect></Response>`
-	v := client.NewRequestValidator(benchToken)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, "bad form", http.StatusBadRequest)
-			return
-		}
-		params := make(map[string]string, len(r.PostForm))
-		for k := range r.PostForm {
-			params[k] = r.PostForm.Get(k)
-		}
-		if !v.Validate("http://127.0.0.1:8080"+r.URL.RequestURI(), params, r.Header.Get("X-Twilio-Signature")) {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, doc)
-	})
+	h := virtualtwilio.Bare("http://127.0.0.1:8080", benchToken, doc)
 	// The parameters a hold hop carries (newHoldBench's form).
 	form := url.Values{"CallSid": {fmt.Sprintf("CA%032x", 1)}, "AccountSid": {accountSID}, "From": {"+46700000000"}, "To": {"+46812345678"}, "CallStatus": {"in-progress"}, "Digits": {""}}
 	target := "http://127.0.0.1:8080/twilio/hold?s=4&a=1&n=3"

@@ -17,14 +17,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
 
-// The baseline is a bare net/http Twilio responder: it checks the request's
-// X-Twilio-Signature as ivrd does (twilio-go's RequestValidator over the
-// parsed form) and answers a fixed hold document. It runs as its own process
+// The baseline is a bare net/http Twilio responder (virtualtwilio.Bare): it
+// checks the request's X-Twilio-Signature as ivrd does and answers a fixed
+// hold document. It runs as its own process
 // (ivrload re-executed as "ivrload bare"), so that its CPU is measured apart
 // from the load generator's, and it gets the same request pattern as ivrd:
 // every webhook the virtual Twilio sends ivrd is sent to it too, at the same
@@ -62,7 +60,7 @@ func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: bareHandler(base)}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: virtualtwilio.Bare(base, bareToken, holdTwiML)}
 	fmt.Fprintln(stdout, base)
 	go func() {
 		<-ctx.Done()
@@ -72,29 +70,6 @@ func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return nil
-}
-
-// bareHandler checks the signature against base + the request URI and
-// answers the hold document.
-func bareHandler(base string) http.Handler {
-	v := client.NewRequestValidator(bareToken)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, "bad form", http.StatusBadRequest)
-			return
-		}
-		params := make(map[string]string, len(r.PostForm))
-		for k, vs := range r.PostForm {
-			params[k] = vs[0]
-		}
-		if !v.Validate(base+r.URL.RequestURI(), params, r.Header.Get("X-Twilio-Signature")) {
-			http.Error(w, "bad signature", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Content-Type", "application/xml")
-		io.WriteString(w, holdTwiML)
-	})
 }
 
 // baseline is the running baseline process.

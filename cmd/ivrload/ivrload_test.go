@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // does, and the mirror sends it every webhook signed for its own URL.
 func TestBaselineChecksSignatures(t *testing.T) {
 	bare := httptest.NewUnstartedServer(nil)
-	bare.Config.Handler = bareHandler("http://" + bare.Listener.Addr().String())
+	bare.Config.Handler = virtualtwilio.Bare("http://"+bare.Listener.Addr().String(), bareToken, holdTwiML)
 	bare.Start()
 	defer bare.Close()
 	form := url.Values{"CallSid": {"CA00000000000000000000000000000001"}, "Digits": {"1"}}
