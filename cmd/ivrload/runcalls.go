@@ -220,24 +220,20 @@ func runCalls(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) erro
 	rep.Server.Cores = rep.Server.CPU.Seconds() / rep.Wall.Seconds()
 	rep.Server.LoadCPU = self1.CPU - self0.CPU
 	rep.RESTFailed = e.rest.failed.Load()
-	if mt, err := e.cl.scrape("ivr_hold_interrupts_total", "ivr_safety_net_outcomes_total"); err == nil {
+	if mt, err := e.cl.scrape("ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count",
+		"ivr_hold_interrupts_total", "ivr_safety_net_outcomes_total"); err == nil {
+		rep.ServerHoldP99, _ = histQuantile(mt, "ivr_webhook_duration_seconds", `route="/twilio/hold"`, .99)
 		rep.Interrupts = map[string]float64{}
 		for k, v := range mt {
 			switch {
-			case strings.Contains(k, `result="sent"`):
+			case strings.HasPrefix(k, "ivr_broker_request_duration_seconds_count") && strings.Contains(k, `result="slow_down"`):
+				rep.SlowDownMetric += v
+			case strings.HasPrefix(k, "ivr_hold_interrupts_total") && strings.Contains(k, `result="sent"`):
 				rep.Interrupts["sent"] += v
-			case strings.Contains(k, `result="failed"`):
+			case strings.HasPrefix(k, "ivr_hold_interrupts_total") && strings.Contains(k, `result="failed"`):
 				rep.Interrupts["failed"] += v
 			case strings.HasPrefix(k, "ivr_safety_net_outcomes_total"):
 				rep.Interrupts["safety_net"] += v
-			}
-		}
-	}
-	if mt, err := e.cl.scrape("ivr_webhook_duration_seconds", "ivr_broker_request_duration_seconds_count"); err == nil {
-		rep.ServerHoldP99, _ = histQuantile(mt, "ivr_webhook_duration_seconds", `route="/twilio/hold"`, .99)
-		for k, v := range mt {
-			if strings.Contains(k, `result="slow_down"`) {
-				rep.SlowDownMetric += v
 			}
 		}
 	}
