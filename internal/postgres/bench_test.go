@@ -46,7 +46,12 @@ func BenchmarkClaimDue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := seed.Exec(b.Context(), "ANALYZE verifications"); err != nil {
+	_, err := seed.Exec(b.Context(), `INSERT INTO poll_queue (id, due_at)
+		SELECT id, next_poll_at FROM verifications WHERE status = $1`, string(store.VerPending))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := seed.Exec(b.Context(), "ANALYZE verifications, poll_queue"); err != nil {
 		b.Fatal(err)
 	}
 	if n, err := db.InFlight(b.Context()); err != nil || n != rows {

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ivr/callerverify/internal/postgres"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
@@ -48,5 +49,34 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	}
 	if _, err := db.Import(t.Context(), []postgres.Table{calls}); !errors.Is(err, postgres.ErrNotEmpty) {
 		t.Errorf("a second import = %v, want ErrNotEmpty", err)
+	}
+}
+
+// TestImportQueuesTheVerificationsInFlight: an imported verification that
+// is still pending is polled after the move, one that is done is not.
+func TestImportQueuesTheVerificationsInFlight(t *testing.T) {
+	db := postgrestest.Open(t)
+	const due = int64(1767225600000)
+	vs := postgres.Table{
+		Name:    "verifications",
+		Columns: []string{"id", "call_sid", "status", "interval_ms", "next_poll_at"},
+		Rows: rows(
+			[]any{"v-pending", "CA1", string(store.VerPending), int64(5000), due},
+			[]any{"v-done", "CA2", string(store.VerApproved), int64(5000), due},
+		),
+	}
+	if _, err := db.Import(t.Context(), []postgres.Table{vs}); err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if n, err := db.InFlight(t.Context()); err != nil || n != 1 {
+		t.Errorf("InFlight = %d, %v; want 1", n, err)
+	}
+	now := time.UnixMilli(due)
+	if next, ok, err := db.NextDue(t.Context(), now); err != nil || !ok || !next.Equal(now) {
+		t.Errorf("NextDue = %v, %t, %v; want %v", next, ok, err, now)
+	}
+	claimed, err := db.ClaimDue(t.Context(), "poller-1", now, 8*time.Second, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != "v-pending" {
+		t.Errorf("ClaimDue = %v, %v; want v-pending only", claimed, err)
 	}
 }

@@ -17,9 +17,7 @@ const (
 
 	eventColumns = `seq, at, call_sid, verification_id, kind, actor, detail`
 
-	// inFlight is the condition of the partial indexes verifications_due
-	// and verifications_leased; the poller's queries repeat it word for
-	// word so that the planner proves they may use them.
+	// inFlight is the statuses of a verification that has a poll_queue row.
 	inFlight = `status IN ('starting', 'pending')`
 
 	qPing       = `SELECT count(*) FROM schema_migrations`
@@ -70,6 +68,8 @@ const (
 			SELECT ARRAY(SELECT sid FROM calls WHERE ended_at > '-infinity' AND ended_at < $1
 				ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS sids),
 		gone_events AS (DELETE FROM events WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
+		gone_polls AS (DELETE FROM poll_queue WHERE id IN (
+			SELECT id FROM verifications WHERE call_sid = ANY((SELECT sids FROM batch)::text[]))),
 		gone_verifications AS (DELETE FROM verifications WHERE call_sid = ANY((SELECT sids FROM batch)::text[])),
 		gone AS (DELETE FROM calls WHERE sid = ANY((SELECT sids FROM batch)::text[]) RETURNING 1)
 		SELECT count(*) FROM gone`
@@ -103,29 +103,48 @@ const (
 	qCountByCaller    = `SELECT count(*) FROM verifications WHERE caller = $1 AND caller <> '' AND initiator = 'caller' AND created_at >= $2`
 	qCountByInitiator = `SELECT count(*) FROM verifications WHERE initiator = $1 AND created_at >= $2`
 	qCountAll         = `SELECT count(*) FROM verifications WHERE created_at >= $1`
+	// qQueuePoll puts verification $1 in the poller's queue, due at $2
+	// (its next poll: a write ends the lease), or moves it there;
+	// qUnqueuePoll takes a verification that is done out of it. A write
+	// changes the queue before the verification, as qClaimDue does, so
+	// that the two lock the rows they share in the same order.
+	qQueuePoll = `INSERT INTO poll_queue (id, due_at) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at`
+	qUnqueuePoll = `DELETE FROM poll_queue WHERE id = $1`
+	// qQueueImported queues the verifications in flight that Import copied
+	// (and moves none already queued).
+	qQueueImported = `INSERT INTO poll_queue (id, due_at)
+		SELECT id, greatest(next_poll_at, lease_until) FROM verifications WHERE ` + inFlight + `
+		ON CONFLICT (id) DO NOTHING`
 	// qClaimDue leases the due rows: $1 owner, $2 now, $3 lease in ms, $4
-	// limit. FOR UPDATE SKIP LOCKED passes over rows another ClaimDue is
-	// leasing right now, and re-checks a row whose lease another committed
-	// since this statement began, so that no two claims share a row. The
-	// due ids are collected first (an array, not IN (SELECT …), which the
-	// planner may turn into a hash join over the whole table) and the rows
-	// then updated by primary key.
-	qClaimDue = `UPDATE verifications SET lease_owner = $1,
-			lease_until = $2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond',
-			version = version + 1
-		WHERE id = ANY(ARRAY(SELECT id FROM verifications
-			WHERE ` + inFlight + ` AND next_poll_at <= $2 AND lease_until <= $2
-			ORDER BY next_poll_at, id LIMIT $4
-			FOR UPDATE SKIP LOCKED))
-		RETURNING ` + verificationColumns
-	// qNextDue is the earliest next poll of the rows not leased at $1
-	// (walking verifications_due in order to the first such row) or the
-	// earliest lease end after $1 (verifications_leased), whichever comes
-	// first; NULL when neither exists.
-	qNextDue = `SELECT least(
-		(SELECT min(next_poll_at) FROM verifications WHERE ` + inFlight + ` AND lease_until <= $1),
-		(SELECT min(lease_until) FROM verifications WHERE lease_until > '-infinity' AND ` + inFlight + ` AND lease_until > $1))`
-	qInFlight = `SELECT count(*) FROM verifications WHERE ` + inFlight
+	// limit. The due rows are read from poll_queue in due order; FOR
+	// UPDATE SKIP LOCKED passes over rows another ClaimDue is leasing right
+	// now (or a write is moving), and re-checks a row whose due time
+	// another claim moved since this statement began, so that no two claims
+	// share a row. The lease is stored in the verification (columns no index
+	// covers: the update is HOT) and as the queue row's due time (a claim
+	// that is not followed by a write lets another poller claim the row
+	// when the lease ends). The due ids are collected first (an array, not
+	// IN (SELECT …), which the planner may turn into a hash join over the
+	// whole table) and the verifications then updated by primary key.
+	qClaimDue = `WITH due AS (
+			SELECT id FROM poll_queue WHERE due_at <= $2
+			ORDER BY due_at, id LIMIT $4
+			FOR UPDATE SKIP LOCKED),
+		leased AS (
+			UPDATE verifications SET lease_owner = $1,
+				lease_until = $2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond',
+				version = version + 1
+			WHERE id = ANY(ARRAY(SELECT id FROM due)) AND ` + inFlight + `
+			RETURNING ` + verificationColumns + `),
+		queued AS (
+			UPDATE poll_queue q SET due_at = leased.lease_until FROM leased WHERE q.id = leased.id)
+		SELECT * FROM leased`
+	// qNextDue is the earliest time a poller may claim a verification: the
+	// next poll of one not leased or the end of a lease, whichever comes
+	// first; NULL when nothing is in flight.
+	qNextDue  = `SELECT min(due_at) FROM poll_queue`
+	qInFlight = `SELECT count(*) FROM poll_queue`
 
 	qAgent               = `SELECT name, password_hash, created_at FROM agents WHERE name = $1`
 	qAgents              = `SELECT name, password_hash, created_at FROM agents ORDER BY name COLLATE "C"`

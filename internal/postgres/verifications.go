@@ -59,6 +59,9 @@ func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Ver
 			})
 		}
 		b.Queue(qInsertVerification, verificationArgs(v)...)
+		if !v.Status.Done() {
+			b.Queue(qQueuePoll, v.ID, stamp(v.NextPollAt))
+		}
 		return nil
 	}, events)
 	if isUnique(err) {
@@ -146,6 +149,11 @@ func (db *DB) Verification(ctx context.Context, id string) (*store.Verification,
 // store.ErrNotFound; either way nothing changes.
 func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, events ...*store.Event) error {
 	err := db.write(ctx, func(b *pgx.Batch) error {
+		if v.Status.Done() {
+			b.Queue(qUnqueuePoll, v.ID)
+		} else {
+			b.Queue(qQueuePoll, v.ID, stamp(v.NextPollAt))
+		}
 		b.Queue(qUpdateVerification, verificationArgs(v)...).QueryRow(versionCheck)
 		return nil
 	}, events)
@@ -171,10 +179,12 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 }
 
 // NextDue is the earliest NextPollAt of the in-flight verifications not
-// leased at now, or the earliest lease end if sooner.
-func (db *DB) NextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+// leased, or the earliest lease end if sooner: the earliest due time in
+// poll_queue, which holds one or the other for each. A time before now
+// means due now, as it does for every store.
+func (db *DB) NextDue(ctx context.Context, _ time.Time) (time.Time, bool, error) {
 	var next pgtype.Timestamptz
-	if err := db.pool.QueryRow(ctx, qNextDue, stamp(now)).Scan(&next); err != nil {
+	if err := db.pool.QueryRow(ctx, qNextDue).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next due: %w", err)
 	}
 	if !next.Valid {

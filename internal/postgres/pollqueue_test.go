@@ -1,0 +1,63 @@
+package postgres_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ivr/callerverify/internal/postgres/postgrestest"
+	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
+)
+
+// TestPollsLeaveTheVerificationIndexesAlone is F12 of BENCHMARKS.md: a
+// poll (a claim, then the answer stored) must not write new entries into
+// the indexes of verifications, as it did when the due time and the lease
+// were indexed columns there (two non-HOT updates of the wide row a poll,
+// each an entry in all eight indexes). 100 verifications polled 20 times
+// grew those indexes by 22 pages (from 15) then; updates that PostgreSQL can make
+// in place (HOT) leave them as they are.
+func TestPollsLeaveTheVerificationIndexesAlone(t *testing.T) {
+	url := postgrestest.Schema(t, postgrestest.URL(t))
+	db := postgrestest.OpenURL(t, url)
+	conn := connect(t, url)
+	const n, rounds = 100, 20
+	for i := range n {
+		id := fmt.Sprintf("v%03d", i)
+		storetest.MustCreateVerification(t, db, storetest.NewVerification(id, "CA"+id, store.VerPending, storetest.Epoch))
+	}
+	indexPages := func() int64 {
+		t.Helper()
+		var bytes int64
+		if err := conn.QueryRow(t.Context(), `SELECT pg_indexes_size('verifications')`).Scan(&bytes); err != nil {
+			t.Fatalf("index size: %v", err)
+		}
+		return bytes / 8192
+	}
+	before := indexPages()
+	now := storetest.Epoch
+	for round := range rounds {
+		vs, err := db.ClaimDue(t.Context(), "poller-1", now, 8*time.Second, 2*n)
+		if err != nil || len(vs) != n {
+			t.Fatalf("round %d: ClaimDue = %d verifications, %v; want %d", round, len(vs), err, n)
+		}
+		for _, v := range vs {
+			v.Polls++
+			v.Pending, v.UpdatedAt, v.NextPollAt = "outstandingTransaction", now, now.Add(v.Interval)
+			if err := db.UpdateVerification(t.Context(), v); err != nil {
+				t.Fatalf("round %d: UpdateVerification(%s): %v", round, v.ID, err)
+			}
+		}
+		now = now.Add(5 * time.Second)
+	}
+	// A few updates may find no room on their page (pruning waits for
+	// transactions of other tests on the server): one page per index is
+	// slack for those, far below what rewriting every index costs.
+	const indexes = 6
+	if grew := indexPages() - before; grew > indexes {
+		t.Errorf("%d polls grew the indexes of verifications by %d pages (from %d); want at most %d", n*rounds, grew, before, indexes)
+	}
+	if got, err := db.InFlight(t.Context()); err != nil || got != n {
+		t.Errorf("InFlight = %d, %v; want %d", got, err, n)
+	}
+}
