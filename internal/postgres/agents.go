@@ -161,11 +161,10 @@ func (db *DB) AddLoginFailure(ctx context.Context, keys []string, since, now tim
 	if len(keys) == 0 {
 		return nil
 	}
-	err := db.write(ctx, func(b *pgx.Batch) error {
+	err := db.writeAtOnce(ctx, func(b *pgx.Batch) {
 		for _, k := range keys {
 			b.Queue(qAddLoginFailure, k, stamp(since), stamp(now))
 		}
-		return nil
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("postgres: add login failure: %w", err)

@@ -58,12 +58,11 @@ func (db *DB) Call(ctx context.Context, sid string) (*store.Call, error) {
 // store.ErrConflict, a missing call store.ErrNotFound; either way nothing
 // changes.
 func (db *DB) UpdateCall(ctx context.Context, c *store.Call, events ...*store.Event) error {
-	err := db.write(ctx, func(b *pgx.Batch) error {
-		b.Queue(qUpdateCall, updateCallArgs(c)...).QueryRow(versionCheck)
-		return nil
+	err := db.writeAtOnce(ctx, func(b *pgx.Batch) {
+		b.Queue(qUpdateCall, updateCallArgs(c)...)
 	}, events)
 	if err != nil {
-		return fmt.Errorf("postgres: update call: %w", err)
+		return fmt.Errorf("postgres: update call: %w", versionError(err))
 	}
 	c.Version++
 	return nil
@@ -77,21 +76,16 @@ func updateCallArgs(c *store.Call) []any {
 		c.SID, c.Version, string(c.Identify)}
 }
 
-// versionCheck reads the answer of a versioned update (qUpdateCall,
-// qUpdateVerification): nil when it updated the row, store.ErrConflict
-// when the row exists with another version, store.ErrNotFound when not.
-func versionCheck(row pgx.Row) error {
-	var updated, exists bool
-	if err := row.Scan(&updated, &exists); err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
-	switch {
-	case updated:
-		return nil
-	case exists:
+// versionError is err with the failures of ivr_versioned as the store's
+// errors: store.ErrConflict, store.ErrNotFound.
+func versionError(err error) error {
+	switch pgCode(err) {
+	case versionConflict:
 		return store.ErrConflict
+	case versionNotFound:
+		return store.ErrNotFound
 	}
-	return store.ErrNotFound
+	return err
 }
 
 // Calls lists calls. With f.Live, the calls that have not ended, newest first;
@@ -182,7 +176,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *store.Event) error {
 	if e == nil {
 		return errors.New("postgres: append event: nil event")
 	}
-	if err := db.write(ctx, nil, []*store.Event{e}); err != nil {
+	if err := db.writeAtOnce(ctx, nil, []*store.Event{e}); err != nil {
 		return fmt.Errorf("postgres: append event: %w", err)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
@@ -64,6 +65,10 @@ type DB struct {
 	// Listen's heartbeat (listenHeartbeat, listenPingTimeout; shorter in
 	// tests).
 	heartbeat, pingTimeout time.Duration
+
+	// vacuumedAt is when ClaimDue last vacuumed the poller's queue (unix
+	// nanoseconds).
+	vacuumedAt atomic.Int64
 }
 
 // feedConns is the size of the pool LoadEvents uses.
@@ -215,9 +220,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	if n == 0 {
 		return errors.New("postgres: ping: no migrations applied")
 	}
-	err := db.write(ctx, func(b *pgx.Batch) error {
+	err := db.writeAtOnce(ctx, func(b *pgx.Batch) {
 		b.Queue(qWriteProbe, stamp(time.Now()))
-		return nil
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("postgres: ping: write: %w", err)
@@ -227,10 +231,11 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // write sends, in one round trip, the begin of a transaction, the
 // statements queue puts in b (their callbacks check what they did) and
-// the inserts of events; then, when no statement or callback failed, it
-// notifies the events' Seqs on the store's channel (delivered at commit)
-// and commits. Seq is set on the events only once the commit succeeded,
-// so a failed write leaves the caller's values untouched.
+// the inserts of events, which notify their Seqs on the store's channel
+// (delivered at commit); then, when no statement or callback failed, it
+// commits. Seq is set on the events only once the commit succeeded, so a
+// failed write leaves the caller's values untouched. A batch that no
+// callback checks goes through writeAtOnce, one round trip.
 func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events []*store.Event) error {
 	var b pgx.Batch
 	b.BeginTx(pgx.TxOptions{})
@@ -239,17 +244,7 @@ func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events 
 			return err
 		}
 	}
-	seqs := make([]int64, len(events))
-	for i, e := range events {
-		if e == nil {
-			continue
-		}
-		// Each event is announced in the statement that stores it, so
-		// that a write is one round trip and its commit; PostgreSQL
-		// delivers the notifications at commit, in order.
-		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail, db.channel).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i], nil) })
-	}
+	seqs := db.queueEvents(&b, events)
 	br := db.pool.SendBatch(ctx, &b)
 	tx := br.Tx()
 	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op once committed
@@ -259,12 +254,50 @@ func (db *DB) write(ctx context.Context, queue func(b *pgx.Batch) error, events 
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	setSeqs(events, seqs)
+	return nil
+}
+
+// writeAtOnce is write for a batch that no callback checks: every failure
+// is the server's (a constraint, ivr_versioned). The batch is sent without
+// BEGIN or COMMIT, so the server runs it as one implicit transaction that
+// an error anywhere undoes: the write is one round trip where write's is
+// two. Seq is set on the events once it succeeded.
+func (db *DB) writeAtOnce(ctx context.Context, queue func(b *pgx.Batch), events []*store.Event) error {
+	var b pgx.Batch
+	if queue != nil {
+		queue(&b)
+	}
+	seqs := db.queueEvents(&b, events)
+	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	setSeqs(events, seqs)
+	return nil
+}
+
+// queueEvents queues the inserts of events, each announcing itself in the
+// statement that stores it, so that PostgreSQL delivers the notifications
+// at commit, in order. The Seqs land in the slice it returns.
+func (db *DB) queueEvents(b *pgx.Batch, events []*store.Event) []int64 {
+	seqs := make([]int64, len(events))
+	for i, e := range events {
+		if e == nil {
+			continue
+		}
+		b.Queue(qInsertEvent, stamp(e.At), e.CallSID, e.VerificationID, string(e.Kind), e.Actor, e.Detail, db.channel).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&seqs[i], nil) })
+	}
+	return seqs
+}
+
+// setSeqs gives the events the Seqs their inserts returned.
+func setSeqs(events []*store.Event, seqs []int64) {
 	for i, e := range events {
 		if e != nil {
 			e.Seq = seqs[i]
 		}
 	}
-	return nil
 }
 
 // stamp is a time as the store keeps it: UTC at millisecond precision,
@@ -310,6 +343,8 @@ func pgCode(err error) string {
 const (
 	uniqueViolation     = "23505"
 	foreignKeyViolation = "23503"
+	versionConflict     = "IV409" // ivr_versioned
+	versionNotFound     = "IV404"
 )
 
 func isUnique(err error) bool     { return pgCode(err) == uniqueViolation }

@@ -57,6 +57,12 @@ func TestPollsLeaveTheVerificationIndexesAlone(t *testing.T) {
 	if grew := indexPages() - before; grew > indexes {
 		t.Errorf("%d polls grew the indexes of verifications by %d pages (from %d); want at most %d", n*rounds, grew, before, indexes)
 	}
+	// The pollers vacuum the queue themselves (the first claim did).
+	var vacuums int64
+	err := conn.QueryRow(t.Context(), `SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'poll_queue'::regclass`).Scan(&vacuums)
+	if err != nil || vacuums == 0 {
+		t.Errorf("poll_queue vacuumed %d times (%v); want the claims to have vacuumed it", vacuums, err)
+	}
 	if got, err := db.InFlight(t.Context()); err != nil || got != n {
 		t.Errorf("InFlight = %d, %v; want %d", got, err, n)
 	}

@@ -35,8 +35,8 @@ const (
 	qInsertCall = `INSERT INTO calls (` + callColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (sid) DO NOTHING`
-	// qUpdateCall stores a call if its version is $17 and says whether it
-	// did and whether the call exists (a conflict), in one statement.
+	// qUpdateCall stores a call if its version is $17, or fails (a
+	// conflict, or no such call: ivr_versioned), in one statement.
 	qUpdateCall = `WITH updated AS (
 		UPDATE calls SET
 			from_number = $1, to_number = $2, language = $3, state = $4, step = $5, last_twiml = $6,
@@ -45,7 +45,7 @@ const (
 			created_at = $13, updated_at = $14, ended_at = $15, version = version + 1, identify = $18
 		WHERE sid = $16 AND version = $17
 		RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM calls WHERE sid = $16)`
+		SELECT ivr_versioned(EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM calls WHERE sid = $16))`
 
 	qEvents      = `SELECT ` + eventColumns + ` FROM events WHERE call_sid = $1 ORDER BY seq`
 	qEventsBySeq = `SELECT ` + eventColumns + ` FROM events WHERE seq = ANY($1) ORDER BY seq`
@@ -74,15 +74,18 @@ const (
 		gone AS (DELETE FROM calls WHERE sid = ANY((SELECT sids FROM batch)::text[]) RETURNING 1)
 		SELECT count(*) FROM gone`
 	qTryLock = `SELECT pg_try_advisory_xact_lock($1)`
-	qLock    = `SELECT pg_advisory_xact_lock($1)`
+	// qLazyCommit, first in a write, lets its commit return before its WAL
+	// is on disk (it is there within a few hundred milliseconds).
+	qLazyCommit = `SET LOCAL synchronous_commit = off`
+	qLock       = `SELECT pg_advisory_xact_lock($1)`
 
 	qVerification       = `SELECT ` + verificationColumns + ` FROM verifications WHERE id = $1`
 	qInsertVerification = `INSERT INTO verifications (` + verificationColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
 			$21, $22, $23, $24, $25, $26, $27, '', '-infinity', $28, $29, $30, $31)`
-	// qUpdateVerification stores a verification if its version is $27,
-	// ends its lease, and says whether it did and whether the verification
-	// exists (a conflict).
+	// qUpdateVerification stores a verification if its version is $27 and
+	// ends its lease, or fails (a conflict, or no such verification:
+	// ivr_versioned).
 	qUpdateVerification = `WITH updated AS (
 		UPDATE verifications SET
 			call_sid = $2, country = $3, sealed_id = $4, masked_id = $5, id_hash = $6, caller = $7,
@@ -94,7 +97,7 @@ const (
 			method = $28, id_kind = $29, notify_hash = $30, notified_at = $31
 		WHERE id = $1 AND version = $27
 		RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM verifications WHERE id = $1)`
+		SELECT ivr_versioned(EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM verifications WHERE id = $1))`
 	qCallInFlight = `SELECT EXISTS (SELECT 1 FROM verifications WHERE call_sid = $1 AND ` + inFlight + `)`
 	// The rate-limit counts, one per store.LimitScope: each reads one index
 	// (verifications_id_hash, _caller, _initiator, _created) over the window
@@ -103,13 +106,14 @@ const (
 	qCountByCaller    = `SELECT count(*) FROM verifications WHERE caller = $1 AND caller <> '' AND initiator = 'caller' AND created_at >= $2`
 	qCountByInitiator = `SELECT count(*) FROM verifications WHERE initiator = $1 AND created_at >= $2`
 	qCountAll         = `SELECT count(*) FROM verifications WHERE created_at >= $1`
-	// qQueuePoll puts verification $1 in the poller's queue, due at $2
-	// (its next poll: a write ends the lease), or moves it there;
-	// qUnqueuePoll takes a verification that is done out of it. A write
-	// changes the queue before the verification, as qClaimDue does, so
-	// that the two lock the rows they share in the same order.
-	qQueuePoll = `INSERT INTO poll_queue (id, due_at) VALUES ($1, $2)
-		ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at`
+	// qQueuePoll puts a verification that starts in the poller's queue,
+	// due at its first poll; qRequeuePoll moves one in flight to its next
+	// poll (a write ends the lease), and qUnqueuePoll takes one that is
+	// done out. A write changes the queue before the verification, as
+	// qClaimDue does, so that the two lock the rows they share in the same
+	// order.
+	qQueuePoll   = `INSERT INTO poll_queue (id, due_at) VALUES ($1, $2)`
+	qRequeuePoll = `UPDATE poll_queue SET due_at = $2 WHERE id = $1`
 	qUnqueuePoll = `DELETE FROM poll_queue WHERE id = $1`
 	// qQueueImported queues the verifications in flight that Import copied
 	// (and moves none already queued).
@@ -143,8 +147,11 @@ const (
 	// qNextDue is the earliest time a poller may claim a verification: the
 	// next poll of one not leased or the end of a lease, whichever comes
 	// first; NULL when nothing is in flight.
-	qNextDue  = `SELECT min(due_at) FROM poll_queue`
-	qInFlight = `SELECT count(*) FROM poll_queue`
+	qNextDue = `SELECT min(due_at) FROM poll_queue`
+	// qVacuumQueue removes the dead rows and index entries the polls leave
+	// in poll_queue (vacuumQueue).
+	qVacuumQueue = `VACUUM (SKIP_LOCKED) poll_queue`
+	qInFlight    = `SELECT count(*) FROM poll_queue`
 
 	qAgent               = `SELECT name, password_hash, created_at FROM agents WHERE name = $1`
 	qAgents              = `SELECT name, password_hash, created_at FROM agents ORDER BY name COLLATE "C"`

@@ -335,6 +335,12 @@ type Store interface {
 	// ErrConflict.
 	StartVerification(ctx context.Context, c *Call, v *Verification, limits []Limit, events ...*Event) (overridden []Limit, err error)
 	Verification(ctx context.Context, id string) (*Verification, error)
+	// UpdateVerification stores v if the stored version equals v.Version,
+	// with events, ends its lease and increments v.Version. An update
+	// without events is the poller's bookkeeping (the next poll, a count):
+	// a store may make it durable lazily, as sqlite's synchronous=NORMAL
+	// does every commit, so that a crash of the database may lose the last
+	// of those, never one that came with an event.
 	UpdateVerification(ctx context.Context, v *Verification, events ...*Event) error
 	// ClaimDue leases to owner up to DueLimit(limit) verifications that are
 	// due: in VerStarting or VerPending, NextPollAt at or before now, and not
