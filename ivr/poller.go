@@ -29,6 +29,19 @@ const (
 // next poll by at most this long.
 const pollLease = tokenCallTimeout + 3*time.Second
 
+// callCheckPolls: every this many polls of a verification (and before the
+// first), the poller checks that its call has not ended behind its back,
+// a read of the call. The hang-up cancels the verification itself; this
+// only catches a cancel that was lost, within a few polls, without a read
+// per poll.
+const callCheckPolls = 4
+
+// claimBatch is the most free poll slots the poller waits for before it
+// claims again while polls are in flight (fewer when the concurrency is
+// small): at 2,000 polls a second a batch of 16 frees up in a few
+// milliseconds, and the store sees one claim where it saw sixteen.
+const claimBatch = 16
+
 // sharedIdle bounds the poller's sleep on a store shared by several
 // instances: a verification another instance created, or one whose lease
 // a dead instance held, is then picked up within this long.
@@ -54,6 +67,10 @@ func (s *Service) Run(ctx context.Context) error {
 		// claimed again but not polled twice here.
 		mu      sync.Mutex
 		polling = map[string]bool{}
+		// batch is the fewest free slots worth a claim while polls are in
+		// flight: at full concurrency, a claim per finished poll would be
+		// a round trip and a commit per poll more.
+		batch = max(1, min(claimBatch, cap(slots)/8))
 	)
 	defer wg.Wait()
 	if s.feed != nil {
@@ -71,8 +88,17 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		// Claim no more than can be polled now: a claimed row's lease
-		// runs while it waits for a slot.
-		if free := cap(slots) - len(slots); free > 0 {
+		// runs while it waits for a slot. While polls are in flight, wait
+		// until a batch of slots is free: each poll that finishes kicks.
+		free := cap(slots) - len(slots)
+		if free < batch && free < cap(slots) {
+			select {
+			case <-ctx.Done():
+			case <-kick:
+			}
+			continue
+		}
+		if free > 0 {
 			due, err := s.store.ClaimDue(ctx, s.owner, s.now(), pollLease, free)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -186,9 +212,10 @@ func (s *Service) poll(ctx context.Context, v *store.Verification) bool {
 		} else {
 			f = s.ending(store.VerExpired, "no answer before expiry", now)
 		}
-	case s.callEnded(ctx, v.CallSID):
-		// The hang-up was missed (a status callback lost while we were
-		// down): stop polling for a call nobody is on.
+	case v.Polls%callCheckPolls == 0 && s.callEnded(ctx, v.CallSID):
+		// The hang-up's cancel was lost (the call was ended but its
+		// verification not, a crash between the two writes): stop
+		// polling for a call nobody is on.
 		f = s.ending(store.VerCancelled, "call ended", now)
 	default:
 		tctx, cancel := context.WithTimeout(ctx, tokenCallTimeout)
