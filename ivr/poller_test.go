@@ -13,6 +13,7 @@ import (
 	"github.com/ivr/callerverify/ciba"
 	"github.com/ivr/callerverify/ciba/cibatest"
 	"github.com/ivr/callerverify/internal/store"
+	"github.com/ivr/callerverify/internal/store/storetest"
 	"github.com/ivr/callerverify/ivr"
 	"github.com/ivr/callerverify/ivr/virtualtwilio"
 )
@@ -314,5 +315,57 @@ func BenchmarkHoldHop(b *testing.B) {
 		if code, _ := e.post(path, p); code != 200 {
 			b.Fatal(code)
 		}
+	}
+}
+
+// TestLostCancelStopsPolling: when an instance dies between ending a call
+// and cancelling its verification, the poller finds the call ended (it
+// reads it before a verification's first poll and every few after) and
+// cancels the verification instead of polling for a caller who is gone.
+func TestLostCancelStopsPolling(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		polls     int // the verification's polls when the call ended
+		maxTokens int // token requests before the cancel, at most
+	}{
+		{"before the first poll", 0, 0},
+		{"between checks", 1, 3},
+		{"at a check", 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := &scriptedBroker{}
+				e := newEnv(t)
+				e.stop()
+				e.auth = b
+				now := time.Now()
+				c := storetest.NewCall("CA-lost-cancel", now.Add(-time.Minute))
+				c.State, c.EndedAt, c.UpdatedAt = store.CallEnded, now, now
+				if _, err := e.db.CreateCall(t.Context(), c); err != nil {
+					t.Fatal(err)
+				}
+				v := storetest.NewVerification("ver-lost-cancel", c.SID, store.VerPending, now)
+				v.CreatedAt, v.ExpiresAt, v.Polls = now.Add(-time.Minute), now.Add(2*time.Minute), tc.polls
+				if _, err := e.db.StartVerification(t.Context(), nil, v, nil); err != nil {
+					t.Fatal(err)
+				}
+				e.start()
+				<-time.After(time.Minute) // fake time: a few checks' worth of polls
+				synctest.Wait()
+				got, err := e.db.Verification(t.Context(), v.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Status != store.VerCancelled || got.Error != "call ended" {
+					t.Errorf("verification %s (%q), want cancelled: call ended", got.Status, got.Error)
+				}
+				b.mu.Lock()
+				tokens := len(b.calls)
+				b.mu.Unlock()
+				if tokens > tc.maxTokens {
+					t.Errorf("%d token requests for a call that had ended, want at most %d", tokens, tc.maxTokens)
+				}
+			})
+		})
 	}
 }
