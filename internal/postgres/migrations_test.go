@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ivr/callerverify/internal/postgres"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
@@ -120,4 +122,56 @@ func withParam(url, key, value string) string {
 		return url + "&" + key + "=" + value
 	}
 	return url + "?" + key + "=" + value
+}
+
+// TestUpgradeQueuesTheVerificationsInFlight: a database written before the
+// poller's queue (migrations 0001 and 0002) keeps polling what was in
+// flight, each verification due when its next poll or its lease says.
+func TestUpgradeQueuesTheVerificationsInFlight(t *testing.T) {
+	url := postgrestest.Schema(t, postgrestest.URL(t))
+	conn := connect(t, url)
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE schema_migrations (
+		name text NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"0001_init.sql", "0002_brokers.sql"} {
+		sql, err := os.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), string(sql)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conn.Exec(t.Context(), `INSERT INTO schema_migrations (name) VALUES ($1)`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, leased := storetest.At(time.Minute), storetest.At(time.Minute+8*time.Second)
+	_, err := conn.Exec(t.Context(), `INSERT INTO verifications (id, call_sid, status, interval_ms, next_poll_at, lease_owner, lease_until)
+		VALUES ('v-leased', 'CA1', 'pending', 5000, $1, 'dead-instance', $2),
+		       ('v-due', 'CA2', 'starting', 5000, $1, '', '-infinity'),
+		       ('v-done', 'CA3', 'approved', 5000, $1, '', '-infinity')`, due, leased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := postgrestest.OpenURL(t, url)
+	if n, err := db.InFlight(t.Context()); err != nil || n != 2 {
+		t.Errorf("InFlight = %d, %v; want 2", n, err)
+	}
+	for _, want := range []struct {
+		at  time.Time
+		ids []string
+	}{
+		{due, []string{"v-due"}}, // v-leased is still the dead instance's
+		{leased, []string{"v-due", "v-leased"}},
+	} {
+		got, err := db.ClaimDue(t.Context(), "poller-1", want.at, 8*time.Second, 10)
+		var ids []string
+		for _, v := range got {
+			ids = append(ids, v.ID)
+		}
+		if err != nil || !slices.Equal(ids, want.ids) {
+			t.Errorf("ClaimDue at %v = %v, %v; want %v", want.at, ids, err, want.ids)
+		}
+	}
 }
