@@ -15,8 +15,9 @@ import (
 // the indexes of verifications, as it did when the due time and the lease
 // were indexed columns there (two non-HOT updates of the wide row a poll,
 // each an entry in all eight indexes). 100 verifications polled 20 times
-// grew those indexes by 22 pages (from 15) then; updates that PostgreSQL can make
-// in place (HOT) leave them as they are.
+// grew those indexes by 22 pages (from 15) then; updates that PostgreSQL
+// can make in place (HOT) leave them as they are. The pollers also vacuum
+// the queue.
 func TestPollsLeaveTheVerificationIndexesAlone(t *testing.T) {
 	url := postgrestest.Schema(t, postgrestest.URL(t))
 	db := postgrestest.OpenURL(t, url)
