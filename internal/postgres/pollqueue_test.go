@@ -68,3 +68,44 @@ func TestPollsLeaveTheVerificationIndexesAlone(t *testing.T) {
 		t.Errorf("InFlight = %d, %v; want %d", got, err, n)
 	}
 }
+
+// TestClaimPutsTheQueueRight: verifications written without the queue (an
+// instance of the version before it, during a rolling upgrade) are not
+// claimed early and do not stay at the head of the queue, where NextDue
+// would keep saying "now" to claims that take nothing (a poller spinning).
+func TestClaimPutsTheQueueRight(t *testing.T) {
+	now := storetest.At(time.Minute)
+	later := now.Add(4 * time.Second)
+	for _, tc := range []struct {
+		name    string
+		behind  string // what the old instance did to the verification
+		nextDue time.Time
+		queued  bool
+	}{
+		{"finished it", `UPDATE verifications SET status = 'approved'`, time.Time{}, false},
+		{"stored a later poll", `UPDATE verifications SET next_poll_at = $1`, later, true},
+		{"leased it", `UPDATE verifications SET lease_owner = 'old-instance', lease_until = $1`, later, true},
+		{"deleted it", `DELETE FROM verifications`, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := postgrestest.Schema(t, postgrestest.URL(t))
+			db := postgrestest.OpenURL(t, url)
+			conn := connect(t, url)
+			storetest.MustCreateVerification(t, db, storetest.NewVerification("v1", "CA1", store.VerPending, storetest.Epoch))
+			args := []any{}
+			if tc.nextDue != (time.Time{}) {
+				args = append(args, tc.nextDue)
+			}
+			if _, err := conn.Exec(t.Context(), tc.behind, args...); err != nil {
+				t.Fatal(err)
+			}
+			if vs, err := db.ClaimDue(t.Context(), "poller-1", now, 8*time.Second, 10); err != nil || len(vs) != 0 {
+				t.Fatalf("ClaimDue = %d verifications, %v; want none", len(vs), err)
+			}
+			next, ok, err := db.NextDue(t.Context(), now)
+			if err != nil || ok != tc.queued || (ok && !next.Equal(tc.nextDue)) {
+				t.Errorf("NextDue after the claim = %v, %t, %v; want %v, %t", next, ok, err, tc.nextDue, tc.queued)
+			}
+		})
+	}
+}

@@ -131,19 +131,41 @@ const (
 	// when the lease ends). The due ids are collected first (an array, not
 	// IN (SELECT …), which the planner may turn into a hash join over the
 	// whole table) and the verifications then updated by primary key.
+	//
+	// A due row whose verification is not due after all is put right
+	// rather than left at the head of the queue, where NextDue would keep
+	// saying "now" to a claim that takes nothing: moved to its next poll or
+	// another poller's lease, or dropped when the verification is done or
+	// gone. Writers keep the queue in step, so this happens only when
+	// something wrote verifications without it — an instance of the
+	// version before the queue, during a rolling upgrade.
+	// "moved" reads the verifications as they were before "leased" (one
+	// snapshot), so it works out the lease "leased" stored from the same
+	// condition and leaseEnd.
 	qClaimDue = `WITH due AS (
 			SELECT id FROM poll_queue WHERE due_at <= $2
 			ORDER BY due_at, id LIMIT $4
 			FOR UPDATE SKIP LOCKED),
 		leased AS (
 			UPDATE verifications SET lease_owner = $1,
-				lease_until = $2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond',
+				lease_until = ` + leaseEnd + `,
 				version = version + 1
 			WHERE id = ANY(ARRAY(SELECT id FROM due)) AND ` + inFlight + `
+				AND next_poll_at <= $2 AND lease_until <= $2
 			RETURNING ` + verificationColumns + `),
-		queued AS (
-			UPDATE poll_queue q SET due_at = leased.lease_until FROM leased WHERE q.id = leased.id)
+		moved AS (
+			UPDATE poll_queue q SET due_at = CASE
+					WHEN v.next_poll_at <= $2 AND v.lease_until <= $2 THEN ` + leaseEnd + `
+					ELSE greatest(v.next_poll_at, v.lease_until) END
+			FROM verifications v
+			WHERE v.id = ANY(ARRAY(SELECT id FROM due)) AND v.` + inFlight + ` AND q.id = v.id),
+		dropped AS (
+			DELETE FROM poll_queue q WHERE q.id = ANY(ARRAY(SELECT id FROM due))
+				AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = q.id AND v.` + inFlight + `))
 		SELECT * FROM leased`
+	// leaseEnd is the end of a lease taken at $2 for $3 ms, or the
+	// verification's interval if longer.
+	leaseEnd = `$2::timestamptz + greatest($3::bigint, interval_ms) * interval '1 millisecond'`
 	// qNextDue is the earliest time a poller may claim a verification: the
 	// next poll of one not leased or the end of a lease, whichever comes
 	// first; NULL when nothing is in flight.
