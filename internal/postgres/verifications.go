@@ -172,9 +172,9 @@ func (db *DB) UpdateVerification(ctx context.Context, v *store.Verification, eve
 
 // ClaimDue leases the due verifications to owner and returns them, earliest
 // due first. It is one statement, atomic on its own; every
-// queueVacuumEvery it first vacuums the queue (vacuumQueue).
+// queueTendEvery it first tends the queue (tendQueue).
 func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
-	db.vacuumQueue(ctx)
+	db.tendQueue(ctx)
 	rows, _ := db.pool.Query(ctx, qClaimDue, owner, stamp(now), lease.Milliseconds(), store.DueLimit(limit))
 	vs, err := pgx.AppendRows([]*store.Verification(nil), rows, func(row pgx.CollectableRow) (*store.Verification, error) {
 		return scanVerification(row)
@@ -186,25 +186,29 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	return vs, nil
 }
 
-// queueVacuumEvery is how often the pollers vacuum poll_queue.
-const queueVacuumEvery = 2 * time.Second
+// queueTendEvery is how often the pollers tend poll_queue.
+const queueTendEvery = 2 * time.Second
 
-// vacuumQueue vacuums poll_queue when queueVacuumEvery has passed since
-// the last time. The queue is small (a row per verification in flight) but
-// each poll moves its row twice, and each move leaves a dead entry in
+// tendQueue, when queueTendEvery has passed since the last time, queues
+// the verifications in flight that have no queue row (started by an
+// instance of the version before the queue, during a rolling upgrade;
+// an index scan of the verifications in flight) and vacuums poll_queue.
+// The queue is small (a row per verification in flight) but each poll
+// moves its row twice, and each move leaves a dead entry in
 // poll_queue_due below the live ones, where every claim and NextDue begin
 // their walk: 10,000 verifications in flight leave ~4,000 a second.
 // Autovacuum visits a table at most once a minute (autovacuum_naptime),
 // or never when it is off; a vacuum of the queue takes a few milliseconds.
 // SKIP_LOCKED: when another instance is vacuuming it, this one does not
-// wait. A failure is left for the next time: the queue is only slower.
-func (db *DB) vacuumQueue(ctx context.Context) {
+// wait. A failure is left for the next time.
+func (db *DB) tendQueue(ctx context.Context) {
 	now := time.Now().UnixNano()
-	last := db.vacuumedAt.Load()
-	if now-last < int64(queueVacuumEvery) || !db.vacuumedAt.CompareAndSwap(last, now) {
+	last := db.tendedAt.Load()
+	if now-last < int64(queueTendEvery) || !db.tendedAt.CompareAndSwap(last, now) {
 		return
 	}
-	_, _ = db.pool.Exec(ctx, qVacuumQueue) // a failure waits for the next time
+	_, _ = db.pool.Exec(ctx, qQueueOrphans) // a failure waits for the next time
+	_, _ = db.pool.Exec(ctx, qVacuumQueue)
 }
 
 // NextDue is the earliest NextPollAt of the in-flight verifications not

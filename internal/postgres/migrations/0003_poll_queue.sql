@@ -18,6 +18,12 @@ CREATE TABLE poll_queue (
 	due_at timestamptz NOT NULL
 );
 CREATE INDEX poll_queue_due ON poll_queue (due_at, id);
+-- The verifications in flight, for the pollers' check that each has its
+-- queue row (an instance of the version before this one starts them
+-- without). Its column and condition change only when a verification
+-- starts or ends, never in a poll.
+CREATE INDEX verifications_in_flight ON verifications (id)
+	WHERE status IN ('starting', 'pending');
 
 INSERT INTO poll_queue (id, due_at)
 	SELECT id, greatest(next_poll_at, lease_until) FROM verifications
