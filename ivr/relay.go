@@ -51,14 +51,8 @@ func (s *Service) relay(ctx context.Context) {
 			// At most one load per relayGap: under a burst the next
 			// batch gathers what arrived meanwhile instead of a load per
 			// notification competing with the writers for the database.
-			if wait := relayGap - time.Since(started); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
+			if wait := relayGap - time.Since(started); wait > 0 && !sleep(ctx, wait) {
+				return
 			}
 		}
 	})
