@@ -93,7 +93,7 @@ func (db *DB) Import(ctx context.Context, tables []Table) (map[string]int64, err
 		}
 		// The poller's queue is derived from the verifications: it is
 		// not a table Import copies.
-		if _, err := tx.Exec(ctx, qQueueImported); err != nil {
+		if _, err := tx.Exec(ctx, qQueueOrphans); err != nil {
 			return fmt.Errorf("queue the verifications in flight: %w", err)
 		}
 		return nil

@@ -115,11 +115,6 @@ const (
 	qQueuePoll   = `INSERT INTO poll_queue (id, due_at) VALUES ($1, $2)`
 	qRequeuePoll = `UPDATE poll_queue SET due_at = $2 WHERE id = $1`
 	qUnqueuePoll = `DELETE FROM poll_queue WHERE id = $1`
-	// qQueueImported queues the verifications in flight that Import copied
-	// (and moves none already queued).
-	qQueueImported = `INSERT INTO poll_queue (id, due_at)
-		SELECT id, greatest(next_poll_at, lease_until) FROM verifications WHERE ` + inFlight + `
-		ON CONFLICT (id) DO NOTHING`
 	// qClaimDue leases the due rows: $1 owner, $2 now, $3 lease in ms, $4
 	// limit. The due rows are read from poll_queue in due order; FOR
 	// UPDATE SKIP LOCKED passes over rows another ClaimDue is leasing right
@@ -174,8 +169,9 @@ const (
 	// in poll_queue (tendQueue).
 	qVacuumQueue = `VACUUM (SKIP_LOCKED) poll_queue`
 	// qQueueOrphans queues the verifications in flight that have no queue
-	// row (tendQueue): those an instance of the version before the queue
-	// started, during a rolling upgrade. It reads verifications_in_flight.
+	// row: those Import copied, and those an instance of the version before
+	// the queue started during a rolling upgrade (tendQueue). It reads
+	// verifications_in_flight.
 	qQueueOrphans = `INSERT INTO poll_queue (id, due_at)
 		SELECT v.id, greatest(v.next_poll_at, v.lease_until) FROM verifications v
 		WHERE v.` + inFlight + ` AND NOT EXISTS (SELECT 1 FROM poll_queue q WHERE q.id = v.id)
