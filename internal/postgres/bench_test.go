@@ -21,6 +21,10 @@ func BenchmarkUpdateVerification(b *testing.B) {
 	storetest.BenchmarkUpdateVerification(b, openStore)
 }
 
+func BenchmarkUpdateCall(b *testing.B) {
+	storetest.BenchmarkUpdateCall(b, openStore)
+}
+
 func BenchmarkCallRead(b *testing.B) {
 	storetest.BenchmarkCallRead(b, postgrestest.Open(b))
 }

@@ -345,6 +345,8 @@ const (
 	foreignKeyViolation = "23503"
 	versionConflict     = "IV409" // ivr_versioned
 	versionNotFound     = "IV404"
+	callBusy            = "IV423" // ivr_in_flight
+	limitFull           = "IV429" // ivr_limit
 )
 
 func isUnique(err error) bool     { return pgCode(err) == uniqueViolation }

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"net/url"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ivr/callerverify/internal/postgres"
 	"github.com/ivr/callerverify/internal/postgres/postgrestest"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/internal/store/storetest"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -28,7 +31,22 @@ type proxy struct {
 	conns []net.Conn
 	wg    sync.WaitGroup
 	gen   atomic.Int64 // freeze moves it on: older connections carry nothing
+
+	// stall: see stallAfterNextSync.
+	stall   atomic.Int32 // stallOff, stallArmed, stallOn
+	replied chan struct{}
 }
+
+// The states of a proxy's stall.
+const (
+	stallOff   int32 = iota
+	stallArmed       // the client's next Sync goes through, and nothing after it
+	stallOn          // the client's messages are dropped
+)
+
+// syncMessage is the protocol's Sync message, which ends a batch of
+// extended-protocol messages.
+var syncMessage = []byte{'S', 0, 0, 0, 4}
 
 // newProxy starts a proxy to the database dbURL names and returns it with
 // dbURL pointed at it.
@@ -98,24 +116,56 @@ func (p *proxy) forward(ln net.Listener, c net.Conn) {
 	}
 	p.conns = append(p.conns, c, d)
 	gen := p.gen.Load()
-	p.wg.Go(func() { p.copy(d, c, gen); d.Close() })
-	p.wg.Go(func() { p.copy(c, d, gen); c.Close() })
+	p.wg.Go(func() { p.copy(d, c, gen, true); d.Close() })
+	p.wg.Go(func() { p.copy(c, d, gen, false); c.Close() })
 }
 
 // copy copies src to dst until either fails, dropping what it reads once
-// a freeze came after gen.
-func (p *proxy) copy(dst, src net.Conn, gen int64) {
+// a freeze came after gen. up is the client's side (src is the client).
+func (p *proxy) copy(dst, src net.Conn, gen int64, up bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && p.gen.Load() == gen {
+		if up && p.stall.Load() != stallOff {
+		}
+		if n > 0 && p.gen.Load() == gen && !(up && p.stall.Load() == stallOn) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
+			}
+			switch {
+			case up && bytes.HasSuffix(buf[:n], syncMessage):
+				p.stall.CompareAndSwap(stallArmed, stallOn)
+			case !up && p.stall.Load() == stallOn:
+				p.replyOnce()
 			}
 		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// stallAfterNextSync lets the client's next batch of messages (up to its
+// Sync) through and then drops everything the clients send, while the
+// server's answers still come back: a client that stops between two round
+// trips of a transaction, as an instance does in a long GC pause, on a
+// starved CPU or behind a lost network path. The channel it returns is
+// closed once the server has answered that batch.
+func (p *proxy) stallAfterNextSync() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.replied = make(chan struct{})
+	p.stall.Store(stallArmed)
+	return p.replied
+}
+
+func (p *proxy) replyOnce() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.replied:
+	default:
+		close(p.replied)
 	}
 }
 
@@ -218,5 +268,60 @@ func TestListenNoticesASilentlyLostConnection(t *testing.T) {
 	}
 	if got := collect(t, ch, 1); len(got) != 1 || got[0] != e.Seq {
 		t.Errorf("after the resync: %v, want %d", got, e.Seq)
+	}
+}
+
+// TestAStalledStartHoldsNoLock stalls an instance right after it sent a
+// verification's start, as a long GC pause, a starved CPU or a lost network
+// path does. Every start takes the global limit's lock; a start that held
+// it until its instance came back to send COMMIT kept every start of every
+// other instance waiting meanwhile. The start is one round trip now: the
+// server commits it, and the locks go, before it answers.
+func TestAStalledStartHoldsNoLock(t *testing.T) {
+	url := postgrestest.Schema(t, postgrestest.URL(t))
+	p, proxied := newProxy(t, url)
+	// The proxy reads the protocol: no TLS on a's connection.
+	a := postgrestest.OpenURL(t, withParam(withParam(proxied, "pool_max_conns", "1"), "sslmode", "disable")) // the instance that stalls
+	b := postgrestest.OpenURL(t, url)                                                                        // another instance
+	limits := []store.Limit{
+		{Scope: store.LimitNumber, Key: "h", Max: 100, Window: time.Hour},
+		{Scope: store.LimitGlobal, Max: 100, Window: time.Hour},
+	}
+	start := func(ctx context.Context, db *postgres.DB, sid string) error {
+		v := storetest.NewVerification("v"+sid, sid, store.VerPending, storetest.At(time.Second))
+		_, err := db.StartVerification(ctx, nil, v, limits, storetest.NewEvent(sid, "verification_started", storetest.Epoch))
+		return err
+	}
+	for _, sid := range []string{"CA1", "CA2", "CA3"} {
+		storetest.MustCreateCall(t, b, storetest.NewCall(sid, storetest.Epoch))
+	}
+	// Once, so that a's connection has its statements prepared: the next
+	// start is then the start's own messages alone.
+	if err := start(t.Context(), a, "CA1"); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+
+	replied := p.stallAfterNextSync()
+	stalled := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	go func() { stalled <- start(ctx, a, "CA2") }()
+	select {
+	case <-replied:
+	case <-ctx.Done():
+		t.Fatal("the server never answered the stalled instance's start")
+	}
+	// The server has answered a's start and a has gone quiet.
+	bctx, bcancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer bcancel()
+	if err := start(bctx, b, "CA3"); err != nil {
+		t.Fatalf("another instance's start while the first instance is stalled: %v; "+
+			"want it through (the stalled start must not hold the global limit's lock)", err)
+	}
+	if err := <-stalled; err != nil {
+		t.Errorf("the stalled instance's start: %v, want it stored (the server had all of it)", err)
+	}
+	if _, err := b.Verification(t.Context(), "vCA2"); err != nil {
+		t.Errorf("the stalled instance's verification: %v", err)
 	}
 }

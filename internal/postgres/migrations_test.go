@@ -24,6 +24,7 @@ func TestShippedMigrationsAreUnchanged(t *testing.T) {
 		"0002_brokers.sql":       "bcc3a06662253c7179c216b6a19c3f691d2dd39b76c3c0aa820bc1eb8605ba3f",
 		"0003_poll_queue.sql":    "86d2686a968596d604b1cc3e715cb286ba4d4370663c430e9dc55e90c88c0f33",
 		"0004_version_check.sql": "825878e0df8ede27aa52fe7fc5bd3e7579cf0b6a41aeb9e65b81d569c33f6d2d",
+		"0005_start_checks.sql":  "24b2a112840ef05f3b9d2e5bd3937ba8d5a286d5a0de12fd10be5798cfb6aab8",
 	})
 }
 

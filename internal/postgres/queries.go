@@ -98,14 +98,22 @@ const (
 		WHERE id = $1 AND version = $27
 		RETURNING 1)
 		SELECT ivr_versioned(EXISTS (SELECT 1 FROM updated), EXISTS (SELECT 1 FROM verifications WHERE id = $1))`
-	qCallInFlight = `SELECT EXISTS (SELECT 1 FROM verifications WHERE call_sid = $1 AND ` + inFlight + `)`
-	// The rate-limit counts, one per store.LimitScope: each reads one index
-	// (verifications_id_hash, _caller, _initiator, _created) over the window
-	// only. They run in StartVerification's transaction, after its lock.
-	qCountByIDHash    = `SELECT count(*) FROM verifications WHERE id_hash = $1 AND created_at >= $2`
-	qCountByCaller    = `SELECT count(*) FROM verifications WHERE caller = $1 AND caller <> '' AND initiator = 'caller' AND created_at >= $2`
-	qCountByInitiator = `SELECT count(*) FROM verifications WHERE initiator = $1 AND created_at >= $2`
-	qCountAll         = `SELECT count(*) FROM verifications WHERE created_at >= $1`
+	// qCheckInFlight fails a start (ivr_in_flight) when the call $1 has a
+	// verification in flight.
+	qCheckInFlight = `SELECT ivr_in_flight(EXISTS (SELECT 1 FROM verifications WHERE call_sid = $1 AND ` + inFlight + `))`
+	// The rate-limit checks, one per store.LimitScope: each counts the
+	// verifications created since $4 with one index (verifications_id_hash,
+	// _caller, _initiator, _created) over the window only, and ivr_limit
+	// weighs the count against $1 Max, $2 Override, for the limit at
+	// position $3; $5 is the limit's key. They run in StartVerification's
+	// transaction, after its locks.
+	qLimitByIDHash = `SELECT ivr_limit((SELECT count(*) FROM verifications
+		WHERE id_hash = $5 AND created_at >= $4), $1, $2, $3)`
+	qLimitByCaller = `SELECT ivr_limit((SELECT count(*) FROM verifications
+		WHERE caller = $5 AND caller <> '' AND initiator = 'caller' AND created_at >= $4), $1, $2, $3)`
+	qLimitByInitiator = `SELECT ivr_limit((SELECT count(*) FROM verifications
+		WHERE initiator = $5 AND created_at >= $4), $1, $2, $3)`
+	qLimitAll = `SELECT ivr_limit((SELECT count(*) FROM verifications WHERE created_at >= $4), $1, $2, $3)`
 	// qQueuePoll puts a verification that starts in the poller's queue,
 	// due at its first poll; qRequeuePoll moves one in flight to its next
 	// poll (a write ends the lease), and qUnqueuePoll takes one that is

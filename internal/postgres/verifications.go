@@ -2,13 +2,16 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/ivr/callerverify/internal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -17,64 +20,73 @@ import (
 // and that every limit has room. Starts take transaction-scoped advisory
 // locks before they count (startLocks), so that concurrent starts that
 // share a call or a limit, from this instance or another, count each
-// other's rows, while starts that share nothing go on side by side. The
-// statements up to the insert go to the server in one round trip.
+// other's rows, while starts that share nothing go on side by side.
+//
+// The server makes every check (ivr_versioned, ivr_in_flight, ivr_limit),
+// so the start is one implicit transaction sent in one round trip: its
+// locks end with the server's commit and are never held while this
+// process reads the answers, however long it takes to.
 func (db *DB) StartVerification(ctx context.Context, c *store.Call, v *store.Verification, limits []store.Limit, events ...*store.Event) ([]store.Limit, error) {
-	var over []store.Limit
-	err := db.write(ctx, func(b *pgx.Batch) error {
+	checks := make([]limitCheck, 0, len(limits))
+	for i, l := range limits {
+		if l.Max <= 0 {
+			continue // off: nothing to count
+		}
+		lc, err := checkLimit(l, i, v.CreatedAt)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: start verification: %w", err)
+		}
+		checks = append(checks, lc)
+	}
+	overridden := make([]bool, len(checks))
+	err := db.writeAtOnce(ctx, func(b *pgx.Batch) {
 		if c != nil { // first: a call that moved is a conflict, whatever else
 			b.Queue(qUpdateCall, updateCallArgs(c)...)
 		}
 		for _, k := range db.startLocks(v.CallSID, limits) {
 			b.Queue(qLock, k)
 		}
-		b.Queue(qCallInFlight, v.CallSID).QueryRow(func(row pgx.Row) error {
-			var busy bool
-			if err := row.Scan(&busy); err != nil {
-				return fmt.Errorf("check in flight: %w", err)
-			}
-			if busy {
-				return store.ErrInFlight
-			}
-			return nil
-		})
-		for _, l := range limits {
-			if l.Max <= 0 {
-				continue // off: nothing to count
-			}
-			q, args, err := limitCount(l, v.CreatedAt)
-			if err != nil {
-				return err
-			}
-			b.Queue(q, args...).QueryRow(func(row pgx.Row) error {
-				var n int
-				if err := row.Scan(&n); err != nil {
-					return fmt.Errorf("count for the %s limit: %w", l.Scope, err)
-				}
-				overridden, err := l.Check(n)
-				if overridden {
-					over = append(over, l)
-				}
-				return err
+		b.Queue(qCheckInFlight, v.CallSID)
+		for i, lc := range checks {
+			b.Queue(lc.query, lc.args...).QueryRow(func(row pgx.Row) error {
+				return row.Scan(&overridden[i])
 			})
 		}
 		b.Queue(qInsertVerification, verificationArgs(v)...)
 		if !v.Status.Done() {
 			b.Queue(qQueuePoll, v.ID, stamp(v.NextPollAt))
 		}
-		return nil
 	}, events)
-	if isUnique(err) {
-		err = store.ErrConflict
-	}
-	err = versionError(err)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: start verification: %w", err)
+		return nil, fmt.Errorf("postgres: start verification: %w", startError(err, limits))
 	}
 	if c != nil {
 		c.Version++
 	}
+	var over []store.Limit
+	for i, lc := range checks {
+		if overridden[i] {
+			over = append(over, limits[lc.at])
+		}
+	}
 	return over, nil
+}
+
+// startError is the store's error for a start that failed in the server.
+func startError(err error, limits []store.Limit) error {
+	switch pgCode(err) {
+	case uniqueViolation:
+		return store.ErrConflict
+	case callBusy:
+		return store.ErrInFlight
+	case limitFull:
+		if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+			if at, perr := strconv.Atoi(pe.Detail); perr == nil && at >= 0 && at < len(limits) {
+				return &store.LimitError{Limit: limits[at]}
+			}
+		}
+	}
+	return versionError(err)
 }
 
 // startLocks are the advisory lock keys a start takes: one for its call
@@ -106,21 +118,30 @@ func (db *DB) hashKey(kind, key string) int64 {
 	return int64(h.Sum64())
 }
 
-// limitCount is the query (and its arguments) counting the verifications
-// that l counts among those created in its window before now.
-func limitCount(l store.Limit, now time.Time) (string, []any, error) {
-	since := stamp(now.Add(-l.Window))
+// limitCheck is the statement that checks one limit of a start, the
+// limit at position at of the start's limits.
+type limitCheck struct {
+	query string
+	args  []any
+	at    int
+}
+
+// checkLimit is the check of l, at position at of a start's limits, that
+// counts the verifications l counts among those created in its window
+// before now.
+func checkLimit(l store.Limit, at int, now time.Time) (limitCheck, error) {
+	args := []any{l.Max, l.Override, at, stamp(now.Add(-l.Window)), l.Key}
 	switch l.Scope {
 	case store.LimitNumber:
-		return qCountByIDHash, []any{l.Key, since}, nil
+		return limitCheck{qLimitByIDHash, args, at}, nil
 	case store.LimitCaller, store.LimitWithheld:
-		return qCountByCaller, []any{l.Key, since}, nil
+		return limitCheck{qLimitByCaller, args, at}, nil
 	case store.LimitAgent:
-		return qCountByInitiator, []any{l.Key, since}, nil
+		return limitCheck{qLimitByInitiator, args, at}, nil
 	case store.LimitGlobal:
-		return qCountAll, []any{since}, nil
+		return limitCheck{qLimitAll, args[:4], at}, nil
 	}
-	return "", nil, fmt.Errorf("unknown limit scope %q", l.Scope)
+	return limitCheck{}, fmt.Errorf("unknown limit scope %q", l.Scope)
 }
 
 // verificationArgs are v's values in verificationColumns order, without the

@@ -22,6 +22,10 @@ func BenchmarkUpdateVerification(b *testing.B) {
 	storetest.BenchmarkUpdateVerification(b, openStore)
 }
 
+func BenchmarkUpdateCall(b *testing.B) {
+	storetest.BenchmarkUpdateCall(b, openStore)
+}
+
 func BenchmarkCallRead(b *testing.B) {
 	storetest.BenchmarkCallRead(b, open(b))
 }

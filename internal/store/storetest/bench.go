@@ -97,6 +97,41 @@ func BenchmarkUpdateVerification(b *testing.B, newStore func(b *testing.B) store
 	})
 }
 
+// BenchmarkUpdateCall is a state-changing webhook's write: the call row
+// and its timeline event in one transaction, from one goroutine and from
+// many at once.
+func BenchmarkUpdateCall(b *testing.B, newStore func(b *testing.B) store.Store) {
+	b.Run("serial", func(b *testing.B) {
+		s := newStore(b)
+		c := NewCall("CA1", Epoch)
+		MustCreateCall(b, s, c)
+		for b.Loop() {
+			c.NumberAttempts++
+			if err := s.UpdateCall(b.Context(), c, NewEvent("CA1", "digits", Epoch)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		s := newStore(b)
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			c := NewCall(fmt.Sprintf("CA%d", next.Add(1)), Epoch)
+			if _, err := s.CreateCall(b.Context(), c); err != nil {
+				b.Error(err)
+				return
+			}
+			for pb.Next() {
+				c.NumberAttempts++
+				if err := s.UpdateCall(b.Context(), c, NewEvent(c.SID, "digits", Epoch)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
 // BenchmarkCallRead is the hold loop's read of a call, from many
 // goroutines, while nothing writes.
 func BenchmarkCallRead(b *testing.B, s store.Store) {
