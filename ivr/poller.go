@@ -71,6 +71,14 @@ func (s *Service) Run(ctx context.Context) error {
 		// flight: at full concurrency, a claim per finished poll would be
 		// a round trip and a commit per poll more.
 		batch = max(1, min(claimBatch, cap(slots)/8))
+		// claim says whether to claim now: something is due, or may be.
+		// A claim is a write transaction (on SQLite, the connection every
+		// webhook's write queues for), so the poller does not claim on
+		// every wake-up: a finished poll is worth a claim only when the
+		// last claim filled every free slot (backlog: more may be due),
+		// a new verification only once NextDue says it is due.
+		claim   = true
+		backlog = false
 	)
 	defer wg.Wait()
 	if s.feed != nil {
@@ -91,14 +99,14 @@ func (s *Service) Run(ctx context.Context) error {
 		// runs while it waits for a slot. While polls are in flight, wait
 		// until a batch of slots is free: each poll that finishes kicks.
 		free := cap(slots) - len(slots)
-		if free < batch && free < cap(slots) {
+		if claim && free < batch && free < cap(slots) {
 			select {
 			case <-ctx.Done():
 			case <-kick:
 			}
 			continue
 		}
-		if free > 0 {
+		if claim && free > 0 {
 			due, err := s.store.ClaimDue(ctx, s.owner, s.now(), pollLease, free)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -135,10 +143,11 @@ func (s *Service) Run(ctx context.Context) error {
 					}
 				})
 			}
-			if len(due) == free {
+			if backlog = len(due) == free; backlog {
 				continue // maybe more are due; a finished poll frees a slot
 			}
 		}
+		claim = true
 		var timer *time.Timer
 		var fire <-chan time.Time
 		if len(slots) < cap(slots) {
@@ -156,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if ok {
 				d := next.Sub(s.now())
 				if d <= 0 {
-					continue // came due meanwhile
+					continue // due now, or came due meanwhile
 				}
 				timer = time.NewTimer(d)
 				fire = timer.C
@@ -165,7 +174,9 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-s.wake:
+			claim = false // NextDue first: is it due?
 		case <-kick:
+			claim = backlog
 		case <-fire:
 		}
 		if timer != nil {

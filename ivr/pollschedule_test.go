@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/ivr/callerverify/ciba"
+	"github.com/ivr/callerverify/internal/store"
 	"github.com/ivr/callerverify/ivr"
 )
 
@@ -123,4 +125,62 @@ func validSwedish(i int) string {
 		sum += d
 	}
 	return "19" + base + strconv.Itoa((10-sum%10)%10)
+}
+
+// claimCounter counts the store's claims, and those that claimed nothing.
+type claimCounter struct {
+	store.Store
+	claims, empty atomic.Int64
+}
+
+func (c *claimCounter) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*store.Verification, error) {
+	vs, err := c.Store.ClaimDue(ctx, owner, now, lease, limit)
+	c.claims.Add(1)
+	if err == nil && len(vs) == 0 {
+		c.empty.Add(1)
+	}
+	return vs, err
+}
+
+// TestPollerClaimsWhenSomethingIsDue: a claim is a write transaction, on
+// SQLite the one connection every webhook's write queues for. The poller
+// claims when a verification comes due, or when a poll finishing frees a
+// slot that a backlog waits for; not after every poll when nothing else is
+// due (a claim that found nothing for each poll, twice the polls' claims).
+func TestPollerClaimsWhenSomethingIsDue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &punctualBroker{interval: time.Second, latency: 50 * time.Millisecond, asked: map[string][]time.Time{}, answered: map[string]time.Time{}}
+		e := newEnv(t, func(c *ivr.Config) {
+			c.RateLimitCaller = ivr.RateLimit{Max: -1} // one caller id for all
+		})
+		e.stop()
+		e.auth = b
+		cc := &claimCounter{Store: e.db}
+		e.store = cc
+		e.start()
+		const calls = 10
+		for i := range calls {
+			sid := testSID(fmt.Sprintf("due%d", i))
+			e.post("/twilio/voice", params(sid))
+			e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
+			time.Sleep(97 * time.Millisecond) // due at different times
+		}
+		time.Sleep(20 * time.Second)
+		e.stop()
+
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		polls := 0
+		for _, at := range b.asked {
+			polls += len(at)
+		}
+		if polls < calls*15 {
+			t.Fatalf("%d polls of %d verifications in 20 s at a 1 s interval", polls, calls)
+		}
+		claims, empty := cc.claims.Load(), cc.empty.Load()
+		t.Logf("%d polls, %d claims, %d of them empty", polls, claims, empty)
+		if empty > int64(polls)/20 {
+			t.Errorf("%d of %d claims found nothing due, for %d polls; want at most one in twenty polls", empty, claims, polls)
+		}
+	})
 }
