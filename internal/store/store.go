@@ -403,7 +403,8 @@ type Limit struct {
 // Check is what StartVerification makes of l once it has counted n, the
 // verifications l counts in its window: nil when l has room or is off
 // (Max 0 or less); when l is full, a *LimitError, or overridden true and
-// no error if l is an Override.
+// no error if l is an Override. (The PostgreSQL store makes the same
+// decision in the server, ivr_limit in its migration 0005: change both.)
 func (l Limit) Check(n int) (overridden bool, err error) {
 	switch {
 	case l.Max <= 0 || n < l.Max:

@@ -57,7 +57,7 @@ func TestConcurrentWriters(t *testing.T, stores ...store.Store) {
 					errs <- fmt.Errorf("AppendEvent: %w", err)
 				}
 				if _, err := db.Call(ctx, sid); err != nil {
-					errs <- fmt.Errorf("Call: %w", err)
+					errs <- fmt.Errorf("db.Call: %w", err)
 				}
 				if _, _, err := db.NextDue(ctx, At(time.Hour)); err != nil {
 					errs <- fmt.Errorf("NextDue: %w", err)
