@@ -126,8 +126,6 @@ func (p *proxy) copy(dst, src net.Conn, gen int64, up bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if up && p.stall.Load() != stallOff {
-		}
 		if n > 0 && p.gen.Load() == gen && !(up && p.stall.Load() == stallOn) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -159,6 +157,7 @@ func (p *proxy) stallAfterNextSync() <-chan struct{} {
 	return p.replied
 }
 
+// replyOnce closes the channel stallAfterNextSync returned, once.
 func (p *proxy) replyOnce() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
