@@ -30,6 +30,10 @@ type punctualBroker struct {
 	late     []time.Duration // how long after its due time each poll came
 }
 
+func newPunctualBroker(interval, latency time.Duration) *punctualBroker {
+	return &punctualBroker{interval: interval, latency: latency, asked: map[string][]time.Time{}, answered: map[string]time.Time{}}
+}
+
 func (b *punctualBroker) Authenticate(ctx context.Context, req ciba.AuthRequest) (*ciba.AuthResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -70,7 +74,7 @@ func (b *punctualBroker) Token(ctx context.Context, id string) (*ciba.TokenRespo
 // it is due.
 func TestPollerIsPunctualUnderLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := &punctualBroker{interval: time.Second, latency: 50 * time.Millisecond, asked: map[string][]time.Time{}, answered: map[string]time.Time{}}
+		b := newPunctualBroker(time.Second, 50*time.Millisecond)
 		e := newEnv(t, func(c *ivr.Config) {
 			c.PollConcurrency = 4
 			c.RateLimitCaller = ivr.RateLimit{Max: -1} // one caller id for all
@@ -79,11 +83,7 @@ func TestPollerIsPunctualUnderLoad(t *testing.T) {
 		e.auth = b
 		e.start()
 		const calls = 40
-		for i := range calls {
-			sid := testSID(fmt.Sprintf("punctual%d", i))
-			e.post("/twilio/voice", params(sid))
-			e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
-		}
+		startCalls(e, "punctual", calls, 0)
 		time.Sleep(30 * time.Second)
 		e.stop()
 
@@ -108,6 +108,19 @@ func TestPollerIsPunctualUnderLoad(t *testing.T) {
 			t.Errorf("poll lateness p99 %v (max %v), want at most %v", p99, b.late[len(b.late)-1], b.interval/10)
 		}
 	})
+}
+
+// startCalls places n calls whose callers each type a valid personnummer,
+// gap apart: n verifications start.
+func startCalls(e *env, prefix string, n int, gap time.Duration) {
+	for i := range n {
+		sid := testSID(fmt.Sprintf("%s%d", prefix, i))
+		e.post("/twilio/voice", params(sid))
+		e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
 }
 
 // validSwedish returns the i-th of a series of valid 12-digit personnummer.
@@ -149,7 +162,7 @@ func (c *claimCounter) ClaimDue(ctx context.Context, owner string, now time.Time
 // due (a claim that found nothing for each poll, twice the polls' claims).
 func TestPollerClaimsWhenSomethingIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := &punctualBroker{interval: time.Second, latency: 50 * time.Millisecond, asked: map[string][]time.Time{}, answered: map[string]time.Time{}}
+		b := newPunctualBroker(time.Second, 50*time.Millisecond)
 		e := newEnv(t, func(c *ivr.Config) {
 			c.RateLimitCaller = ivr.RateLimit{Max: -1} // one caller id for all
 		})
@@ -159,12 +172,7 @@ func TestPollerClaimsWhenSomethingIsDue(t *testing.T) {
 		e.store = cc
 		e.start()
 		const calls = 10
-		for i := range calls {
-			sid := testSID(fmt.Sprintf("due%d", i))
-			e.post("/twilio/voice", params(sid))
-			e.post("/twilio/gather?s=1", params(sid, "Digits", validSwedish(i)))
-			time.Sleep(97 * time.Millisecond) // due at different times
-		}
+		startCalls(e, "due", calls, 97*time.Millisecond) // due at different times
 		time.Sleep(20 * time.Second)
 		e.stop()
 
